@@ -1,0 +1,287 @@
+"""`segtriage.toml`: schema, defaults, strict validation and the commented template.
+
+The schema is one table of (section, key) → (default, checker, help). Validation is strict: an
+unknown section or key, or a bad value, raises ConfigError naming the file, the key, the value and
+what is allowed, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Callable
+
+CONFIG_NAME = "segtriage.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# -- checkers: each returns the (possibly normalised) value or raises ValueError(allowed) ----
+
+def _choice(*allowed: str) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v not in allowed:
+            raise ValueError("one of " + ", ".join(repr(a) for a in allowed))
+        return v
+    check.allowed = allowed  # type: ignore[attr-defined]
+    return check
+
+
+def _bool(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError("true or false")
+    return v
+
+
+def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
+    def check(v: Any) -> int:
+        if isinstance(v, bool) or not isinstance(v, int) or (lo is not None and v < lo) or (
+                hi is not None and v > hi):
+            raise ValueError(f"an integer{_range(lo, hi)}")
+        return v
+    return check
+
+
+def _float(lo: float | None = None, hi: float | None = None, *, open_lo: bool = False
+           ) -> Callable[[Any], float]:
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError(f"a number{_range(lo, hi, open_lo)}")
+        v = float(v)
+        if (lo is not None and (v < lo or (open_lo and v == lo))) or (hi is not None and v > hi):
+            raise ValueError(f"a number{_range(lo, hi, open_lo)}")
+        return v
+    return check
+
+
+def _range(lo, hi, open_lo=False) -> str:
+    if lo is not None and hi is not None:
+        return f" {'>' if open_lo else '≥'} {lo} and ≤ {hi}"
+    if lo is not None:
+        return f" {'>' if open_lo else '≥'} {lo}"
+    return ""
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("a string")
+    return v
+
+
+def _str_list(min_len: int = 0) -> Callable[[Any], list[str]]:
+    def check(v: Any) -> list[str]:
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or len(v) < min_len:
+            raise ValueError(f"a list of strings (at least {min_len})" if min_len else
+                             "a list of strings")
+        return list(v)
+    return check
+
+
+def _codes(v: Any) -> list[str]:
+    v = _str_list(2)(v)
+    if len(set(v)) != len(v):
+        raise ValueError("a list of at least 2 distinct class names")
+    return v
+
+
+def _extensions(v: Any) -> list[str]:
+    v = _str_list(1)(v)
+    return [x.lower() if x.startswith(".") else "." + x.lower() for x in v]
+
+
+# -- the schema ------------------------------------------------------------------------------
+# section → key → (default, checker, help line for the template)
+SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
+    "project": {
+        "codes": (["naw", "aye"], _codes,
+                  "class names; index 0 is background, the rest are objects"),
+        "state_dir": (".segtriage", _str,
+                      "project state (database, models, predictions), relative to the folder"),
+    },
+    "layout": {
+        "kind": ("auto", _choice("auto", "seed", "split"),
+                 "seed: NAME.EXT beside NAME_mask.EXT; split: images/ and masks/; auto detects"),
+        "mask_suffix": ("_mask", _str, "seed layout: suffix that marks a mask"),
+        "images_dir": ("images", _str, "split layout: folder of images"),
+        "masks_dir": ("masks", _str, "split layout: folder of masks"),
+        "extensions": ([".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"], _extensions,
+                       "image and mask file extensions"),
+        "ignore": ([], _str_list(), "extra glob patterns to ignore (relative paths)"),
+    },
+    "model": {
+        "arch": ("resnet34", _choice("resnet18", "resnet34", "resnet50"), "U-Net encoder"),
+        "pretrained": (False, _bool,
+                       "ImageNet weights (must already be in the torch cache: no download)"),
+        "size_policy": ("resize", _choice("resize", "crop", "pad"),
+                        "how images are made square for the network"),
+        "image_size": (128, _int(0, 4096), "network input side in pixels; 0 = native size"),
+        "batch_size": (8, _int(1, 1024), "batch size (lowered automatically for tiny sets)"),
+        "epochs": (8, _int(1, 10_000), "epochs of fit_one_cycle"),
+        "min_steps": (48, _int(0, 1_000_000),
+                      "minimum optimizer steps per training; epochs are raised to reach it"),
+        "lr": (1e-3, _float(0.0, 10.0, open_lo=True), "maximum learning rate"),
+        "folds": (3, _int(2, 20), "models trained by crossval (out-of-fold scoring)"),
+        "valid_pct": (0.2, _float(0.0, 0.9), "share of labelled images held out for validation"),
+        "seed": (42, _int(0), "random seed for the validation split and folds"),
+        "device": ("auto", _choice("auto", "cpu", "cuda", "mps"), "where to train and predict"),
+        "precision": ("auto", _choice("auto", "fp32", "bf16", "fp16"), "inference precision"),
+        "gpus": (1, _int(1, 1024), "GPUs (processes) for training and prediction"),
+    },
+    "scoring": {
+        "uncertain_threshold": (0.8, _float(0.5, 1.0),
+                                "τ: a pixel is uncertain when its max class probability < τ"),
+        "lq_temperature": (0.1, _float(0.0, 10.0, open_lo=True),
+                           "temperature of cleanlab's soft-minimum label quality"),
+        "match_iou": (0.5, _float(0.0, 1.0, open_lo=True), "IoU for matching objects"),
+        "boundary_px": (2, _int(0, 64), "half-width of the boundary band in pixels"),
+        "disagree_dice": (0.8, _float(0.0, 1.0), "Dice below this, model confident → disagrees"),
+        "confident": (0.9, _float(0.5, 1.0),
+                      "region confidence above this counts as a confident model"),
+    },
+    "editor": {
+        "command": ("", _str,
+                    "argv template with {mask} and {image}; empty: $SEGTRIAGE_EDITOR, $VISUAL, "
+                    "$EDITOR"),
+        "mode": ("terminal", _choice("terminal", "gui"),
+                 "terminal: suspend the TUI; gui: launch detached"),
+    },
+    "backup": {
+        "destination": ("", _str, "snapshot store; empty: <state_dir>/backups (prefer another disk)"),
+        "before_train": (True, _bool, "snapshot automatically before every training job"),
+    },
+    "engine": {
+        "idle_exit_s": (900.0, _float(0.0), "exit after this long idle with no client (0: never)"),
+        "watch": ("auto", _choice("auto", "native", "polling", "off"),
+                  "file watching; polling for network file systems"),
+        "debounce_s": (0.5, _float(0.0, 60.0), "wait this long after the last change to a file"),
+    },
+    "tui": {
+        "theme": ("segtriage-dark", _str, "theme name (themes/*.toml or a user theme)"),
+        "image_renderer": ("halfcell", _choice("halfcell", "auto", "kitty", "sixel", "unicode"),
+                           "terminal image protocol for the preview"),
+    },
+}
+# keymap is free-form: action id → key string (validated by the TUI against its registry)
+FREE_SECTIONS = {"keymap"}
+
+
+class Section(SimpleNamespace):
+    def as_dict(self) -> dict:
+        return dict(vars(self))
+
+
+@dataclass
+class Config:
+    project: Section
+    layout: Section
+    model: Section
+    scoring: Section
+    editor: Section
+    backup: Section
+    engine: Section
+    tui: Section
+    keymap: dict[str, str]
+    source: Path | None = None
+
+    def state_path(self, root: Path | str) -> Path:
+        p = Path(self.project.state_dir)
+        return p if p.is_absolute() else Path(root) / p
+
+    def as_dict(self) -> dict:
+        d = {name: getattr(self, name).as_dict() for name in SCHEMA}
+        d["keymap"] = dict(self.keymap)
+        return d
+
+
+def default_config() -> Config:
+    return _build({})
+
+
+def _build(data: dict, source: Path | None = None) -> Config:
+    where = str(source) if source else CONFIG_NAME
+    sections: dict[str, Any] = {}
+    for name, val in data.items():
+        if name not in SCHEMA and name not in FREE_SECTIONS:
+            raise ConfigError(f"{where}: unknown section [{name}]; allowed: "
+                              + ", ".join(f"[{s}]" for s in [*SCHEMA, *FREE_SECTIONS]))
+        if not isinstance(val, dict):
+            raise ConfigError(f"{where}: [{name}] must be a table, got {val!r}")
+    for name, keys in SCHEMA.items():
+        given = data.get(name, {})
+        for key in given:
+            if key not in keys:
+                raise ConfigError(f"{where}: unknown key {name}.{key}; allowed: "
+                                  + ", ".join(keys))
+        values = {}
+        for key, (default, check, _help) in keys.items():
+            if key in given:
+                try:
+                    values[key] = check(given[key])
+                except ValueError as e:
+                    raise ConfigError(f"{where}: {name}.{key} = {given[key]!r} is not allowed; "
+                                      f"expected {e}") from None
+            else:
+                values[key] = list(default) if isinstance(default, list) else default
+        sections[name] = Section(**values)
+    keymap = data.get("keymap", {})
+    for k, v in keymap.items():
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(f"{where}: keymap.{k} = {v!r} is not allowed; expected a key "
+                              "string such as \"ctrl+e\" or \"e,enter\"")
+    return Config(**sections, keymap=dict(keymap), source=source)
+
+
+def load_config(root: Path | str) -> Config:
+    """The config of a data folder: defaults overlaid with ``root/segtriage.toml`` if present."""
+    path = Path(root) / CONFIG_NAME
+    if not path.exists():
+        return default_config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+    return _build(data, path)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return repr(v)
+
+
+def template() -> str:
+    """A commented default config: every key, its default and what it means."""
+    lines = ["# segtriage configuration. Every key is optional; the values shown are the",
+             "# defaults. Unknown keys are errors, so a typo is reported, never ignored.", ""]
+    for name, keys in SCHEMA.items():
+        lines.append(f"[{name}]")
+        for key, (default, check, help_) in keys.items():
+            allowed = getattr(check, "allowed", None)
+            note = f"  ({' | '.join(allowed)})" if allowed else ""
+            lines.append(f"# {help_}{note}")
+            lines.append(f"{key} = {_toml_value(default)}")
+        lines.append("")
+    lines += ["[keymap]", "# rebind an action: action id = \"key\" (see `?` in the app for ids)",
+              "# edit = \"ctrl+e\"", ""]
+    return "\n".join(lines)
+
+
+def write_template(root: Path | str, *, force: bool = False) -> Path:
+    path = Path(root) / CONFIG_NAME
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists (use --force to overwrite)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".toml.tmp")
+    tmp.write_text(template(), encoding="utf-8")
+    tmp.replace(path)
+    return path
