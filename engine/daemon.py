@@ -1,0 +1,213 @@
+"""The engine process: lock, recovery, initial scan, watcher, job loop, idle exit.
+
+The main thread polls a few times a second (cheap: an in-memory dict and one indexed SQL query)
+and handles file changes; jobs run one at a time in a worker thread so a long training never
+delays re-scoring an edited mask.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+from . import index
+from .config import ConfigError, load_config
+from .process import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
+from .rescore import rescore_image
+from .runner import JobContext, run_job
+from .store import Store, ensure_state_dirs
+from .watch import FolderWatcher
+
+log = logging.getLogger("segtriage.engine")
+TICK_S = 0.25
+HEARTBEAT_S = 2.0
+
+
+def _setup_logging(state: Path) -> None:
+    log.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    fh = logging.FileHandler(state / "logs" / LOG_NAME)
+    fh.setFormatter(fmt)
+    log.addHandler(fh)
+    if sys.stderr is not None and sys.stderr.isatty():
+        sh = logging.StreamHandler()
+        sh.setFormatter(fmt)
+        log.addHandler(sh)
+
+
+class Engine:
+    def __init__(self, root: Path, *, idle_exit_s: float | None = None):
+        self.root = Path(root).resolve()
+        self.cfg = load_config(self.root)
+        self.state = self.cfg.state_path(self.root)
+        self.idle_exit_s = self.cfg.engine.idle_exit_s if idle_exit_s is None else idle_exit_s
+        self.stopping = threading.Event()
+        self.store: Store | None = None
+        self.watcher: FolderWatcher | None = None
+        self.job_thread: threading.Thread | None = None
+        self.current_job: int | None = None
+        self.device: str | None = None
+
+    # -- public ------------------------------------------------------------------------------
+    def run(self) -> int:
+        ensure_state_dirs(self.state)
+        _setup_logging(self.state)
+        lock = EngineLock(self.state)
+        if not lock.acquire():
+            msg = f"an engine (pid {engine_pid(self.root)}) already runs for {self.root}"
+            log.info(msg)
+            print(msg, file=sys.stderr)
+            return 1
+        write_pid(self.state)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, lambda *_: self.stopping.set())
+        try:
+            self._main()
+            return 0
+        finally:
+            self._shutdown()
+            clear_pid(self.state)
+            lock.release()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _main(self) -> None:
+        store = self.store = Store(self.state / "state.db")
+        log.info("engine %d started for %s", os.getpid(), self.root)
+        requeued = store.recover_interrupted()
+        if requeued:
+            log.info("re-queued interrupted jobs as %s", requeued)
+        store.set_engine_state(pid=os.getpid(), host=socket.gethostname(), state="scanning",
+                               started_at=time.time(), watcher="starting", device=self.device,
+                               job=None)
+        rep = index.scan(self.root, self.cfg, store)
+        log.info("scan: %s", rep.to_json().get("counts"))
+        self.watcher = FolderWatcher(self.root, self.cfg, self.cfg.engine.watch)
+        self.watcher.start()
+        threading.Thread(target=self._probe_device, daemon=True).start()
+        self._queue_predict_if_stale()
+        last_activity = time.monotonic()
+        last_beat = 0.0
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            if self.job_thread is not None and not self.job_thread.is_alive():
+                self.job_thread, self.current_job = None, None
+                last_activity = now
+            if self.job_thread is None:
+                job = store.claim_job(os.getpid())
+                if job is not None:
+                    self._start_job(job)
+                    last_activity = now
+            changed = self.watcher.due(self.cfg.engine.debounce_s)
+            if changed or self.watcher.rescan_needed:
+                self._handle_changes(changed)
+                last_activity = now
+            if now - last_beat >= HEARTBEAT_S:
+                last_beat = now
+                store.set_engine_state(
+                    state=f"running job {self.current_job}" if self.current_job else "idle",
+                    job=self.current_job, watcher=self.watcher.state,
+                    last_event=self.watcher.last_event, device=self.device, pid=os.getpid())
+                if self.idle_exit_s and self.job_thread is None and not store.active_jobs():
+                    if store.live_clients() > 0:
+                        last_activity = now
+                    elif now - last_activity > self.idle_exit_s:
+                        log.info("idle for %.0f s with no client: exiting", self.idle_exit_s)
+                        break
+            self.stopping.wait(TICK_S)
+
+    def _probe_device(self) -> None:
+        try:
+            from .device import pick_device, pick_precision, precision_tag
+
+            dev = pick_device(self.cfg.model.device)
+            self.device = precision_tag(dev, pick_precision(self.cfg.model.precision, dev))
+        except Exception as e:  # noqa: BLE001
+            self.device = f"unavailable ({e})"
+
+    def _start_job(self, job) -> None:
+        ctx = JobContext(self.root, self.cfg, self.store, job, self.stopping)
+        self.current_job = job.id
+
+        def target() -> None:
+            try:
+                run_job(ctx)
+            finally:
+                ctx.store.close()  # this thread's connection
+
+        self.job_thread = threading.Thread(target=target, name=f"job-{job.id}", daemon=True)
+        self.job_thread.start()
+        self.store.set_engine_state(state=f"running job {job.id}", job=job.id)
+
+    def _queue_predict_if_stale(self) -> None:
+        store = self.store
+        mid = store.current_model_id()
+        if mid is None:
+            return
+        if any(j.kind == "predict" and j.state == "queued" for j in store.active_jobs()):
+            return
+        if store.unscored_or_stale(mid):
+            store.submit_job("predict", {"scope": "stale"}, requested_by="engine")
+
+    def _handle_changes(self, rels: list[str]) -> None:
+        store = self.store
+        if self.watcher.rescan_needed:
+            self.watcher.rescan_needed = False
+            index.scan(self.root, self.cfg, store)
+        need_predict = False
+        mid = store.current_model_id()
+        for rel in rels:
+            try:
+                img_rel = index.index_one(self.root, self.cfg, store, rel)
+            except Exception as e:  # noqa: BLE001 - one bad file must not stop the engine
+                log.warning("indexing %s failed: %s", rel, e)
+                continue
+            if img_rel is None:
+                continue
+            row = store.image(img_rel)
+            store.add_event("watch", {"path": rel, "image": img_rel,
+                                      "status": row["status"] if row else "removed"})
+            if row is None or row["status"] == "error":
+                continue
+            sc = store.score(row["id"])
+            if sc is not None and sc.get("image_sha256") == row["img_sha256"]:
+                if sc.get("mask_sha256") != row["mask_sha256"]:
+                    if rescore_image(self.root, self.cfg, store, row["id"]):
+                        log.info("re-scored %s after a mask change", img_rel)
+                if mid is not None and sc["model_id"] != mid:
+                    need_predict = True
+            elif mid is not None:
+                need_predict = True
+        if need_predict:
+            self._queue_predict_if_stale()
+
+    def _shutdown(self) -> None:
+        self.stopping.set()
+        if self.job_thread is not None:
+            # training checks the flag every batch, prediction every image
+            self.job_thread.join(timeout=120)
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.store is not None:
+            try:
+                requeued = self.store.recover_interrupted()
+                if requeued:
+                    log.info("engine stopping: interrupted jobs re-queued as %s", requeued)
+                self.store.set_engine_state(state="stopped", pid=None, job=None,
+                                            watcher="stopped")
+            except Exception as e:  # noqa: BLE001
+                log.warning("shutdown bookkeeping failed: %s", e)
+        log.info("engine %d stopped", os.getpid())
+
+
+def run(root: Path | str, *, idle_exit_s: float | None = None) -> int:
+    try:
+        return Engine(Path(root), idle_exit_s=idle_exit_s).run()
+    except ConfigError as e:
+        print(f"segtriage engine: {e}", file=sys.stderr)
+        return 2

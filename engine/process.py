@@ -1,0 +1,155 @@
+"""Engine lifecycle: the per-folder lock, the pid file, detached start and stop.
+
+One engine per data folder, enforced with an exclusive ``flock`` on ``.segtriage/engine.lock``.
+The kernel drops the lock when the holder dies (even on kill -9), so a lock "left" by a killed
+engine is simply free again: the pid file is only a hint for people and for ``stop``; the lock
+is the truth. Nothing here imports torch: clients use it to find or start the engine.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .config import load_config
+
+LOCK_NAME = "engine.lock"
+PID_NAME = "engine.pid"
+LOG_NAME = "engine.log"
+
+
+def state_path(root: Path) -> Path:
+    return load_config(root).state_path(root)
+
+
+class EngineLock:
+    """Holds the folder's engine lock for the life of the process."""
+
+    def __init__(self, state: Path):
+        self.path = state / LOCK_NAME
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                return False
+            raise
+        self.fd = fd
+        return True
+
+    def release(self) -> None:
+        if self.fd is not None:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+
+def _lock_is_held(state: Path) -> bool:
+    path = state / LOCK_NAME
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+def _read_pid(state: Path) -> int | None:
+    try:
+        return int((state / PID_NAME).read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def engine_pid(root: Path | str) -> int | None:
+    """The pid of the engine running for this folder, or None."""
+    state = state_path(Path(root))
+    if not _lock_is_held(state):
+        return None
+    return _read_pid(state)
+
+
+def write_pid(state: Path) -> None:
+    tmp = state / (PID_NAME + ".tmp")
+    tmp.write_text(f"{os.getpid()}\n")
+    os.replace(tmp, state / PID_NAME)
+
+
+def clear_pid(state: Path) -> None:
+    if _read_pid(state) == os.getpid():
+        try:
+            (state / PID_NAME).unlink()
+        except OSError:
+            pass
+
+
+def start_detached(root: Path | str, *, wait_s: float = 15.0) -> int | None:
+    """Start an engine in its own session (it survives the terminal and an SSH drop).
+
+    Returns its pid once it holds the lock, or None if it did not come up in ``wait_s``.
+    """
+    root = Path(root).resolve()
+    state = state_path(root)
+    (state / "logs").mkdir(parents=True, exist_ok=True)
+    with open(state / "logs" / LOG_NAME, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "segtriage.engine", "run", str(root)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, close_fds=True, cwd=str(root),
+        )
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:  # exited: another engine won the lock, or it failed
+            return engine_pid(root)
+        pid = engine_pid(root)
+        if pid is not None:
+            return pid
+        time.sleep(0.05)
+    return engine_pid(root)
+
+
+def ensure_engine(root: Path | str) -> int | None:
+    """The running engine's pid, starting one detached when none runs."""
+    pid = engine_pid(root)
+    if pid is not None:
+        return pid
+    try:
+        return start_detached(root)
+    except OSError:
+        return None
+
+
+def stop_engine(root: Path | str, *, timeout_s: float = 30.0) -> bool:
+    """Ask the engine to stop (SIGTERM: the running job is interrupted and re-queued)."""
+    pid = engine_pid(root)
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return True
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if engine_pid(root) is None:
+            return True
+        time.sleep(0.1)
+    return engine_pid(root) is None

@@ -1,0 +1,331 @@
+"""Running one claimed job: train, crossval, predict, rescore, backup.
+
+Each job reports progress into its row (fraction, message, ETA) and checks for a cancel request
+once per batch. torch/fastai are imported inside the job functions, so an idle engine stays light.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .store import Job, Store
+
+log = logging.getLogger("segtriage.engine")
+
+# statuses whose masks are not learnt from
+EXCLUDED_FROM_TRAINING = ("flagged", "error", "no-mask")
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class JobInterrupted(Exception):
+    """The engine is stopping: the job is marked interrupted and re-queued."""
+
+
+@dataclass
+class JobContext:
+    root: Path
+    cfg: object
+    store: Store
+    job: Job
+    stopping: threading.Event
+    _last_write: float = field(default=0.0)
+
+    def should_cancel(self) -> bool:
+        if self.stopping.is_set():
+            return True
+        return self.store.cancel_requested(self.job.id)
+
+    def check(self) -> None:
+        if self.stopping.is_set():
+            raise JobInterrupted()
+        if self.store.cancel_requested(self.job.id):
+            raise JobCancelled()
+
+    def progress(self, fraction: float, message: str, eta: float | None = None,
+                 force: bool = False) -> None:
+        # progress rows are throttled to ~5 writes a second: clients poll at that rate anyway
+        now = time.monotonic()
+        if force or now - self._last_write > 0.2:
+            self._last_write = now
+            self.store.update_job(self.job.id, progress=fraction, message=message, eta=eta)
+
+    def event(self, kind: str, data: dict) -> None:
+        self.store.add_event(kind, data, job_id=self.job.id)
+
+
+def run_job(ctx: JobContext) -> None:
+    """Run a claimed job to its end state; never raises."""
+    job, store = ctx.job, ctx.store
+    fn = JOB_FUNCS.get(job.kind)
+    log.info("job %d (%s) started: %s", job.id, job.kind, job.params)
+    try:
+        if fn is None:
+            raise ValueError(f"unknown job kind {job.kind!r}")
+        result = fn(ctx)
+    except JobCancelled:
+        store.finish_job(job.id, "cancelled", message="cancelled")
+        log.info("job %d cancelled", job.id)
+    except JobInterrupted:
+        # the engine is stopping: recover_interrupted (called by the engine) re-queues it
+        log.info("job %d interrupted by engine stop", job.id)
+    except Exception as e:  # noqa: BLE001 - a failed job must never take the engine down
+        if ctx.stopping.is_set():
+            log.info("job %d interrupted by engine stop (%s)", job.id, e)
+            return
+        log.error("job %d failed: %s\n%s", job.id, e, traceback.format_exc())
+        store.finish_job(job.id, "failed", error=f"{type(e).__name__}: {e}")
+    else:
+        store.finish_job(job.id, "done", result=result, message="done")
+        log.info("job %d done: %s", job.id, result)
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def training_rows(store: Store) -> list:
+    return [r for r in store.images() if r["mask_path"]
+            and r["status"] not in EXCLUDED_FROM_TRAINING]
+
+
+def _backup_before_train(ctx: JobContext) -> None:
+    if not ctx.cfg.backup.before_train or ctx.job.params.get("no_backup"):
+        return
+    from . import backup
+
+    ctx.progress(0.0, "backing up before training", force=True)
+    snap = backup.snapshot(ctx.root, ctx.cfg, ctx.store, job_id=ctx.job.id,
+                           note=f"before {ctx.job.kind} job {ctx.job.id}")
+    ctx.event("log", {"message": f"backup {snap.get('id')} before training"})
+
+
+def _model_cfg(ctx: JobContext):
+    """The model section with per-job overrides (epochs, arch) applied."""
+    from types import SimpleNamespace
+
+    m = SimpleNamespace(**ctx.cfg.model.as_dict())
+    for key in ("epochs", "arch", "batch_size", "lr", "image_size"):
+        if ctx.job.params.get(key) is not None:
+            setattr(m, key, ctx.job.params[key])
+    return m
+
+
+def _manifest(rows, folds: dict[str, int] | None = None) -> list[dict]:
+    return [{"path": r["path"], "mask": r["mask_path"], "image_sha256": r["img_sha256"],
+             "mask_sha256": r["mask_sha256"],
+             **({"fold": folds[r["path"]]} if folds is not None else {})} for r in rows]
+
+
+def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, float],
+               label: str, fold: int | None = None) -> object:
+    from . import model
+
+    lo, hi = span
+    items = [(ctx.root / r["path"], ctx.root / r["mask_path"]) for r in rows]
+
+    def on_progress(frac: float, msg: str, eta: float | None) -> None:
+        ctx.progress(lo + (hi - lo) * frac, f"{label}{msg}", eta)
+
+    def on_epoch(d: dict) -> None:
+        ctx.event("epoch", {**d, **({"fold": fold} if fold is not None else {})})
+
+    try:
+        return model.train(items, ctx.cfg.project.codes, mcfg, out, epochs=mcfg.epochs,
+                           on_progress=on_progress, on_epoch=on_epoch,
+                           should_cancel=ctx.should_cancel, log=log.info)
+    except model.TrainCancelled:
+        ctx.check()  # raises the right one of cancelled / interrupted
+        raise JobCancelled() from None
+
+
+# -- job kinds --------------------------------------------------------------------------------
+
+def job_train(ctx: JobContext) -> dict:
+    rows = training_rows(ctx.store)
+    if len(rows) < 2:
+        raise ValueError(f"need at least 2 images with usable masks to train, found {len(rows)}")
+    _backup_before_train(ctx)
+    ctx.check()
+    mcfg = _model_cfg(ctx)
+    mid = ctx.store.next_model_id()
+    models_dir = ctx.cfg.state_path(ctx.root) / "models"
+    out = models_dir / f"m{mid:04d}.pt"
+    t0 = time.monotonic()
+    res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
+    ctx.check()
+    info = {"device": str(res.device), "seconds": round(time.monotonic() - t0, 1),
+            "history": res.history, "valid_items": [str(Path(p).relative_to(ctx.root))
+                                                    for p in res.valid_items]}
+    new_id = ctx.store.add_model(
+        kind="plain", arch=res.arch, weights=[out.name], config=vars(mcfg), epochs=res.epochs,
+        train_loss=res.train_loss, valid_loss=res.valid_loss, valid_dice=res.valid_dice,
+        n_train=res.n_train, n_valid=res.n_valid, manifest=_manifest(rows), job_id=ctx.job.id,
+        info=info)
+    if new_id != mid:  # only one engine writes models, so this cannot happen; be loud if it does
+        raise RuntimeError(f"model id race: expected {mid}, got {new_id}")
+    ctx.store.submit_job("predict", {"scope": "stale"}, requested_by=f"job {ctx.job.id}")
+    return {"model": new_id, "valid_dice": res.valid_dice, "epochs": res.epochs}
+
+
+def fold_assignment(paths: list[str], k: int, seed: int) -> dict[str, int]:
+    """Deterministic, balanced fold of each path (same seed and set → same folds)."""
+    order = sorted(paths)
+    random.Random(seed).shuffle(order)
+    return {p: i % k for i, p in enumerate(order)}
+
+
+def job_crossval(ctx: JobContext) -> dict:
+    rows = training_rows(ctx.store)
+    k = int(ctx.job.params.get("folds") or ctx.cfg.model.folds)
+    if len(rows) < 2 * k:
+        raise ValueError(f"crossval with {k} folds needs at least {2 * k} images with usable "
+                         f"masks, found {len(rows)}")
+    _backup_before_train(ctx)
+    mcfg = _model_cfg(ctx)
+    folds = fold_assignment([r["path"] for r in rows], k, mcfg.seed)
+    mid = ctx.store.next_model_id()
+    models_dir = ctx.cfg.state_path(ctx.root) / "models"
+    weights, results = [], []
+    for f in range(k):
+        ctx.check()
+        train_rows = [r for r in rows if folds[r["path"]] != f]
+        out = models_dir / f"m{mid:04d}_f{f}.pt"
+        res = _train_one(ctx, train_rows, mcfg, out, span=(f / k, (f + 1) / k),
+                         label=f"fold {f + 1}/{k} ", fold=f)
+        weights.append(out.name)
+        results.append(res)
+    ctx.check()
+    mean = lambda xs: None if any(x is None for x in xs) else sum(xs) / len(xs)  # noqa: E731
+    info = {"device": str(results[0].device),
+            "folds": [{"fold": i, "valid_dice": r.valid_dice, "n_train": r.n_train}
+                      for i, r in enumerate(results)]}
+    new_id = ctx.store.add_model(
+        kind="crossval", arch=results[0].arch, weights=weights, config=vars(mcfg),
+        epochs=results[0].epochs, train_loss=mean([r.train_loss for r in results]),
+        valid_loss=mean([r.valid_loss for r in results]),
+        valid_dice=mean([r.valid_dice for r in results]), n_train=len(rows),
+        n_valid=sum(r.n_valid for r in results), manifest=_manifest(rows, folds),
+        job_id=ctx.job.id, info=info)
+    ctx.store.submit_job("predict", {"scope": "stale"}, requested_by=f"job {ctx.job.id}")
+    return {"model": new_id, "folds": k, "valid_dice": mean([r.valid_dice for r in results])}
+
+
+def _rows_to_predict(ctx: JobContext, model_id: int) -> list:
+    scope = ctx.job.params.get("scope", "stale")
+    store = ctx.store
+    if scope == "list":
+        wanted = set(ctx.job.params.get("images", []))
+        return [r for r in store.images() if r["path"] in wanted and r["status"] != "error"]
+    if scope == "all":
+        rows = [r for r in store.images() if r["status"] != "error"]
+        resumed = ctx.job.params.get("resumed_from")
+        if resumed:  # a re-queued 'all' continues where the interrupted one stopped
+            prev = store.job(resumed)
+            since = prev.started_at if prev and prev.started_at else 0.0
+            done = {s["image_id"] for s in store.scores_for_model(model_id)
+                    if s["computed_at"] >= since}
+            rows = [r for r in rows if r["id"] not in done]
+        return rows
+    # stale: no score from this model for the current image content (mask changes are
+    # re-scored from stored probabilities and need no model run)
+    return list(store.unscored_or_stale(model_id))
+
+
+def job_predict(ctx: JobContext) -> dict:
+    from . import infer
+
+    store, cfg = ctx.store, ctx.cfg
+    m = store.current_model()
+    if m is None:
+        raise ValueError("no model yet: train one first (segtriage train DIR)")
+    rows = _rows_to_predict(ctx, m["id"])
+    if not rows:
+        return {"model": m["id"], "predicted": 0}
+    state = cfg.state_path(ctx.root)
+    weights = [state / "models" / w for w in m["weights"]]
+    mcfg = _model_cfg(ctx)
+    mcfg.arch = m["arch"]
+    ctx.progress(0.0, f"loading model {m['id']}", force=True)
+    predictor = infer.Predictor(weights if len(weights) > 1 else weights[0], m["arch"],
+                                cfg.project.codes, mcfg)
+    # out-of-fold: a labelled image is scored by the fold model that never saw its mask
+    fold_of: dict[str, tuple[int, str]] = {}
+    if m["kind"] == "crossval":
+        for e in m["manifest"] or []:
+            fold_of[e["path"]] = (e["fold"], e["mask_sha256"])
+    groups: dict[int | None, list] = {}
+    for r in rows:
+        f = fold_of.get(r["path"])
+        groups.setdefault(f[0] if f else None, []).append(r)
+    n, done, errors, t0 = len(rows), 0, 0, time.monotonic()
+    for fold, grp in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+        by_path = {str(ctx.root / r["path"]): r for r in grp}
+        for path, prob in predictor.predict(list(map(Path, by_path)), fold=fold):
+            ctx.check()
+            r = by_path[str(path)]
+            if isinstance(prob, Exception):
+                errors += 1
+                store.put_score(r["id"], m["id"], fold=fold, image_sha256=r["img_sha256"],
+                                mask_sha256=r["mask_sha256"], precision=predictor.precision_tag,
+                                prob_path=None, category=None, metrics={}, error=str(prob))
+            else:
+                from .rescore import score_and_store
+
+                rel = infer.prob_relpath(r["img_sha256"] or f"id{r['id']}", m["id"], fold)
+                infer.save_prob_png(prob, state / rel)
+                score_and_store(ctx.root, cfg, store, store.image(r["id"]) or r,
+                                model_id=m["id"], fold=fold, prob=prob,
+                                precision=predictor.precision_tag, prob_rel=rel)
+            done += 1
+            el = time.monotonic() - t0
+            eta = el / done * (n - done) if done else None
+            ctx.progress(done / n, f"predicted {done}/{n} ({done / max(el, 1e-9):.1f} img/s)",
+                         eta)
+    return {"model": m["id"], "predicted": done, "errors": errors,
+            "precision": predictor.precision_tag, "seconds": round(time.monotonic() - t0, 1)}
+
+
+def job_rescore(ctx: JobContext) -> dict:
+    """Re-score every row from its stored probabilities (after a scoring config change)."""
+    from .rescore import rescore_image
+
+    rows = ctx.store.images()
+    n = max(len(rows), 1)
+    ok = 0
+    for i, r in enumerate(rows, 1):
+        ctx.check()
+        ok += rescore_image(ctx.root, ctx.cfg, ctx.store, r["id"], force=True)
+        ctx.progress(i / n, f"re-scored {i}/{n}")
+    return {"rescored": ok}
+
+
+def job_backup(ctx: JobContext) -> dict:
+    from . import backup
+
+    dest = ctx.job.params.get("dest")
+
+    def progress(frac: float, msg: str) -> None:
+        ctx.check()
+        ctx.progress(frac, msg)
+
+    snap = backup.snapshot(ctx.root, ctx.cfg, ctx.store, dest=Path(dest) if dest else None,
+                           note=ctx.job.params.get("note"), progress=progress,
+                           job_id=ctx.job.id)
+    return {k: snap.get(k) for k in ("id", "files", "bytes_added", "masks_changed")}
+
+
+JOB_FUNCS: dict[str, Callable[[JobContext], dict]] = {
+    "train": job_train,
+    "crossval": job_crossval,
+    "predict": job_predict,
+    "rescore": job_rescore,
+    "backup": job_backup,
+}

@@ -1,0 +1,112 @@
+"""Watching the data folder: watchdog events → debounced relative paths for the engine.
+
+Editors save by writing a temp file and renaming it; copies arrive over seconds. So an event
+only marks a path as pending; the engine takes it once no event touched it for ``debounce_s``
+and reads it then, complete. Hidden, temp and state-folder paths are dropped here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from . import layout
+
+log = logging.getLogger("segtriage.engine")
+
+
+class FolderWatcher:
+    def __init__(self, root: Path, cfg, mode: str = "auto"):
+        self.root = Path(root).resolve()
+        self.cfg = cfg
+        self.mode = mode
+        self.state_dir = cfg.state_path(self.root).resolve()
+        self._pending: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._observer = None
+        self.rescan_needed = False
+        self.state = "off"
+        self.last_event: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.mode == "off":
+            self.state = "off (config)"
+            return
+        from watchdog.events import FileSystemEventHandler
+        from watchdog.observers import Observer
+        from watchdog.observers.polling import PollingObserver
+
+        watcher = self
+
+        class Handler(FileSystemEventHandler):
+            def on_any_event(self, event):  # noqa: N802 - watchdog's name
+                if event.event_type in ("opened", "closed_no_write"):
+                    return
+                watcher._note(event.src_path, event.is_directory, event.event_type)
+                dest = getattr(event, "dest_path", None)
+                if dest:
+                    watcher._note(dest, event.is_directory, event.event_type)
+
+        kinds = [PollingObserver] if self.mode == "polling" else [Observer, PollingObserver]
+        for kind in kinds:
+            try:
+                obs = kind(timeout=1.0) if kind is PollingObserver else kind()
+                obs.schedule(Handler(), str(self.root), recursive=True)
+                obs.daemon = True
+                obs.start()
+            except Exception as e:  # noqa: BLE001 - inotify limits, odd file systems
+                log.warning("watcher %s failed: %s", kind.__name__, e)
+                continue
+            self._observer = obs
+            self.state = "polling" if kind is PollingObserver else "watching"
+            return
+        self.state = "failed"
+
+    def stop(self) -> None:
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        self.state = "stopped"
+
+    # -- events ------------------------------------------------------------------------------
+    def _note(self, path: str | bytes, is_dir: bool, kind: str) -> None:
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        p = Path(path)
+        try:
+            p.resolve().relative_to(self.state_dir)
+            return  # our own writes
+        except (ValueError, OSError):
+            pass
+        try:
+            rel = p.relative_to(self.root).as_posix()
+        except ValueError:
+            return
+        if rel in ("", ".") or layout.is_ignored(rel, self.cfg):
+            return
+        if is_dir:
+            if kind in ("deleted", "moved"):
+                self.rescan_needed = True  # a whole folder went: let a scan sort it out
+            return
+        with self._lock:
+            self._pending[rel] = time.monotonic()
+        self.last_event = f"{kind} {rel}"
+
+    def due(self, debounce_s: float) -> list[str]:
+        """Paths quiet for ``debounce_s``, removed from the pending set."""
+        now = time.monotonic()
+        with self._lock:
+            ready = [p for p, t in self._pending.items() if now - t >= debounce_s]
+            for p in ready:
+                del self._pending[p]
+        return sorted(ready)
+
+    @property
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
