@@ -723,3 +723,20 @@ class Store:
 
     def engine_state(self) -> dict:
         return self.get_meta("engine", {}) or {}
+
+    # -- backup/history helpers --------------------------------------------------------------
+    # (owned by engine/backup.py and engine/history.py)
+    def mask_version_refs(self) -> list[sqlite3.Row]:
+        """(id, path, sha256) of every mask version: objects prune must never delete."""
+        return self.conn.execute(
+            "SELECT id, path, sha256 FROM mask_versions ORDER BY id").fetchall()
+
+    def delete_backups(self, destination: str, snapshots: Iterable[str]) -> int:
+        """Forget the rows of snapshots whose manifests prune deleted."""
+        snaps = list(snapshots)
+        if not snaps:
+            return 0
+        with self.tx() as c:
+            return c.execute(
+                f"DELETE FROM backups WHERE destination=? AND snapshot IN "
+                f"({','.join('?' * len(snaps))})", (destination, *snaps)).rowcount
