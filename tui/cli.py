@@ -1,2 +1,774 @@
-def main():
-    print("segtriage")
+"""The `segtriage` command: parses, dispatches, prints with rich.
+
+Only argparse is imported at start so `segtriage --help` answers at once; each command imports
+what it needs. Nothing here imports torch or fastai: commands that compute submit a job to the
+engine process and follow its progress from the project state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+COMMANDS = (
+    "demo", "init", "scan", "segment", "engine", "train", "predict", "crossval", "jobs",
+    "cancel", "report", "models", "rollback", "status", "backup", "backups", "verify",
+    "restore", "prune", "history", "revert", "open",
+)
+
+EPILOG = """\
+examples:
+  segtriage demo                 make a demo data set in ./demo and open it
+  segtriage ~/data/bubbles       open the triage app on a folder (starts the engine)
+  segtriage train DIR --epochs 8 retrain and follow progress (Ctrl-C detaches)
+  segtriage report DIR --format json --limit 20
+"""
+
+
+def _dir_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    if default is None:
+        p.add_argument("dir", help="data folder")
+    else:
+        p.add_argument("dir", nargs="?", default=default, help=f"data folder (default {default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="segtriage", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Triage image segmentation masks: train a U-Net, let it point at the masks "
+                    "that are probably wrong, fix those, retrain.\n"
+                    "`segtriage [DIR]` opens the app on DIR (default: the current folder).")
+    p.add_argument("--version", action="version", version="segtriage 0.1.0")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+
+    s = sub.add_parser("open", help="open the triage app on DIR (same as `segtriage DIR`)")
+    _dir_arg(s, ".")
+    s.add_argument("--renderer", choices=["halfcell", "auto", "kitty", "sixel", "unicode"],
+                   help="terminal image protocol for the preview")
+    s.add_argument("--no-engine", action="store_true", help="do not start the engine")
+
+    s = sub.add_parser("demo", help="generate the built-in demo data set and open it")
+    _dir_arg(s, "demo")
+    s.add_argument("--count", type=int, default=96, help="images (default 96)")
+    s.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--no-tui", action="store_true", help="print the scan summary instead")
+    s.add_argument("--no-train", action="store_true",
+                   help="do not start the first training job")
+    s.add_argument("--renderer", choices=["halfcell", "auto", "kitty", "sixel", "unicode"])
+
+    s = sub.add_parser("init", help="write a commented default segtriage.toml into DIR")
+    _dir_arg(s)
+    s.add_argument("--force", action="store_true", help="overwrite an existing config")
+
+    s = sub.add_parser("scan", help="index DIR into the project state and print a summary")
+    _dir_arg(s)
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--rehash", action="store_true", help="re-hash every file")
+
+    s = sub.add_parser("segment", help="threshold masks for images that have none (00 SEGMENT)")
+    _dir_arg(s)
+    s.add_argument("--method", choices=["otsu", "local"], default="otsu")
+    s.add_argument("--overwrite", action="store_true",
+                   help="also replace existing masks (old versions are kept in the history)")
+
+    s = sub.add_parser("engine", help="run or manage the background engine of DIR")
+    s.add_argument("action", choices=["run", "start", "stop", "status"])
+    _dir_arg(s)
+    s.add_argument("--idle-exit", type=float, default=None,
+                   help="seconds idle with no client before exiting (0: never)")
+
+    s = sub.add_parser("train", help="train a new model version (a job in the engine)")
+    _dir_arg(s)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--arch", choices=["resnet18", "resnet34", "resnet50"])
+    s.add_argument("--detach", action="store_true", help="submit and return at once")
+
+    s = sub.add_parser("crossval", help="train K fold models and score out-of-fold")
+    _dir_arg(s)
+    s.add_argument("--folds", type=int)
+    s.add_argument("--epochs", type=int)
+    s.add_argument("--detach", action="store_true")
+
+    s = sub.add_parser("predict", help="score images with the current model")
+    _dir_arg(s)
+    s.add_argument("--all", action="store_true", help="re-predict every image, not only stale")
+    s.add_argument("images", nargs="*", help="only these images (paths relative to DIR)")
+    s.add_argument("--detach", action="store_true")
+
+    s = sub.add_parser("jobs", help="list jobs")
+    _dir_arg(s)
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--limit", type=int, default=20)
+
+    s = sub.add_parser("cancel", help="cancel a queued or running job")
+    _dir_arg(s)
+    s.add_argument("job", type=int, nargs="?", help="job id (default: the running one)")
+
+    s = sub.add_parser("report", help="one row per image, in the review order")
+    _dir_arg(s)
+    s.add_argument("--sort", default="priority", help="column to sort by (default priority)")
+    s.add_argument("--reverse", action="store_true", help="reverse the sort")
+    s.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    s.add_argument("--limit", type=int, default=0, help="at most N rows (0: all)")
+
+    s = sub.add_parser("models", help="list model versions")
+    _dir_arg(s)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("rollback", help="make model version N current")
+    _dir_arg(s)
+    s.add_argument("version", type=int)
+
+    s = sub.add_parser("status", help="engine, jobs, model, backups and edits at a glance")
+    _dir_arg(s)
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("backup", help="snapshot images, masks, config and model metadata")
+    _dir_arg(s)
+    s.add_argument("--to", help="snapshot store (default from config)")
+    s.add_argument("--note", help="a note stored with the snapshot")
+    s.add_argument("--detach", action="store_true")
+
+    s = sub.add_parser("backups", help="list snapshots")
+    _dir_arg(s)
+    s.add_argument("--to", help="snapshot store (default from config)")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("verify", help="re-hash every stored object; non-zero exit on damage")
+    _dir_arg(s)
+    s.add_argument("--to", help="snapshot store (default from config)")
+
+    s = sub.add_parser("restore", help="restore a snapshot byte-identically")
+    _dir_arg(s)
+    s.add_argument("snapshot", help="snapshot id (see `segtriage backups`)")
+    s.add_argument("--to", dest="target", help="restore into this folder instead of DIR")
+    s.add_argument("--from", dest="store_dir", help="snapshot store (default from config)")
+
+    s = sub.add_parser("prune", help="keep only the newest N snapshots")
+    _dir_arg(s)
+    s.add_argument("--keep", type=int, required=True)
+    s.add_argument("--to", help="snapshot store (default from config)")
+
+    s = sub.add_parser("history", help="versions of one mask")
+    _dir_arg(s)
+    s.add_argument("path", help="image or mask, relative to DIR")
+    s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("revert", help="bring back a mask version (default: undo the last change)")
+    _dir_arg(s)
+    s.add_argument("path", help="image or mask, relative to DIR")
+    s.add_argument("version", type=int, nargs="?")
+    return p
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _err(msg: str) -> int:
+    print(f"segtriage: {msg}", file=sys.stderr)
+    return 2
+
+
+def _root(d: str, *, must_exist: bool = True) -> Path:
+    root = Path(d).expanduser()
+    if must_exist and not root.is_dir():
+        raise SystemExit(_err(f"{d}: no such folder"))
+    return root.resolve()
+
+
+def _cfg(root: Path):
+    from ..engine.config import ConfigError, load_config
+
+    try:
+        return load_config(root)
+    except ConfigError as e:
+        raise SystemExit(_err(str(e))) from None
+
+
+def _store(root: Path):
+    from ..engine.store import Store
+
+    cfg = _cfg(root)
+    return Store(cfg.state_path(root) / "state.db")
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "never"
+    s = max(0, time.time() - ts)
+    for unit, n in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= n:
+            return f"{s / n:.0f} {unit} ago"
+    return f"{s:.0f} s ago"
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def _need_engine(root: Path) -> int:
+    from ..engine.process import ensure_engine
+
+    pid = ensure_engine(root)
+    if pid is None:
+        log = _cfg(root).state_path(root) / "logs" / "engine.log"
+        raise SystemExit(_err(f"the engine did not start; see {log}"))
+    return pid
+
+
+def follow_job(store, job_id: int, *, console=None) -> int:
+    """Follow a job with a progress bar until it ends. Ctrl-C detaches; the job goes on."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = console or _console()
+    client = store.register_client("cli")
+    last_event = 0
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                      TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn(),
+                      TextColumn("{task.fields[msg]}"), console=console,
+                      transient=False) as prog:
+            job = store.job(job_id)
+            task = prog.add_task(f"job {job_id} {job.kind}", total=1.0, msg="queued")
+            beat = time.monotonic()
+            while True:
+                job = store.job(job_id)
+                prog.update(task, completed=job.progress, msg=job.message or job.state)
+                for ev in store.events(job_id=job_id, kind="epoch", after_id=last_event):
+                    last_event = ev["id"]
+                    d = ev["data"] or {}
+                    fold = f"fold {d['fold'] + 1} " if d.get("fold") is not None else ""
+                    prog.console.print(
+                        f"  {fold}epoch {d.get('epoch')}: train loss {_fmt(d.get('train_loss'))}"
+                        f"  valid loss {_fmt(d.get('valid_loss'))}"
+                        f"  valid Dice {_fmt(d.get('valid_dice'))}")
+                if not job.active:
+                    break
+                if time.monotonic() - beat > 10:
+                    store.client_heartbeat(client)
+                    beat = time.monotonic()
+                time.sleep(0.25)
+    except KeyboardInterrupt:
+        console.print(f"\ndetached: job {job_id} goes on in the engine "
+                      f"(`segtriage jobs DIR`, `segtriage cancel DIR {job_id}`)")
+        return 0
+    finally:
+        store.unregister_client(client)
+    style = {"done": "green", "failed": "red"}.get(job.state, "yellow")
+    console.print(f"job {job_id} [{style}]{job.state}[/]"
+                  + (f": {job.error}" if job.error else "")
+                  + (f" {json.dumps(job.result)}" if job.result else ""))
+    return 0 if job.state == "done" else 1
+
+
+def _submit_and_follow(root: Path, kind: str, params: dict, detach: bool) -> int:
+    store = _store(root)
+    from ..engine import index
+
+    index.scan(root, _cfg(root), store)
+    job_id = store.submit_job(kind, params, requested_by="cli")
+    pid = _need_engine(root)
+    console = _console()
+    console.print(f"job {job_id} ({kind}) queued; engine pid {pid}")
+    if detach:
+        return 0
+    return follow_job(store, job_id, console=console)
+
+
+# -- commands ------------------------------------------------------------------------------
+
+def cmd_open(a) -> int:
+    root = _root(a.dir)
+    _cfg(root)  # a bad config is reported before the screen switches
+    from .app import run_app
+
+    return run_app(root, renderer=a.renderer, start_engine=not a.no_engine)
+
+
+def cmd_demo(a) -> int:
+    from ..engine import demo, index
+
+    root = _root(a.dir, must_exist=False)
+    manifest = demo.truth_dir(root) / "manifest.json"
+    same = False
+    if manifest.exists():
+        m = json.loads(manifest.read_text())
+        same = (m.get("count"), m.get("size"), m.get("seed")) == (a.count, a.size, a.seed)
+    console = _console()
+    if not same:
+        if root.exists() and any(p for p in root.iterdir() if p.name != ".segtriage"):
+            if not manifest.exists():
+                return _err(f"{root} exists and is not a segtriage demo folder; "
+                            "choose another DIR")
+        summary = demo.make_demo(root, count=a.count, size=a.size, seed=a.seed)
+        console.print(f"demo data set: {summary.get('count')} images of {a.size}² in {root}; "
+                      f"truth in {demo.truth_dir(root)}")
+    store = _store(root)
+    rep = index.scan(root, _cfg(root), store)
+    if not a.no_train and store.current_model_id() is None and not any(
+            j.kind in ("train", "crossval") for j in store.active_jobs()):
+        jid = store.submit_job("train", {}, requested_by="demo")
+        console.print(f"first training queued as job {jid}")
+    if a.no_tui:
+        _print_scan(rep, root, console)
+        pid = _need_engine(root) if not a.no_train else None
+        if pid:
+            console.print(f"engine pid {pid} is training; follow with "
+                          f"`segtriage jobs {a.dir}` or open `segtriage {a.dir}`")
+        return 0
+    from .app import run_app
+
+    return run_app(root, renderer=a.renderer)
+
+
+def cmd_init(a) -> int:
+    from ..engine.config import ConfigError, write_template
+
+    root = _root(a.dir, must_exist=False)
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        path = write_template(root, force=a.force)
+    except ConfigError as e:
+        return _err(str(e))
+    print(f"wrote {path}")
+    return 0
+
+
+def _print_scan(rep, root: Path, console) -> None:
+    from rich.table import Table
+
+    d = rep.to_json()
+    t = Table(title=f"scan of {root}", show_header=True)
+    t.add_column("status")
+    t.add_column("images", justify="right")
+    for k, v in sorted((d.get("counts") or {}).items()):
+        t.add_row(k, str(v))
+    console.print(t)
+    extra = {k: d.get(k) for k in ("new", "changed", "removed") if d.get(k) is not None}
+    if extra:
+        console.print("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
+    problems = list(d.get("errors") or []) + list(d.get("problems") or [])
+    if problems:
+        pt = Table(title=f"{len(problems)} problem(s)", show_header=True)
+        pt.add_column("file", overflow="fold")
+        pt.add_column("problem", overflow="fold")
+        for p in problems:
+            if isinstance(p, dict):
+                pt.add_row(p.get("path", ""), p.get("message", ""))
+            else:
+                pt.add_row(str(p[0]), str(p[-1]))
+        console.print(pt)
+
+
+def cmd_scan(a) -> int:
+    from ..engine import index
+
+    root = _root(a.dir)
+    cfg = _cfg(root)
+    store = _store(root)
+    rep = index.scan(root, cfg, store, rehash=a.rehash)
+    if a.json:
+        print(json.dumps(rep.to_json(), indent=2, default=str))
+    else:
+        _print_scan(rep, root, _console())
+    return 0
+
+
+def cmd_segment(a) -> int:
+    from ..engine import index, segment
+
+    root = _root(a.dir)
+    cfg = _cfg(root)
+    store = _store(root)
+    res = segment.segment_folder(root, cfg, method=a.method, overwrite=a.overwrite, store=store)
+    index.scan(root, cfg, store)
+    console = _console()
+    console.print(f"masks written: {res.get('written')}, existing kept: "
+                  f"{res.get('skipped_existing')}")
+    for path, msg in res.get("errors") or []:
+        console.print(f"[red]error[/] {path}: {msg}")
+    return 1 if res.get("errors") else 0
+
+
+def cmd_engine(a) -> int:
+    from ..engine import process
+
+    root = _root(a.dir)
+    _cfg(root)
+    if a.action == "run":
+        from ..engine.daemon import run
+
+        return run(root, idle_exit_s=a.idle_exit)
+    if a.action == "start":
+        pid = process.engine_pid(root)
+        if pid:
+            print(f"engine already running (pid {pid})")
+            return 0
+        pid = process.start_detached(root)
+        if pid is None:
+            return _err("the engine did not start; see "
+                        f"{process.state_path(root) / 'logs' / process.LOG_NAME}")
+        print(f"engine started (pid {pid}); log: "
+              f"{process.state_path(root) / 'logs' / process.LOG_NAME}")
+        return 0
+    if a.action == "stop":
+        if process.engine_pid(root) is None:
+            print("no engine running")
+            return 0
+        ok = process.stop_engine(root)
+        print("engine stopped" if ok else "engine did not stop in time")
+        return 0 if ok else 1
+    pid = process.engine_pid(root)
+    st = _store(root).engine_state() if pid else {}
+    print(f"engine running (pid {pid}), {st.get('state', '?')}, device {st.get('device', '?')}"
+          if pid else "engine not running")
+    return 0 if pid else 3
+
+
+def cmd_train(a) -> int:
+    params = {k: v for k, v in (("epochs", a.epochs), ("arch", a.arch)) if v is not None}
+    return _submit_and_follow(_root(a.dir), "train", params, a.detach)
+
+
+def cmd_crossval(a) -> int:
+    params = {k: v for k, v in (("folds", a.folds), ("epochs", a.epochs)) if v is not None}
+    return _submit_and_follow(_root(a.dir), "crossval", params, a.detach)
+
+
+def cmd_predict(a) -> int:
+    if a.images:
+        params = {"scope": "list", "images": [Path(p).as_posix() for p in a.images]}
+    else:
+        params = {"scope": "all" if a.all else "stale"}
+    return _submit_and_follow(_root(a.dir), "predict", params, a.detach)
+
+
+def cmd_jobs(a) -> int:
+    store = _store(_root(a.dir))
+    jobs = store.jobs(limit=a.limit)
+    if a.json:
+        print(json.dumps([vars(j) for j in jobs], indent=2, default=str))
+        return 0
+    from rich.table import Table
+
+    t = Table(show_header=True)
+    for c in ("id", "kind", "state", "progress", "message", "created", "error"):
+        t.add_column(c, overflow="fold")
+    for j in jobs:
+        t.add_row(str(j.id), j.kind, j.state, f"{j.progress * 100:.0f}%", j.message or "",
+                  _ago(j.created_at), j.error or "")
+    _console().print(t)
+    return 0
+
+
+def cmd_cancel(a) -> int:
+    store = _store(_root(a.dir))
+    job_id = a.job
+    if job_id is None:
+        running = [j for j in store.active_jobs() if j.state == "running"]
+        if not running:
+            return _err("no running job")
+        job_id = running[0].id
+    if not store.request_cancel(job_id):
+        return _err(f"job {job_id} is not queued or running")
+    print(f"cancel requested for job {job_id}")
+    return 0
+
+
+REPORT_COLUMNS = ("priority", "category", "confidence", "region_confidence", "label_quality",
+                  "dice", "iou", "ce", "n_pred", "n_mask")
+
+
+def report_rows(root: Path, store) -> list[dict]:
+    """Rows for `report`: image, mask, status, model, stale, prob and every score column."""
+    cfg = _cfg(root)
+    state = cfg.state_path(root)
+    out = []
+    for r in store.review_rows(full=True):
+        d = {"image": r["path"], "mask": r["mask_path"], "status": r["status"],
+             "error": r["error"] or r.get("score_error"), "category": r["category"] or (
+                 "no-model" if r["model_id"] is None else None),
+             "model": r["model_id"], "fold": r["fold"], "precision": r["precision"],
+             "stale": r["stale"],
+             "prob": (os.path.relpath(state / r["prob_path"], root) if r["prob_path"] else None)}
+        skip = {"id", "path", "mask_path", "status", "error", "category", "model_id", "fold",
+                "precision", "stale", "prob_path", "img_sha256", "cur_mask_sha", "s_img_sha",
+                "s_mask_sha", "score_error", "updated_at", "reviewed_at", "computed_at",
+                "width", "height"}
+        d["width"], d["height"] = r["width"], r["height"]
+        d.update({k: v for k, v in r.items() if k not in skip})
+        out.append(d)
+    return out
+
+
+def sort_rows(rows: list[dict], key: str, reverse: bool = False) -> list[dict]:
+    from ..engine import scoring
+
+    return scoring.review_order(rows, key=key, reverse=(None if not reverse else True))
+
+
+def cmd_report(a) -> int:
+    root = _root(a.dir)
+    rows = report_rows(root, _store(root))
+    if rows and a.sort not in rows[0] and a.sort != "image":
+        return _err(f"unknown sort column {a.sort!r}; columns: {', '.join(rows[0])}")
+    if a.sort == "image":
+        rows.sort(key=lambda r: r["image"], reverse=a.reverse)
+    else:
+        rows = sort_rows(rows, a.sort, a.reverse)
+    if a.limit:
+        rows = rows[:a.limit]
+    if a.format == "json":
+        print(json.dumps(rows, indent=1, default=str))
+    elif a.format == "csv":
+        import csv
+
+        keys = list(rows[0]) if rows else ["image"]
+        w = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if v is None else v) for k, v in r.items()})
+    else:
+        from rich.table import Table
+
+        t = Table(show_header=True)
+        for c in ("image", "status", *REPORT_COLUMNS, "stale"):
+            t.add_column(c, overflow="fold")
+        for r in rows:
+            t.add_row(r["image"], r["status"], *(_fmt(r.get(c)) for c in REPORT_COLUMNS),
+                      "stale" if r["stale"] else "")
+        _console().print(t)
+    return 0
+
+
+def cmd_models(a) -> int:
+    store = _store(_root(a.dir))
+    models, cur = store.models(), store.current_model_id()
+    if a.json:
+        print(json.dumps([{k: v for k, v in m.items() if k != "manifest"} | {
+            "current": m["id"] == cur} for m in models], indent=2, default=str))
+        return 0
+    from rich.table import Table
+
+    t = Table(show_header=True)
+    for c in ("version", "kind", "arch", "created", "epochs", "train", "valid loss",
+              "valid Dice", ""):
+        t.add_column(c)
+    for m in models:
+        t.add_row(str(m["id"]), m["kind"], m["arch"] or "", _ago(m["created_at"]),
+                  _fmt(m["epochs"]), _fmt(m["n_train"]), _fmt(m["valid_loss"]),
+                  _fmt(m["valid_dice"]), "current" if m["id"] == cur else "")
+    _console().print(t)
+    return 0
+
+
+def cmd_rollback(a) -> int:
+    root = _root(a.dir)
+    store = _store(root)
+    from ..engine.store import StoreError
+
+    try:
+        store.set_current_model(a.version)
+    except StoreError as e:
+        return _err(str(e))
+    print(f"model {a.version} is current; rows scored by other versions are stale "
+          "(the engine re-predicts them)")
+    from ..engine.process import engine_pid
+
+    if engine_pid(root):
+        store.submit_job("predict", {"scope": "stale"}, requested_by="rollback")
+    return 0
+
+
+def status_dict(root: Path) -> dict:
+    from ..engine.process import engine_pid
+
+    store = _store(root)
+    pid = engine_pid(root)
+    eng = store.engine_state() if pid else {}
+    model = store.current_model()
+    last_bk = store.last_backup()
+    return {
+        "folder": str(root),
+        "engine": {"running": pid is not None, "pid": pid, "state": eng.get("state"),
+                   "device": eng.get("device"), "watcher": eng.get("watcher"),
+                   "last_event": eng.get("last_event")},
+        "images": store.status_counts(),
+        "problems": len(store.problems()),
+        "model": None if model is None else {
+            "version": model["id"], "kind": model["kind"], "created_at": model["created_at"],
+            "n_train": model["n_train"], "valid_dice": model["valid_dice"]},
+        "edits_since_train": store.mask_edits_since(model["created_at"] if model else None),
+        "backup": {"last": None if last_bk is None else last_bk["created_at"],
+                   "snapshot": None if last_bk is None else last_bk["snapshot"],
+                   "edits_since": store.mask_edits_since(
+                       last_bk["created_at"] if last_bk else None)},
+        "jobs": [{"id": j.id, "kind": j.kind, "state": j.state, "progress": j.progress,
+                  "message": j.message, "eta": j.eta} for j in store.active_jobs()],
+    }
+
+
+def cmd_status(a) -> int:
+    root = _root(a.dir)
+    st = status_dict(root)
+    if a.json:
+        print(json.dumps(st, indent=2, default=str))
+        return 0
+    c = _console()
+    e = st["engine"]
+    c.print(f"[bold]{root}[/]")
+    c.print(f"engine   {'pid ' + str(e['pid']) + ', ' + str(e['state']) + ', ' + str(e['device']) if e['running'] else 'not running'}")
+    c.print("images   " + ", ".join(f"{k} {v}" for k, v in sorted(st["images"].items()))
+            + (f"; {st['problems']} problem file(s)" if st["problems"] else ""))
+    m = st["model"]
+    c.print("model    " + ("none yet" if m is None else
+                           f"v{m['version']} ({m['kind']}), {_ago(m['created_at'])}, "
+                           f"{m['n_train']} masks, valid Dice {_fmt(m['valid_dice'])}"))
+    c.print(f"edits    {st['edits_since_train']} mask(s) changed since the last train")
+    b = st["backup"]
+    c.print(f"backup   last {_ago(b['last'])}" + (f" ({b['snapshot']})" if b["snapshot"] else "")
+            + f", {b['edits_since']} mask(s) changed since")
+    for j in st["jobs"]:
+        c.print(f"job      {j['id']} {j['kind']} {j['state']} {j['progress'] * 100:.0f}% "
+                f"{j['message'] or ''}")
+    return 0
+
+
+def cmd_backup(a) -> int:
+    root = _root(a.dir)
+    params = {"dest": str(Path(a.to).resolve())} if a.to else {}
+    if a.note:
+        params["note"] = a.note
+    return _submit_and_follow(root, "backup", params, a.detach)
+
+
+def _dest(a) -> Path | None:
+    d = getattr(a, "to", None) or getattr(a, "store_dir", None)
+    return Path(d).resolve() if d else None
+
+
+def cmd_backups(a) -> int:
+    from ..engine import backup
+
+    root = _root(a.dir)
+    snaps = backup.list_snapshots(root, _cfg(root), dest=_dest(a))
+    if a.json:
+        print(json.dumps(snaps, indent=2, default=str))
+        return 0
+    from rich.table import Table
+
+    t = Table(show_header=True)
+    for c in ("id", "time", "files", "bytes added", "masks changed", "note"):
+        t.add_column(c)
+    for s in snaps:
+        t.add_row(str(s.get("id")), str(s.get("time") or s.get("created_at")),
+                  _fmt(s.get("files")), _fmt(s.get("bytes_added")),
+                  _fmt(s.get("masks_changed")), s.get("note") or "")
+    _console().print(t)
+    return 0
+
+
+def cmd_verify(a) -> int:
+    from ..engine import backup
+
+    root = _root(a.dir)
+    rep = backup.verify(root, _cfg(root), dest=_dest(a))
+    c = _console()
+    for line in rep.lines() if hasattr(rep, "lines") else [str(rep)]:
+        c.print(line)
+    return 0 if rep.ok else 1
+
+
+def cmd_restore(a) -> int:
+    from ..engine import backup
+
+    root = _root(a.dir)
+    try:
+        res = backup.restore(root, _cfg(root), _store(root), a.snapshot,
+                             to=Path(a.target).resolve() if a.target else None, dest=_dest(a))
+    except backup.BackupError as e:
+        return _err(str(e))
+    print(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+def cmd_prune(a) -> int:
+    from ..engine import backup
+
+    root = _root(a.dir)
+    res = backup.prune(root, _cfg(root), keep=a.keep, dest=_dest(a))
+    print(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+def cmd_history(a) -> int:
+    from ..engine import history
+
+    root = _root(a.dir)
+    try:
+        versions = history.history(root, _cfg(root), _store(root), a.path)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        return _err(str(e))
+    if a.json:
+        print(json.dumps(versions, indent=2, default=str))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"mask history of {a.path}", show_header=True)
+    for c in ("version", "time", "source", "pixels changed", "Dice to previous", "sha256"):
+        t.add_column(c)
+    for v in versions:
+        t.add_row(str(v.get("version")), _ago(v.get("created_at") or v.get("time")),
+                  str(v.get("source")), _fmt(v.get("pixels_changed")), _fmt(v.get("dice_prev")),
+                  str(v.get("sha256") or v.get("sha") or "")[:12])
+    _console().print(t)
+    return 0
+
+
+def cmd_revert(a) -> int:
+    from ..engine import history
+
+    root = _root(a.dir)
+    try:
+        res = history.revert(root, _cfg(root), _store(root), a.path, a.version)
+    except (KeyError, ValueError, FileNotFoundError) as e:
+        return _err(str(e))
+    print(json.dumps(res, indent=2, default=str))
+    return 0
+
+
+HANDLERS = {name: globals()[f"cmd_{name}"] for name in COMMANDS}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `segtriage [DIR]` opens the app: anything that is not a command or an option is a folder
+    if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
+        argv = ["open", *argv]
+    elif argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["open", *argv]
+    a = build_parser().parse_args(argv)
+    try:
+        return HANDLERS[a.cmd](a) or 0
+    except SystemExit as e:
+        return int(e.code or 0)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
