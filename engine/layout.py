@@ -1,0 +1,349 @@
+"""Finding image/mask pairs in a data folder.
+
+Two layouts (``cfg.layout.kind``; ``auto`` picks *split* when the folder has both
+``images_dir`` and ``masks_dir``, else *seed*):
+
+* seed:  ``NAME.EXT`` beside ``NAME{mask_suffix}.EXT`` (the mask may use another extension);
+* split: ``images/REL/NAME.EXT`` and ``masks/REL/NAME.EXT`` (any extension on either side).
+
+Both nest in sub-folders. A pair is identified by its *key*: the image path without extension
+(seed: ``dir/NAME``; split: ``REL/NAME`` below the images folder). In the split layout only the
+two folders are walked; other files at the top are not part of the data set.
+
+Ignored: hidden files and folders, the state folder, editor temp/backup files and
+``cfg.layout.ignore`` globs (a glob without ``/`` matches any single name, one with ``/`` the
+relative path). Folder symlinks are followed only when they lead outside the data folder and
+not to a folder already walked, so loops and duplicates are reported instead of walked.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .imageio import LOSSY_EXTENSIONS
+
+# editor swap/backup/temp files: vim (*~, .*.swp, 4913 probe), emacs (.#*, #*#), generic
+EDITOR_GLOBS = ("*~", ".*.sw?", "*.swp", ".#*", "#*#", "4913", "*.tmp")
+
+
+@dataclass(frozen=True)
+class Pair:
+    image: str                 # posix path relative to the data folder
+    mask: str | None           # idem, None when the image has no mask yet
+    mask_target: str           # where a mask for this image is (or would be) written
+
+
+@dataclass
+class Discovery:
+    kind: str                                   # 'seed' | 'split'
+    pairs: list[Pair] = field(default_factory=list)
+    orphan_masks: list[str] = field(default_factory=list)
+    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, message)
+
+
+# -- ignoring ------------------------------------------------------------------------------
+
+class _Ignorer:
+    def __init__(self, state_dir: str, ignore: tuple[str, ...]):
+        name_globs = list(EDITOR_GLOBS)
+        path_globs = []
+        for g in ignore:
+            g = g.strip().strip("/")
+            if g:
+                (path_globs if "/" in g else name_globs).append(g)
+        self.name_re = re.compile("|".join(fnmatch.translate(g) for g in name_globs))
+        self.path_re = (re.compile("|".join(fnmatch.translate(g) for g in path_globs))
+                        if path_globs else None)
+        sd = state_dir.replace(os.sep, "/").strip("/")
+        self.state_rel = None if os.path.isabs(state_dir) else (sd or None)
+        self.state_abs = os.path.realpath(state_dir) if os.path.isabs(state_dir) else None
+
+    def name(self, name: str) -> bool:
+        return name.startswith(".") or self.name_re.match(name) is not None
+
+    def path(self, rel: str) -> bool:
+        if self.state_rel is not None and rel == self.state_rel:
+            return True
+        return self.path_re is not None and self.path_re.match(rel) is not None
+
+    def entry(self, name: str, rel: str) -> bool:
+        return self.name(name) or self.path(rel)
+
+
+@lru_cache(maxsize=16)
+def _ignorer_for(state_dir: str, ignore: tuple[str, ...]) -> _Ignorer:
+    return _Ignorer(state_dir, ignore)
+
+
+def _ignorer(cfg) -> _Ignorer:
+    return _ignorer_for(str(cfg.project.state_dir), tuple(cfg.layout.ignore))
+
+
+def _norm(relpath: str | os.PathLike) -> str:
+    rel = str(relpath).replace(os.sep, "/")
+    while rel.startswith("./"):
+        rel = rel[2:]
+    return rel.strip("/")
+
+
+def is_ignored(relpath: str | os.PathLike, cfg) -> bool:
+    """True when the file (or any folder above it) is not part of the data set."""
+    rel = _norm(relpath)
+    ign = _ignorer(cfg)
+    parts = rel.split("/")
+    for i, name in enumerate(parts):
+        if ign.entry(name, "/".join(parts[: i + 1])):
+            return True
+    return False
+
+
+# -- classifying one path --------------------------------------------------------------------
+
+def detect_kind(root: Path | str, cfg) -> str:
+    kind = cfg.layout.kind
+    if kind in ("seed", "split"):
+        return kind
+    root = Path(root)
+    if (root / cfg.layout.images_dir).is_dir() and (root / cfg.layout.masks_dir).is_dir():
+        return "split"
+    return "seed"
+
+
+def _split_ext(name: str) -> tuple[str, str]:
+    stem, ext = os.path.splitext(name)
+    return stem, ext
+
+
+def classify(relpath: str | os.PathLike, cfg, kind: str) -> tuple[str | None, str]:
+    """``('image' | 'mask' | None, key)`` for one path; an image and its mask share the key."""
+    if kind not in ("seed", "split"):
+        raise ValueError(f"classify needs a resolved layout kind, got {kind!r}")
+    rel = _norm(relpath)
+    if not rel or is_ignored(rel, cfg):
+        return None, ""
+    d, _, name = rel.rpartition("/")
+    stem, ext = _split_ext(name)
+    if not stem or ext.lower() not in cfg.layout.extensions:
+        return None, ""
+    if kind == "seed":
+        suffix = cfg.layout.mask_suffix
+        if suffix and stem.endswith(suffix):
+            base = stem[: -len(suffix)]
+            return "mask", f"{d}/{base}" if d else base
+        return "image", f"{d}/{stem}" if d else stem
+    for role, top in (("image", cfg.layout.images_dir), ("mask", cfg.layout.masks_dir)):
+        top = _norm(top)
+        if rel.startswith(top + "/"):
+            key = rel[len(top) + 1:]
+            return role, key[: len(key) - len(ext)]
+    return None, ""
+
+
+# -- walking -----------------------------------------------------------------------------
+
+def _is_within(child: str, parent: str) -> bool:
+    return child == parent or child.startswith(parent.rstrip("/") + "/")
+
+
+def _safe_name(name: str) -> str | None:
+    """The name as printable text, or None when it is valid UTF-8 (the normal case)."""
+    try:
+        name.encode("utf-8")
+        return None
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
+def _walk(root: str, start: str, ign: _Ignorer, problems: list, *, recursive: bool = True):
+    """Yield ``(rel_dir, [file names])`` for each folder below ``root/start``, sorted."""
+    root_real = os.path.realpath(root)
+    seen: set[str] = set()
+    stack = [start]
+    while stack:
+        rel = stack.pop()
+        absd = os.path.join(root, rel) if rel else root
+        real = os.path.realpath(absd)
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            with os.scandir(absd) as it:
+                entries = list(it)
+        except OSError as e:
+            problems.append((rel or ".", "unreadable", f"cannot list folder: {e.strerror or e}"))
+            continue
+        files, subdirs = [], []
+        for e in entries:
+            name = e.name
+            relp = f"{rel}/{name}" if rel else name
+            shown = _safe_name(name)
+            if shown is not None:
+                shown_rel = f"{rel}/{shown}" if rel else shown
+                problems.append((shown_rel, "bad-name",
+                                 "file name is not valid UTF-8; rename it to be indexed"))
+                continue
+            if ign.entry(name, relp):
+                continue
+            try:
+                if e.is_dir():  # follows symlinks
+                    if not recursive:
+                        continue
+                    if ign.state_abs and os.path.realpath(e.path) == ign.state_abs:
+                        continue
+                    if e.is_symlink():
+                        target = os.path.realpath(e.path)
+                        if _is_within(root_real, target) or _is_within(real, target) or \
+                                target in seen:
+                            problems.append((relp, "symlink-loop",
+                                             "symbolic link to a folder above it (a loop); "
+                                             "skipped"))
+                            continue
+                        if _is_within(target, root_real):
+                            problems.append((relp, "symlink-duplicate",
+                                             "symbolic link to a folder inside the data "
+                                             f"folder ({os.path.relpath(target, root_real)});"
+                                             " skipped, its files are indexed there"))
+                            continue
+                    subdirs.append(relp)
+                elif e.is_file():
+                    files.append(name)
+                elif e.is_symlink():
+                    problems.append((relp, "broken-link", "symbolic link to nothing; skipped"))
+            except OSError as err:
+                problems.append((relp, "unreadable", f"cannot stat: {err.strerror or err}"))
+        files.sort()
+        yield rel, files
+        stack.extend(sorted(subdirs, reverse=True))
+
+
+# -- pairing -------------------------------------------------------------------------------
+
+def _ext(p: str) -> str:
+    return os.path.splitext(p)[1]
+
+
+def _default_mask_ext(mask_paths) -> str:
+    """Extension new masks get when nothing better is known: the most common lossless mask
+    extension in the folder, else .png."""
+    c = Counter(_ext(m).lower() for m in mask_paths if _ext(m).lower() not in LOSSY_EXTENSIONS)
+    if not c:
+        return ".png"
+    best = max(c.values())
+    return min(e for e, n in c.items() if n == best)
+
+
+def _mask_target(image: str, key: str, kind: str, cfg, default_ext: str) -> str:
+    if kind == "seed":
+        ext = _ext(image)
+        if ext.lower() in LOSSY_EXTENSIONS:  # a JPEG mask would not keep class values
+            ext = default_ext
+        return f"{key}{cfg.layout.mask_suffix}{ext}"
+    return f"{_norm(cfg.layout.masks_dir)}/{key}{default_ext}"
+
+
+def _pair(images: dict[str, list[str]], masks: dict[str, list[str]], kind: str, cfg,
+          disc: Discovery) -> None:
+    default_ext = _default_mask_ext(m for ms in masks.values() for m in ms)
+    for key in sorted(images):
+        imgs = sorted(images[key])
+        ms = sorted(masks.get(key, ()))
+        mask_exts = {_ext(m).lower() for m in ms}
+        owner = next((i for i in imgs if _ext(i).lower() in mask_exts), imgs[0])
+        mask = next((m for m in ms if _ext(m).lower() == _ext(owner).lower()), ms[0]) \
+            if ms else None
+        target = mask or _mask_target(owner, key, kind, cfg, default_ext)
+        disc.pairs.append(Pair(owner, mask, target))
+        for m in ms:
+            if m != mask:
+                disc.problems.append((m, "duplicate-mask",
+                                      f"a second mask for image {owner} (using {mask}); "
+                                      "this one is ignored"))
+        for i in imgs:
+            if i != owner:
+                disc.pairs.append(Pair(i, None, target))
+                disc.problems.append((i, "duplicate-name",
+                                      f"same name as image {owner}, which owns the mask "
+                                      f"{target}; rename one of them"))
+    for key in sorted(set(masks) - set(images)):
+        disc.orphan_masks.extend(sorted(masks[key]))
+    disc.pairs.sort(key=lambda p: p.image)
+
+
+def _collect(root: str, cfg, kind: str, starts: list[str], disc: Discovery,
+             key_filter: str | None = None, recursive: bool = True):
+    """Image and mask paths by key, from the folders ``starts`` (relative to root)."""
+    images: dict[str, list[str]] = {}
+    masks: dict[str, list[str]] = {}
+    ign = _ignorer(cfg)
+    exts = set(cfg.layout.extensions)
+    suffix = cfg.layout.mask_suffix
+    tops = {_norm(cfg.layout.images_dir): images, _norm(cfg.layout.masks_dir): masks}
+    for start in starts:
+        if kind == "split":  # the role comes from the top folder the walk started in
+            top = next(t for t in tops if _is_within(start, t))
+            into, cut = tops[top], len(top) + 1
+        for rel_dir, names in _walk(root, start, ign, disc.problems, recursive=recursive):
+            for name in names:
+                stem, ext = os.path.splitext(name)
+                if not stem or ext.lower() not in exts:
+                    continue
+                relp = f"{rel_dir}/{name}" if rel_dir else name
+                if kind == "split":
+                    key, bucket = relp[cut: len(relp) - len(ext)], into
+                elif suffix and stem.endswith(suffix):
+                    base = stem[: -len(suffix)]
+                    key, bucket = (f"{rel_dir}/{base}" if rel_dir else base), masks
+                else:
+                    key, bucket = (f"{rel_dir}/{stem}" if rel_dir else stem), images
+                if key_filter is None or key == key_filter:
+                    bucket.setdefault(key, []).append(relp)
+    return images, masks
+
+
+def discover(root: Path | str, cfg) -> Discovery:
+    """Every image/mask pair under ``root``: sorted, deterministic, never following loops."""
+    root_s = os.fspath(root)
+    kind = detect_kind(root_s, cfg)
+    disc = Discovery(kind)
+    if kind == "seed":
+        starts = [""]
+    else:
+        starts = [_norm(cfg.layout.images_dir), _norm(cfg.layout.masks_dir)]
+        for s in starts:
+            if not os.path.isdir(os.path.join(root_s, s)):
+                disc.problems.append((s, "missing-folder",
+                                      "split layout, but this folder does not exist"))
+        starts = [s for s in starts if os.path.isdir(os.path.join(root_s, s))]
+    images, masks = _collect(root_s, cfg, kind, starts, disc)
+    _pair(images, masks, kind, cfg, disc)
+    disc.problems.sort()
+    return disc
+
+
+def discover_one(root: Path | str, cfg, relpath: str, kind: str | None = None) -> Discovery:
+    """Discovery restricted to the pair group that ``relpath`` (an image or a mask) belongs
+    to, reading only its folder(s). Empty when the path is ignored or not image-like."""
+    root_s = os.fspath(root)
+    kind = kind or detect_kind(root_s, cfg)
+    disc = Discovery(kind)
+    role, key = classify(relpath, cfg, kind)
+    if role is None:
+        return disc
+    d = key.rpartition("/")[0]
+    if kind == "seed":
+        starts = [d]
+    else:
+        starts = [f"{_norm(t)}/{d}" if d else _norm(t)
+                  for t in (cfg.layout.images_dir, cfg.layout.masks_dir)]
+    starts = [s for s in starts if os.path.isdir(os.path.join(root_s, s) if s else root_s)]
+    scratch = Discovery(kind)  # folder-level problems belong to the full scan
+    images, masks = _collect(root_s, cfg, kind, starts, scratch, key_filter=key,
+                             recursive=False)
+    _pair(images, masks, kind, cfg, disc)
+    return disc
