@@ -453,7 +453,7 @@ class Store:
                 "INSERT OR REPLACE INTO scores(image_id, model_id, fold, image_sha256,"
                 " mask_sha256, precision, prob_path, computed_at, category,"
                 f" {','.join(SCORE_COLUMNS)}, metrics, error)"
-                f" VALUES({','.join('?' * (12 + len(SCORE_COLUMNS)))})",
+                f" VALUES({','.join('?' * (11 + len(SCORE_COLUMNS)))})",
                 (image_id, model_id, fold, image_sha256, mask_sha256, precision, prob_path,
                  _now(), category, *promoted.values(), _dumps(rest), error))
 
@@ -740,3 +740,16 @@ class Store:
             return c.execute(
                 f"DELETE FROM backups WHERE destination=? AND snapshot IN "
                 f"({','.join('?' * len(snaps))})", (destination, *snaps)).rowcount
+
+    # -- index helpers (layout/scan) -------------------------------------------------------
+    def upsert_problem(self, path: str, kind: str, message: str) -> None:
+        """One problem row (the watcher's single-file re-index; a scan replaces them all)."""
+        with self.tx() as c:
+            c.execute("INSERT INTO problems(path, kind, message, seen_at) VALUES(?,?,?,?) "
+                      "ON CONFLICT(path) DO UPDATE SET kind=excluded.kind, "
+                      "message=excluded.message, seen_at=excluded.seen_at",
+                      (path, kind, message, _now()))
+
+    def delete_problems(self, paths: Iterable[str]) -> None:
+        with self.tx() as c:
+            c.executemany("DELETE FROM problems WHERE path=?", [(p,) for p in paths])

@@ -1,0 +1,159 @@
+"""The SQLite contract: schema, migrations, jobs, staleness, concurrency."""
+
+import sqlite3
+import threading
+
+import pytest
+
+from segtriage.engine import store as store_mod
+from segtriage.engine.store import SCHEMA_VERSION, Store, StoreError
+
+
+@pytest.fixture
+def st(tmp_path):
+    return Store(tmp_path / ".segtriage" / "state.db")
+
+
+def test_new_store_is_wal_at_current_schema(st, tmp_path):
+    assert st.schema_version() == SCHEMA_VERSION
+    assert st.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    for sub in ("models", "preds", "logs"):
+        assert (tmp_path / ".segtriage" / sub).is_dir()
+    assert (tmp_path / ".segtriage").stat().st_mode & 0o777 == 0o700
+
+
+def test_migrates_a_version_1_database_forward(tmp_path):
+    db = tmp_path / ".segtriage" / "state.db"
+    db.parent.mkdir()
+    c = sqlite3.connect(db)
+    c.executescript(store_mod.MIGRATIONS[0])
+    c.execute("PRAGMA user_version=1")
+    c.execute("INSERT INTO images(path, status, added_at, updated_at) "
+              "VALUES('old.png', 'accepted', 1, 1)")
+    c.commit()
+    c.close()
+    st = Store(db)
+    assert st.schema_version() == SCHEMA_VERSION
+    assert st.image("old.png")["status"] == "accepted"  # data survives the migration
+    names = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "scores_model" in names
+
+
+def test_refuses_a_newer_schema(tmp_path):
+    db = tmp_path / "state.db"
+    c = sqlite3.connect(db)
+    c.execute(f"PRAGMA user_version={SCHEMA_VERSION + 5}")
+    c.close()
+    with pytest.raises(StoreError, match="newer"):
+        Store(db)
+
+
+def test_job_lifecycle_and_cancel(st):
+    j = st.submit_job("train", {"epochs": 2})
+    assert st.job(j).state == "queued"
+    claimed = st.claim_job(pid=123)
+    assert claimed.id == j and claimed.state == "running" and claimed.attempts == 1
+    assert st.claim_job(pid=123) is None  # nothing else queued
+    assert st.update_job(j, progress=0.5, message="epoch 1") is False
+    assert st.request_cancel(j) is True
+    assert st.update_job(j, progress=0.6) is True  # the runner sees the request
+    st.finish_job(j, "cancelled")
+    assert st.job(j).state == "cancelled"
+    assert st.request_cancel(j) is False
+
+
+def test_queued_job_cancelled_at_once(st):
+    j = st.submit_job("predict", {"scope": "all"})
+    assert st.request_cancel(j)
+    assert st.job(j).state == "cancelled"
+    assert st.claim_job(pid=1) is None
+
+
+def test_unknown_job_kind_is_refused(st):
+    with pytest.raises(ValueError, match="unknown job kind"):
+        st.submit_job("fly")
+
+
+def test_recover_interrupted_requeues_with_params(st):
+    j = st.submit_job("predict", {"scope": "all"})
+    st.claim_job(pid=1)
+    new = st.recover_interrupted()
+    assert st.job(j).state == "interrupted"
+    assert len(new) == 1
+    nj = st.job(new[0])
+    assert nj.state == "queued" and nj.params == {"scope": "all", "resumed_from": j}
+
+
+def test_staleness_follows_model_and_content(st):
+    i = st.upsert_image("a.png", mask_path="a_mask.png", img_sha256="I1", mask_sha256="M1",
+                        status="unreviewed")
+    m1 = st.add_model(kind="plain", arch="resnet18", weights=["m1.pt"], config={}, epochs=1,
+                      train_loss=1, valid_loss=1, valid_dice=0.5, n_train=1, n_valid=1,
+                      manifest=[])
+    st.put_score(i, m1, fold=None, image_sha256="I1", mask_sha256="M1", precision="cpu-fp32",
+                 prob_path="p.png", category="agrees", metrics={"dice": 0.9, "extra": 3})
+    (row,) = st.review_rows(full=True)
+    assert row["stale"] is False and row["dice"] == 0.9 and row["extra"] == 3
+    st.upsert_image("a.png", mask_sha256="M2")  # the mask was edited
+    assert st.review_rows()[0]["stale"] is True
+    st.upsert_image("a.png", mask_sha256="M1")
+    assert st.review_rows()[0]["stale"] is False
+    st.add_model(kind="plain", arch="resnet18", weights=["m2.pt"], config={}, epochs=1,
+                 train_loss=1, valid_loss=1, valid_dice=0.5, n_train=1, n_valid=1, manifest=[])
+    assert st.review_rows()[0]["stale"] is True  # a new current model
+    assert [r["path"] for r in st.unscored_or_stale(st.current_model_id())] == ["a.png"]
+    st.set_current_model(m1)
+    assert st.review_rows()[0]["stale"] is False
+    with pytest.raises(StoreError):
+        st.set_current_model(99)
+
+
+def test_bad_status_is_refused(st):
+    with pytest.raises(ValueError):
+        st.upsert_image("x.png", status="great")
+
+
+def test_concurrent_writers_lose_no_decision(tmp_path):
+    """Two clients and an engine writing at once: no 'database is locked', nothing lost."""
+    db = tmp_path / ".segtriage" / "state.db"
+    st = Store(db)
+    ids = [st.upsert_image(f"{i}.png", status="unreviewed") for i in range(60)]
+    errors = []
+
+    def client(part, status):
+        s = Store(db)
+        try:
+            for i in part:
+                s.set_status([i], status)
+        except Exception as e:  # pragma: no cover - the failure we test for
+            errors.append(e)
+
+    def engine():
+        s = Store(db)
+        try:
+            j = s.submit_job("predict")
+            for k in range(60):
+                s.update_job(j, progress=k / 60, message="x")
+                s.add_event("log", {"k": k})
+        except Exception as e:  # pragma: no cover
+            errors.append(e)
+
+    ts = [threading.Thread(target=client, args=(ids[:30], "accepted")),
+          threading.Thread(target=client, args=(ids[30:], "flagged")),
+          threading.Thread(target=engine)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert errors == []
+    counts = st.status_counts()
+    assert counts == {"accepted": 30, "flagged": 30}
+    assert len(st.events(kind="decision")) == 60
+
+
+def test_data_version_moves_on_foreign_commit(tmp_path):
+    db = tmp_path / "state.db"
+    a, b = Store(db), Store(db)
+    v0 = a.data_version()
+    b.set_meta("x", 1)
+    assert a.data_version() != v0
