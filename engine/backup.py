@@ -156,7 +156,7 @@ class ObjectStore:
     def _ensure_dirs(self, doing: str) -> None:
         try:
             for d in (self.dest, self.objects_dir, self.snapshots_dir, self.tmp_dir):
-                d.mkdir(parents=True, exist_ok=True)
+                d.mkdir(mode=0o700, parents=True, exist_ok=True)  # private, like .segtriage/
         except OSError as e:
             raise _dest_error(self.dest, e, doing) from None
 
@@ -209,14 +209,13 @@ class ObjectStore:
                 raise BackupError(f"{self.dest}: the copy written while {doing} does not match "
                                   "what was read (disk or memory error); nothing was stored")
             target = self.path(sha)
-            try:
-                target.parent.mkdir(exist_ok=True)
-                os.chmod(tmp, 0o444)  # objects are never modified in place
-                os.replace(tmp, target)
-                _fsync_dir(target.parent)
-            except OSError as e:
-                raise _dest_error(self.dest, e, doing) from None
+            target.parent.mkdir(exist_ok=True)
+            os.chmod(tmp, 0o444)  # objects are never modified in place
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
             return size
+        except OSError as e:
+            raise _dest_error(self.dest, e, doing) from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -278,7 +277,8 @@ class ObjectStore:
             os.replace(tmp, target)
             _fsync_dir(target.parent)
         except OSError as e:
-            raise BackupError(f"cannot write {target}: {e.strerror or e}") from None
+            raise BackupError(f"cannot restore {target}: {e.strerror or e}"
+                              f"{f' ({e.filename})' if e.filename else ''}") from None
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -397,29 +397,19 @@ def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
     with obj.lock():
         previous = obj.manifests()[0]
         prev = previous[-1] if previous else None
-        for i, rel in enumerate(rels):
+        entries = [(rel, root / rel, files) for rel in rels]
+        entries += [(rel, p, model_entries) for rel, p in model_files]
+        for i, (rel, path, into) in enumerate(entries):
             try:
-                sha, n = obj.put_file(root / rel)
-            except BackupError:
-                raise
-            except OSError as e:
-                skipped.append({"path": rel, "error": e.strerror or str(e)})
+                sha, n = obj.put_file(path)  # destination failures raise BackupError
+            except OSError as e:  # the source vanished or cannot be read
+                label = rel if into is files else f"models/{rel}"
+                skipped.append({"path": label, "error": e.strerror or str(e)})
                 continue
-            files[rel] = {"sha": sha, "size": obj.path(sha).stat().st_size}
+            into[rel] = {"sha": sha, "size": obj.path(sha).stat().st_size}
             added += n
-            if i % 16 == 0:
+            if i % 16 == 0 or into is model_entries:
                 report(i / total, f"stored {i}/{total} files")
-        for j, (rel, p) in enumerate(model_files):
-            try:
-                sha, n = obj.put_file(p)
-            except BackupError:
-                raise
-            except OSError as e:
-                skipped.append({"path": f"models/{rel}", "error": e.strerror or str(e)})
-                continue
-            model_entries[rel] = {"sha": sha, "size": obj.path(sha).stat().st_size}
-            added += n
-            report((len(rels) + j) / total, f"stored model file {rel}")
         meta = json.dumps({"current": store.current_model_id(), "models": store.models()},
                           sort_keys=True, default=str).encode("utf-8")
         meta_sha, n = obj.put_bytes(meta)
@@ -690,9 +680,9 @@ def prune(root: Path | str, cfg, *, keep: int, dest: Path | str | None = None,
                 p.unlink()
                 n += 1
         # under the exclusive lock no writer is active: every temp file is a crash leftover
-        if obj.tmp_dir.is_dir():
-            for t in obj.tmp_dir.iterdir():
-                t.unlink(missing_ok=True)
+        leftovers = [*obj.tmp_dir.glob("*"), *obj.snapshots_dir.glob(".tmp-*")]
+        for t in leftovers:
+            t.unlink(missing_ok=True)
     store.delete_backups(str(obj.dest), [m["id"] for m in drop])
     return {"kept": [m["id"] for m in stay], "deleted": [m["id"] for m in drop],
             "objects_deleted": n, "bytes_freed": freed}

@@ -442,10 +442,12 @@ def test_prune_collects_leftovers_of_a_failed_snapshot(project, monkeypatch):
     monkeypatch.undo()
     dest = backup.default_destination(root, cfg)
     (dest / "tmp" / ".tmp-crashed").write_bytes(b"left by a killed process")
+    (dest / "snapshots" / ".tmp-123-abc").write_bytes(b'{"half a manifest')
     res = backup.prune(root, cfg, keep=5, store=store)
     assert res["deleted"] == [] and res["objects_deleted"] == 1
     assert res["bytes_freed"] == len(b"stored by a snapshot that then failed")
     assert list((dest / "tmp").iterdir()) == []
+    assert [p.name for p in (dest / "snapshots").iterdir() if p.name.startswith(".")] == []
 
 
 def test_backup_status(project):
