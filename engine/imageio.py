@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Sequence
@@ -65,7 +66,10 @@ def _describe_unreadable(path: Path, exc: Exception) -> str:
             head = b""
         return f"{path}: not an image Pillow can read (file starts with {head!r}, {size} bytes)"
     if isinstance(exc, Image.DecompressionBombError):
-        return f"{path}: {exc} Refusing to decode it."
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        n = f"{int(m.group(1)):,} pixels" if m else "too many pixels"
+        return (f"{path}: declares {n}, above the limit of {MAX_PIXELS:,}; refusing to decode "
+                "(decompression bomb?)")
     text = str(exc) or type(exc).__name__
     if "truncated" in text.lower() or isinstance(exc, EOFError):
         return f"{path}: truncated or damaged image ({text})"
