@@ -553,14 +553,29 @@ def _references(obj: ObjectStore, manifests: list[dict], store) -> dict[str, lis
     return refs
 
 
+def _history_store_of(root: Path, cfg, obj: ObjectStore, store):
+    """The project store when ``obj`` is where the mask history lives, else None (objects of
+    the history are not expected in another destination)."""
+    if obj.dest.resolve() != default_destination(root, cfg).resolve():
+        return None
+    if store is None:
+        from .store import Store, StoreError
+        try:
+            store = Store(cfg.state_path(root) / "state.db", create=False, readonly=True)
+        except StoreError:
+            return None
+    return store
+
+
 def verify(root: Path | str, cfg, dest: Path | str | None = None, *, store=None,
            progress: Progress | None = None) -> VerifyReport:
-    """Re-hash every stored object; report missing and corrupt ones with what uses them.
-    Pass ``store`` to include the objects the mask history refers to."""
-    obj = _open_store(Path(root), cfg, dest)
+    """Re-hash every stored object; report missing and corrupt ones with what uses them,
+    including the mask history's objects when ``dest`` is the history's destination."""
+    root = Path(root)
+    obj = _open_store(root, cfg, dest)
     good, bad = obj.manifests()
     rep = VerifyReport(destination=obj.dest, snapshots=len(good), bad_manifests=bad)
-    refs = _references(obj, good, store)
+    refs = _references(obj, good, _history_store_of(root, cfg, obj, store))
     present = list(obj.iter_objects())
     for i, sha in enumerate(present):
         rep.objects += 1

@@ -23,7 +23,7 @@ from .imageio import MaskError, read_mask, sha256_file
 from .imageio import write_mask as _write_mask_file
 
 
-class HistoryError(BackupError):
+class HistoryError(BackupError, ValueError):
     """A history request that cannot be met (no such path or version, nothing to undo)."""
 
 

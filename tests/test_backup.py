@@ -460,3 +460,22 @@ def test_backup_status(project):
     _flip(root / "plain_mask.png")
     save_mask_version(root, cfg, store, "plain_mask.png", "editor")
     assert backup.backup_status(store)["masks_changed_since"] == 1
+
+
+def test_verify_of_another_destination_ignores_the_history(project, tmp_path):
+    """History objects live in the configured destination only; a snapshot store elsewhere
+    must not report them missing."""
+    root, cfg, store = project
+    save_mask_version(root, cfg, store, "plain_mask.png", "scan")
+    _flip(root / "plain_mask.png")
+    save_mask_version(root, cfg, store, "plain_mask.png", "editor")
+    other = tmp_path / "usb disk"
+    backup.snapshot(root, cfg, store, dest=other)
+    assert backup.verify(root, cfg, dest=other, store=store).ok
+    assert backup.verify(root, cfg).ok
+    # the first mask version is in the history only: deleting it is found
+    ObjectStore(backup.default_destination(root, cfg)).get(
+        history(root, cfg, store, "plain.png")[0]["sha"]).unlink()
+    rep = backup.verify(root, cfg)
+    assert [m["refs"] for m in rep.missing] == [
+        [f"history:plain_mask.png#{store.mask_versions('plain_mask.png')[0]['id']}"]]

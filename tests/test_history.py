@@ -200,7 +200,7 @@ def test_revert_refuses_a_corrupt_version(project):
         revert(root, cfg, store, "cells.png", 1)
     assert (root / "cells_mask.png").read_bytes() == current
     assert [f for f in os.listdir(root) if f.endswith(".tmp")] == []
-    rep = backup.verify(root, cfg, store=store)
+    rep = backup.verify(root, cfg)  # opens the project's store itself for the history refs
     assert not rep.ok and rep.corrupt[0]["refs"][0].startswith("history:cells_mask.png#")
 
 
