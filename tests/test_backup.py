@@ -479,3 +479,28 @@ def test_verify_of_another_destination_ignores_the_history(project, tmp_path):
     rep = backup.verify(root, cfg)
     assert [m["refs"] for m in rep.missing] == [
         [f"history:plain_mask.png#{store.mask_versions('plain_mask.png')[0]['id']}"]]
+
+
+# -- repository-wide safety rule -----------------------------------------------------------
+
+def test_no_shell_anywhere():
+    """No subprocess call with shell=True, and no os.system / os.popen, in any source: a file
+    name like `$(touch pwned)` must never reach a shell."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[1]
+    bad = []
+    for folder in ("engine", "tui", "themes", "bench", "tests"):
+        for f in (repo / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(f.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call):
+                    continue
+                fn = node.func
+                if isinstance(fn, ast.Attribute) and fn.attr in ("system", "popen") and \
+                        isinstance(fn.value, ast.Name) and fn.value.id == "os":
+                    bad.append(f"{f.relative_to(repo)}:{node.lineno} os.{fn.attr}")
+                for kw in node.keywords:
+                    if kw.arg == "shell" and not (isinstance(kw.value, ast.Constant)
+                                                  and kw.value.value is False):
+                        bad.append(f"{f.relative_to(repo)}:{node.lineno} shell=")
+    assert bad == []
