@@ -154,7 +154,7 @@ def match_labels(lp: np.ndarray, n_pred: int, lm: np.ndarray, n_mask: int,
                     merged, split)
 
 
-def _side_stats(labels: np.ndarray, n: int, areas: np.ndarray, suffix: str) -> dict:
+def label_stats(labels: np.ndarray, n: int, areas: np.ndarray, suffix: str) -> dict:
     """Counts, areas, density and shape of one side (pred or mask)."""
     mpx = labels.size / 1e6
     if n == 0:
@@ -174,7 +174,7 @@ def _side_stats(labels: np.ndarray, n: int, areas: np.ndarray, suffix: str) -> d
 def side_stats(mask_bool, suffix: str = "pred") -> dict:
     """Object statistics of one binary image alone (for an image without a mask)."""
     lab, n = label(mask_bool)
-    return _side_stats(lab, n, object_areas(lab, n), suffix)
+    return label_stats(lab, n, object_areas(lab, n), suffix)
 
 
 def matching_stats(m: Matching) -> dict:
@@ -183,8 +183,8 @@ def matching_stats(m: Matching) -> dict:
     out = {"matched": k, "missed": int(m.n_mask - k), "extra": int(m.n_pred - k),
            "merged": m.merged, "split": m.split,
            "matched_iou": float(m.pair_iou.mean()) if k else None}
-    out.update(_side_stats(m.pred_labels, m.n_pred, m.pred_areas, "pred"))
-    out.update(_side_stats(m.mask_labels, m.n_mask, m.mask_areas, "mask"))
+    out.update(label_stats(m.pred_labels, m.n_pred, m.pred_areas, "pred"))
+    out.update(label_stats(m.mask_labels, m.n_mask, m.mask_areas, "mask"))
     return out
 
 
