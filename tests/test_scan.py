@@ -1,0 +1,346 @@
+"""Indexing a folder into the state: statuses, incremental re-scan, the bad-input folder,
+single-file re-index for the watcher."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import badinput
+from segtriage.engine import index
+from segtriage.engine.config import default_config
+from segtriage.engine.store import Store
+
+
+def img(path: Path, seed: int = 0, size=(40, 48)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(badinput.grey(*size, seed=seed)).save(path)
+    return path
+
+
+def msk(path: Path, seed: int = 0, size=(40, 48), scale: int = 255) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(badinput.blob(*size, seed=seed) * scale).save(path)
+    return path
+
+
+def bump_mtime(path: Path) -> None:
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 2_000_000_000))
+
+
+@pytest.fixture
+def cfg():
+    return default_config()
+
+
+@pytest.fixture
+def root(tmp_path):
+    r = tmp_path / "data"
+    r.mkdir()
+    return r
+
+
+@pytest.fixture
+def store(root):
+    s = Store(root / ".segtriage" / "state.db")
+    yield s
+    s.close()
+
+
+def rows(store) -> dict:
+    return {r["path"]: dict(r) for r in store.images()}
+
+
+class Counter:
+    def __init__(self, monkeypatch, name):
+        self.n = 0
+        real = getattr(index, name)
+
+        def counted(*a, **kw):
+            self.n += 1
+            return real(*a, **kw)
+
+        monkeypatch.setattr(index, name, counted)
+
+
+# -- the bad-input folder --------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_bad_input_folder(tmp_path, cfg, monkeypatch):
+    root = tmp_path / "bad"
+    ex = badinput.build(root)
+    monkeypatch.chdir(tmp_path)
+    store = Store(root / ".segtriage" / "state.db")
+    rep = index.scan(root, cfg, store)
+    got = rows(store)
+    # every good file is indexed with the right status
+    for path, status in ex.good.items():
+        assert got[path]["status"] == status, (path, got[path]["error"])
+        assert got[path]["error"] is None
+        assert (got[path]["width"], got[path]["height"]) == (badinput.W, badinput.H)
+    # each bad one is a row in error with a reason that names the file
+    for path, phrase in ex.errors.items():
+        assert got[path]["status"] == "error"
+        assert phrase in got[path]["error"], got[path]["error"]
+        stem = path.rsplit(".", 1)[0]
+        assert got[path]["error"].startswith(stem), got[path]["error"]
+    assert set(got) == set(ex.good) | set(ex.errors)
+    # files that are not rows are problems with a kind and a message
+    probs = {p: k for p, k, _m in rep.problems}
+    assert probs == ex.problems
+    assert {r["path"] for r in store.problems()} == set(ex.problems)
+    assert dict(rep.errors).keys() == ex.errors.keys()
+    for rel in ex.ignored:
+        assert rel not in got and rel not in probs
+    assert not (root / "pwned").exists() and not (tmp_path / "pwned").exists()
+    assert rep.counts == {"unreviewed": len(ex.good) - 1, "no-mask": 1,
+                          "error": len(ex.errors)}
+    j = rep.to_json()
+    assert j["counts"] == rep.counts and j["new"] == len(got) and j["kind"] == "seed"
+    assert {"path": "loop/up", "kind": "symlink-loop",
+            "message": "symbolic link to a folder above it (a loop); skipped"} in j["problems"]
+    # a second scan changes nothing and hashes nothing
+    rep2 = index.scan(root, cfg, store)
+    assert (rep2.new, rep2.changed, rep2.removed, rep2.hashed) == (0, 0, 0, 0)
+    assert rep2.unchanged == len(got)
+    assert rows(store) == got
+
+
+# -- statuses and incremental re-scan ------------------------------------------------------
+
+def test_statuses_of_a_fresh_folder(root, cfg, store):
+    img(root / "a.png"); msk(root / "a_mask.png")
+    img(root / "b.png")
+    rep = index.scan(root, cfg, store)
+    r = rows(store)
+    assert r["a.png"]["status"] == "unreviewed" and r["a.png"]["mask_path"] == "a_mask.png"
+    assert r["b.png"]["status"] == "no-mask" and r["b.png"]["mask_path"] is None
+    assert (r["a.png"]["width"], r["a.png"]["height"]) == (48, 40)
+    import hashlib
+    assert r["a.png"]["img_sha256"] == hashlib.sha256((root / "a.png").read_bytes()).hexdigest()
+    assert rep.counts == {"unreviewed": 1, "no-mask": 1}
+    assert (rep.new, rep.changed, rep.unchanged) == (2, 0, 0)
+
+
+def test_unchanged_files_are_not_rehashed_or_decoded(root, cfg, store, monkeypatch):
+    for i in range(5):
+        img(root / f"{i}.png", seed=i); msk(root / f"{i}_mask.png", seed=i)
+    hashes = Counter(monkeypatch, "sha256_file")
+    decodes = Counter(monkeypatch, "image_info")
+    masks = Counter(monkeypatch, "read_mask")
+    index.scan(root, cfg, store)
+    assert (hashes.n, decodes.n, masks.n) == (10, 5, 5)
+    hashes.n = decodes.n = masks.n = 0
+    rep = index.scan(root, cfg, store)
+    assert (hashes.n, decodes.n, masks.n) == (0, 0, 0)
+    assert rep.unchanged == 5
+    # a touched mask (same bytes) is re-hashed once; its status is kept
+    store.set_status([store.image("3.png")["id"]], "accepted")
+    bump_mtime(root / "3_mask.png")
+    rep = index.scan(root, cfg, store)
+    assert (hashes.n, rep.changed, rep.unchanged) == (1, 1, 4)
+    assert store.image("3.png")["status"] == "accepted"
+    # rehash=True hashes everything again
+    hashes.n = 0
+    index.scan(root, cfg, store, rehash=True)
+    assert hashes.n == 10
+    assert store.image("3.png")["status"] == "accepted"
+
+
+def test_changed_mask_becomes_edited_and_versions_are_recorded(root, cfg, store):
+    img(root / "a.png"); msk(root / "a_mask.png", seed=0)
+    index.scan(root, cfg, store)
+    store.set_status([store.image("a.png")["id"]], "accepted")
+    msk(root / "a_mask.png", seed=3)
+    bump_mtime(root / "a_mask.png")
+    rep = index.scan(root, cfg, store)
+    row = store.image("a.png")
+    assert row["status"] == "edited" and rep.changed == 1
+    versions = store.mask_versions("a_mask.png")
+    assert [v["source"] for v in versions] == ["scan", "scan"]
+    assert versions[-1]["sha256"] == row["mask_sha256"]
+    assert versions[0]["image_id"] == row["id"]
+
+
+def test_versions_without_history_module(root, cfg, store, monkeypatch):
+    monkeypatch.setattr(index, "_history", lambda: None)
+    img(root / "a.png"); msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    index.scan(root, cfg, store)  # no second row for the same content
+    v = store.mask_versions("a_mask.png")
+    assert len(v) == 1 and v[0]["sha256"] == store.image("a.png")["mask_sha256"]
+
+
+def test_failing_history_falls_back_to_a_plain_row(root, cfg, store, monkeypatch):
+    class Broken:
+        @staticmethod
+        def save_mask_version(*a, **kw):
+            raise OSError("backup destination is full")
+
+    monkeypatch.setattr(index, "_history", lambda: Broken)
+    img(root / "a.png"); msk(root / "a_mask.png")
+    rep = index.scan(root, cfg, store)
+    assert len(store.mask_versions("a_mask.png")) == 1
+    assert rep.warnings == ["a_mask.png: mask history not kept (backup destination is full)"]
+
+
+def test_mask_appearing_and_disappearing(root, cfg, store):
+    img(root / "a.png")
+    index.scan(root, cfg, store)
+    assert store.image("a.png")["status"] == "no-mask"
+    msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    assert store.image("a.png")["status"] == "unreviewed"
+    (root / "a_mask.png").unlink()
+    index.scan(root, cfg, store)
+    row = store.image("a.png")
+    assert row["status"] == "no-mask" and row["mask_path"] is None and row["mask_sha256"] is None
+
+
+def test_changed_image_resets_review(root, cfg, store):
+    img(root / "a.png", seed=0); msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    store.set_status([store.image("a.png")["id"]], "accepted")
+    img(root / "a.png", seed=5)
+    bump_mtime(root / "a.png")
+    index.scan(root, cfg, store)
+    assert store.image("a.png")["status"] == "unreviewed"
+
+
+def test_error_fixed_by_editing_the_mask(root, cfg, store):
+    img(root / "a.png"); msk(root / "a_mask.png", scale=7)
+    index.scan(root, cfg, store)
+    row = store.image("a.png")
+    assert row["status"] == "error"
+    assert row["error"] == ("a_mask.png: mask has values {0, 7}; expected 0..1 or 0/255 for "
+                            "codes ['naw', 'aye']")
+    assert store.mask_versions("a_mask.png") == []  # an unusable mask is not a version
+    msk(root / "a_mask.png", scale=255)
+    bump_mtime(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    row = store.image("a.png")
+    assert row["status"] == "edited" and row["error"] is None
+
+
+def test_deleted_image_row_is_gone_and_mask_is_orphan(root, cfg, store):
+    img(root / "a.png"); msk(root / "a_mask.png")
+    img(root / "b.png")
+    index.scan(root, cfg, store)
+    (root / "a.png").unlink()
+    rep = index.scan(root, cfg, store)
+    assert set(rows(store)) == {"b.png"} and rep.removed == 1
+    assert rep.problems == [("a_mask.png", "orphan-mask",
+                             "mask without an image (no image a.* beside it)")]
+
+
+def test_codes_change_revalidates_every_mask(root, cfg, store):
+    img(root / "a.png"); msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    cfg.project.codes = ["bg", "x", "y"]
+    index.scan(root, cfg, store)
+    assert store.image("a.png")["error"].endswith("expected 0..2 for codes ['bg', 'x', 'y']")
+
+
+def test_duplicate_name_is_an_error_until_resolved(root, cfg, store):
+    img(root / "x.png"); img(root / "x.jpg"); msk(root / "x_mask.png")
+    index.scan(root, cfg, store)
+    assert store.image("x.png")["status"] == "unreviewed"
+    row = store.image("x.jpg")
+    assert row["status"] == "error" and row["error"].startswith("duplicate name: same name as")
+    (root / "x.png").unlink()
+    index.scan(root, cfg, store)
+    row = store.image("x.jpg")
+    assert row["status"] == "unreviewed" and row["mask_path"] == "x_mask.png"
+
+
+def test_split_layout_scan(root, cfg, store):
+    img(root / "images" / "a" / "x.png"); msk(root / "masks" / "a" / "x.bmp")
+    img(root / "images" / "y.tif")
+    msk(root / "masks" / "z.png")
+    rep = index.scan(root, cfg, store)
+    assert rep.kind == "split"
+    r = rows(store)
+    assert r["images/a/x.png"]["mask_path"] == "masks/a/x.bmp"
+    assert r["images/a/x.png"]["status"] == "unreviewed"
+    assert r["images/y.tif"]["status"] == "no-mask"
+    assert [p for p, _k, _m in rep.problems] == ["masks/z.png"]
+    assert rep.problems[0][2] == "mask without an image (no image images/z.*)"
+
+
+def test_progress_and_missing_root(root, cfg, store, tmp_path):
+    for i in range(3):
+        img(root / f"{i}.png")
+    seen = []
+    index.scan(root, cfg, store, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (3, 3)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        index.scan(tmp_path / "gone", cfg, store)
+    assert len(store.images()) == 3
+
+
+# -- index_one (the watcher) -----------------------------------------------------------------
+
+def test_index_one_follows_single_file_changes(root, cfg, store):
+    img(root / "a.png"); msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    # a new image without a mask
+    img(root / "sub" / "b.png")
+    assert index.index_one(root, cfg, store, "sub/b.png") == "sub/b.png"
+    assert store.image("sub/b.png")["status"] == "no-mask"
+    # its mask arrives
+    msk(root / "sub" / "b_mask.png")
+    assert index.index_one(root, cfg, store, "sub/b_mask.png") == "sub/b.png"
+    assert store.image("sub/b.png")["status"] == "unreviewed"
+    # the mask is edited
+    store.set_status([store.image("sub/b.png")["id"]], "accepted")
+    msk(root / "sub" / "b_mask.png", seed=4)
+    bump_mtime(root / "sub" / "b_mask.png")
+    assert index.index_one(root, cfg, store, "sub/b_mask.png") == "sub/b.png"
+    assert store.image("sub/b.png")["status"] == "edited"
+    # the mask is deleted
+    (root / "sub" / "b_mask.png").unlink()
+    assert index.index_one(root, cfg, store, "sub/b_mask.png") == "sub/b.png"
+    assert store.image("sub/b.png")["status"] == "no-mask"
+    # the image with a mask is deleted: row gone, mask reported as orphan
+    (root / "a.png").unlink()
+    assert index.index_one(root, cfg, store, "a.png") == "a.png"
+    assert store.image("a.png") is None
+    assert [(r["path"], r["kind"]) for r in store.problems()] == [("a_mask.png", "orphan-mask")]
+    # the image comes back: the orphan problem goes away
+    img(root / "a.png")
+    assert index.index_one(root, cfg, store, "a.png") == "a.png"
+    assert store.image("a.png")["mask_path"] == "a_mask.png"
+    assert store.problems() == []
+
+
+def test_index_one_ignores_what_is_not_data(root, cfg, store):
+    img(root / "a.png")
+    for rel in (".a.png.swp", "4913", "notes.txt", ".segtriage/state.db", "a.png~"):
+        (root / rel).parent.mkdir(exist_ok=True)
+        (root / rel).write_bytes(b"x") if not (root / rel).exists() else None
+        assert index.index_one(root, cfg, store, rel) is None
+    msk(root / "orphan_mask.png")
+    assert index.index_one(root, cfg, store, "orphan_mask.png") is None
+    assert [r["kind"] for r in store.problems()] == ["orphan-mask"]
+    assert index.index_one(root, cfg, store, "never-existed.png") is None
+
+
+def test_index_one_bad_file_is_an_error_row(root, cfg, store):
+    (root / "t.png").write_text("text")
+    assert index.index_one(root, cfg, store, "t.png") == "t.png"
+    row = store.image("t.png")
+    assert row["status"] == "error" and row["error"].startswith("t.png: not an image")
+
+
+def test_index_one_split(root, cfg, store):
+    img(root / "images" / "x.png")
+    (root / "masks").mkdir()
+    index.scan(root, cfg, store)
+    msk(root / "masks" / "x.png")
+    assert index.index_one(root, cfg, store, "masks/x.png") == "images/x.png"
+    assert store.image("images/x.png")["mask_path"] == "masks/x.png"
