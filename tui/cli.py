@@ -665,7 +665,7 @@ def cmd_backups(a) -> int:
     from ..engine import backup
 
     root = _root(a.dir)
-    snaps = backup.list_snapshots(root, _cfg(root), dest=_dest(a))
+    snaps = backup.list_snapshots(root, _cfg(root), dest=_dest(a), store=_store(root))
     if a.json:
         print(json.dumps(snaps, indent=2, default=str))
         return 0
@@ -673,7 +673,7 @@ def cmd_backups(a) -> int:
 
     t = Table(show_header=True)
     for c in ("id", "time", "files", "bytes added", "masks changed", "note"):
-        t.add_column(c)
+        t.add_column(c, no_wrap=c in ("id", "time"))
     for s in snaps:
         t.add_row(str(s.get("id")), str(s.get("time") or s.get("created_at")),
                   _fmt(s.get("files")), _fmt(s.get("bytes_added")),
@@ -686,10 +686,13 @@ def cmd_verify(a) -> int:
     from ..engine import backup
 
     root = _root(a.dir)
-    rep = backup.verify(root, _cfg(root), dest=_dest(a))
+    try:
+        rep = backup.verify(root, _cfg(root), dest=_dest(a))
+    except backup.BackupError as e:
+        return _err(str(e))
     c = _console()
-    for line in rep.lines() if hasattr(rep, "lines") else [str(rep)]:
-        c.print(line)
+    for line in rep.lines():
+        c.print(line, markup=False)
     return 0 if rep.ok else 1
 
 
@@ -702,7 +705,9 @@ def cmd_restore(a) -> int:
                              to=Path(a.target).resolve() if a.target else None, dest=_dest(a))
     except backup.BackupError as e:
         return _err(str(e))
-    print(json.dumps(res, indent=2, default=str))
+    print(f"restored snapshot {res['snapshot']} into {res['target']}: {res['restored']} "
+          f"file(s) written, {res['unchanged']} unchanged, {len(res['kept'])} replaced "
+          "version(s) kept in the store")
     return 0
 
 
@@ -710,8 +715,13 @@ def cmd_prune(a) -> int:
     from ..engine import backup
 
     root = _root(a.dir)
-    res = backup.prune(root, _cfg(root), keep=a.keep, dest=_dest(a))
-    print(json.dumps(res, indent=2, default=str))
+    try:
+        res = backup.prune(root, _cfg(root), keep=a.keep, dest=_dest(a), store=_store(root))
+    except backup.BackupError as e:
+        return _err(str(e))
+    print(f"deleted {len(res['deleted'])} snapshot(s) {' '.join(res['deleted'])}; "
+          f"{res['objects_deleted']} object(s), {res['bytes_freed']} bytes freed; "
+          f"{len(res['kept'])} kept")
     return 0
 
 
@@ -719,9 +729,11 @@ def cmd_history(a) -> int:
     from ..engine import history
 
     root = _root(a.dir)
+    from ..engine.backup import BackupError
+
     try:
         versions = history.history(root, _cfg(root), _store(root), a.path)
-    except (KeyError, ValueError, FileNotFoundError) as e:
+    except (BackupError, KeyError, ValueError, FileNotFoundError) as e:
         return _err(str(e))
     if a.json:
         print(json.dumps(versions, indent=2, default=str))
@@ -743,11 +755,17 @@ def cmd_revert(a) -> int:
     from ..engine import history
 
     root = _root(a.dir)
+    from ..engine.backup import BackupError
+
     try:
         res = history.revert(root, _cfg(root), _store(root), a.path, a.version)
-    except (KeyError, ValueError, FileNotFoundError) as e:
+    except (BackupError, KeyError, ValueError, FileNotFoundError) as e:
         return _err(str(e))
-    print(json.dumps(res, indent=2, default=str))
+    if res.get("changed"):
+        print(f"{res['path']}: version {res['version']} brought back as version "
+              f"{res['new_version']}")
+    else:
+        print(f"{res['path']}: version {res['version']} is already current")
     return 0
 
 
