@@ -209,8 +209,10 @@ def _grey_to_indices(g: np.ndarray, codes: Sequence[str], path: Path, what: str 
         for top in (255, 65535):
             if set(vals.tolist()) <= {0, top}:
                 return (g == top).astype(np.uint8)
+    hint = (" (JPEG is lossy: save masks as PNG)"
+            if path.suffix.lower() in LOSSY_EXTENSIONS else "")
     raise MaskError(f"{path}: {what} has values {_fmt_values(vals)}; expected {_expected(n)} "
-                    f"for codes {list(codes)}")
+                    f"for codes {list(codes)}{hint}")
 
 
 def _check_alpha(a: np.ndarray, path: Path) -> None:

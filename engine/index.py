@@ -234,6 +234,8 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     writer = _Writer(root, cfg, store, report)
     total = len(disc.pairs)
     seen: set[str] = set()
+    if progress is not None:
+        progress(0, total)
     for n, pair in enumerate(disc.pairs, 1):
         row = rows.get(pair.image)
         try:
@@ -257,7 +259,10 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
         if progress is not None and (n % PROGRESS_EVERY == 0 or n == total):
             progress(n, total)
     writer.flush()
-    gone = sorted(set(rows) - seen)
+    # a folder that could not be listed (permissions, a network hiccup) keeps its rows
+    unreadable = [p for p, k, _m in disc.problems if k == "unreadable"]
+    gone = sorted(p for p in set(rows) - seen
+                  if not any(d == "." or p.startswith(d + "/") for d in unreadable))
     if gone:
         with store.tx():
             for p in gone:

@@ -350,3 +350,12 @@ def test_sha256_and_fingerprint(tmp_path):
     assert sha256_file(p) == hashlib.sha256(data).hexdigest()
     st = p.stat()
     assert fingerprint(p) == (len(data), st.st_mtime_ns)
+
+
+def test_jpeg_mask_values_get_a_hint(tmp_path):
+    a = (np.random.default_rng(0).integers(0, 2, (16, 16)) * 255).astype(np.uint8)
+    p = _save(tmp_path / "m.jpg", a, quality=50)
+    with pytest.raises(MaskError, match=r"m\.jpg: mask has values .*distinct values\); expected "
+                                        r"0\.\.1 or 0/255 for codes \['naw', 'aye'\] \(JPEG is "
+                                        r"lossy: save masks as PNG\)"):
+        read_mask(p, CODES)

@@ -344,3 +344,26 @@ def test_index_one_split(root, cfg, store):
     msk(root / "masks" / "x.png")
     assert index.index_one(root, cfg, store, "masks/x.png") == "images/x.png"
     assert store.image("images/x.png")["mask_path"] == "masks/x.png"
+
+
+def test_unreadable_folder_keeps_its_rows(root, cfg, store, monkeypatch):
+    img(root / "a.png"); img(root / "sub" / "b.png"); msk(root / "sub" / "b_mask.png")
+    index.scan(root, cfg, store)
+    real = os.scandir
+
+    def flaky(path):
+        if os.fspath(path).rstrip("/").endswith("/sub"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", flaky)
+    rep = index.scan(root, cfg, store)
+    assert rep.removed == 0 and store.image("sub/b.png")["status"] == "unreviewed"
+    assert rep.problems == [("sub", "unreadable", "cannot list folder: Permission denied")]
+
+
+def test_progress_starts_at_zero(root, cfg, store):
+    img(root / "a.png")
+    seen = []
+    index.scan(root, cfg, store, progress=lambda d, t: seen.append((d, t)))
+    assert seen == [(0, 1), (1, 1)]
