@@ -348,7 +348,7 @@ def make_demo(
     default all of CORRUPTIONS equally. `round(corrupt_frac * count)` masks are corrupted
     (kinds that alter existing foreground go to masks that have some; if too few have any,
     the rest become 'false_object').
-    `root` must be empty or absent unless `overwrite`; with `overwrite`, earlier demo files
+    `root` must be absent or hold only hidden entries unless `overwrite`; with `overwrite`, earlier demo files
     (img_*.png, the truth folder) are replaced and nothing else in `root` is touched.
     """
     root = Path(root)
@@ -360,7 +360,8 @@ def make_demo(
     tdir = truth_dir(root)
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"{root}: exists and is not a folder")
-    if root.exists() and any(root.iterdir()) and not overwrite:
+    # Hidden entries (the .segtriage state folder, dotfiles) do not make the folder "used".
+    if root.exists() and any(not p.name.startswith(".") for p in root.iterdir()) and not overwrite:
         raise FileExistsError(f"{root}: folder is not empty (pass overwrite to regenerate the demo there)")
     root.mkdir(parents=True, exist_ok=True)
     if overwrite:

@@ -195,7 +195,8 @@ def test_bad_arguments_are_named(tmp_path):
 
 def test_refuses_a_non_empty_folder_unless_overwrite(tmp_path):
     root = tmp_path / "d"
-    root.mkdir()
+    (root / ".segtriage").mkdir(parents=True)  # hidden state alone does not count
+    make_demo(root, count=2, size=32)
     (root / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not empty"):
         make_demo(root, count=3, size=32)
