@@ -314,7 +314,8 @@ def cmd_demo(a) -> int:
             if not manifest.exists():
                 return _err(f"{root} exists and is not a segtriage demo folder; "
                             "choose another DIR")
-        summary = demo.make_demo(root, count=a.count, size=a.size, seed=a.seed)
+        summary = demo.make_demo(root, count=a.count, size=a.size, seed=a.seed,
+                                 overwrite=manifest.exists())
         console.print(f"demo data set: {summary.get('count')} images of {a.size}² in {root}; "
                       f"truth in {demo.truth_dir(root)}")
     store = _store(root)
@@ -397,8 +398,9 @@ def cmd_segment(a) -> int:
     res = segment.segment_folder(root, cfg, method=a.method, overwrite=a.overwrite, store=store)
     index.scan(root, cfg, store)
     console = _console()
-    console.print(f"masks written: {res.get('written')}, existing kept: "
-                  f"{res.get('skipped_existing')}")
+    console.print(f"masks written: {len(res['written'])}, existing kept: "
+                  f"{len(res['skipped_existing'])}, no clear objects (empty mask): "
+                  f"{len(res.get('empty') or [])}")
     for path, msg in res.get("errors") or []:
         console.print(f"[red]error[/] {path}: {msg}")
     return 1 if res.get("errors") else 0
