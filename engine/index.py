@@ -75,14 +75,16 @@ def _record_version(root: Path, cfg, store, rel_mask: str, sha: str, image_id: i
     versions = store.mask_versions(rel_mask)
     if versions and versions[-1]["sha256"] == sha:
         return
+    # first sight of a mask is its 'scan' version; a later change on disk is a person's edit
+    source = "editor" if versions else "scan"
     hist = _history()
     if hist is not None and hasattr(hist, "save_mask_version"):
         try:
-            hist.save_mask_version(root, cfg, store, rel_mask, source="scan", image_id=image_id)
+            hist.save_mask_version(root, cfg, store, rel_mask, source=source, image_id=image_id)
             return
         except Exception as e:  # noqa: BLE001 - destination full/missing: keep at least the row
             report.warnings.append(f"{rel_mask}: mask history not kept ({e})")
-    store.add_mask_version(rel_mask, sha, "scan", image_id=image_id)
+    store.add_mask_version(rel_mask, sha, source, image_id=image_id)
 
 
 # -- one pair ------------------------------------------------------------------------------

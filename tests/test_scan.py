@@ -161,7 +161,7 @@ def test_changed_mask_becomes_edited_and_versions_are_recorded(root, cfg, store)
     row = store.image("a.png")
     assert row["status"] == "edited" and rep.changed == 1
     versions = store.mask_versions("a_mask.png")
-    assert [v["source"] for v in versions] == ["scan", "scan"]
+    assert [v["source"] for v in versions] == ["scan", "editor"]  # first sight, then a change on disk
     assert versions[-1]["sha256"] == row["mask_sha256"]
     assert versions[0]["image_id"] == row["id"]
 
