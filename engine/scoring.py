@@ -24,6 +24,7 @@ CATEGORIES = ["disagrees", "uncertain", "agrees", "no-model"]
 # priority = band of the category + a within-band score in [0, 1): the bands never overlap
 _BAND = {"disagrees": 2.0, "uncertain": 1.0, "agrees": 0.0}
 _WITHIN_MAX = 0.999
+_U_WEIGHT = 0.1  # doubt only breaks ties: confidence alone barely finds wrong masks (NOTES)
 
 # default sort direction per column for the clients' sort cycling ('desc' = largest first).
 # Directions put the rows most worth a look first: low quality/confidence, high error.
@@ -308,6 +309,15 @@ def _agreement(p, y, pred, g, mx, band, region, has_region, prm) -> dict:
     }
 
 
+def _edge_distance(a: np.ndarray) -> np.ndarray | None:
+    """Chessboard distance of each pixel to the nearest pixel of the other class (≥ 1);
+    None when a is all one class (no edge)."""
+    if not a.any() or a.all():
+        return None
+    return np.where(a, ndi.distance_transform_cdt(a, "chessboard"),
+                    ndi.distance_transform_cdt(~a, "chessboard")).astype(np.float64)
+
+
 def _label_quality(g, pred, y, band, match, prm) -> dict:
     """Confidence-weighted disagreement at pixel and object level (docs/scoring.md).
 
@@ -319,14 +329,24 @@ def _label_quality(g, pred, y, band, match, prm) -> dict:
     ones in proportion to their area; the sum over the number of distinct objects is the
     share of objects that are confidently wrong. Every object weighs the same here, so one
     missing small object among large ones still shows.
+    Both use d with a boundary tolerance for the pixel term (see below).
     Error regions: connected blobs of confident disagreement (d ≥ 2·confident − 1) away from
     every edge, at least object-sized; they catch a wrong object the matching cannot see,
     e.g. one removed from the mask while it touches a kept one.
     """
     a_s = float(prm.small_object_px)
     d = np.where(pred != y, g, 0).astype(np.float64)
+    # boundary tolerance: where ŷ and y differ by an edge offset, the local gap width is
+    # dist(x, edge of ŷ) + dist(x, edge of y) − 1; a gap of w ≤ r px counts w/(r+1), so a
+    # 1-px offset (any thresholded mask) costs little, a wider one fully, and a whole
+    # missing or extra object (no edge of the other side nearby) is never discounted
+    d_tol = d
+    r = prm.boundary_px
+    dp, dy = _edge_distance(pred), _edge_distance(y)
+    if r > 0 and dp is not None and dy is not None:
+        d_tol = d * np.minimum(1.0, (dp + dy - 1) / (r + 1.0))
     uni = int((pred | y).sum())
-    f_pix = float(d.sum()) / (uni + a_s) if uni else 0.0
+    f_pix = float(d_tol.sum()) / (uni + a_s) if uni else 0.0
     strong = 2 * prm.confident - 1  # mean m ≥ confident  ⇔  mean margin ≥ 2·confident − 1
 
     def unmatched(labels, n, areas, matched):
@@ -368,11 +388,14 @@ def _error_regions(confident_wrong, band, match, a_s) -> int:
 def categorize(metrics: Mapping[str, Any] | None, params: Any = None) -> str:
     """'disagrees' | 'uncertain' | 'agrees' | 'no-model' from a score dict (see docs).
 
-    disagrees: the mask differs (Dice or label quality < disagree_dice, or a whole object
-    the model confidently contradicts) and the model is confident (≥ confident) where it
-    differs; uncertain: the model is unsure away from object
-    edges (core confidence < confident) or the mask differs only where the model is unsure;
-    agrees: otherwise. Without a mask only confidence decides (uncertain or agrees).
+    differs: Dice < disagree_dice, or label_quality < disagree_dice, or at least one whole
+    object / object-sized region the model confidently contradicts.
+    disagrees: differs, the model is sure of the image away from object edges
+    (core_confidence ≥ confident) and not unsure where it differs (disagreement_confidence
+    ≥ uncertain_threshold τ).  uncertain: the model is unsure (core_confidence < confident),
+    or the mask differs only where the model is unsure.  agrees: otherwise.
+    Without a mask only confidence decides (uncertain or agrees). Depends on the metrics
+    only, so new thresholds re-categorise stored rows without the probability maps.
     """
     prm = params_from(params)
     if not metrics or metrics.get("confidence") is None:
@@ -391,7 +414,7 @@ def categorize(metrics: Mapping[str, Any] | None, params: Any = None) -> str:
     differs = (d < prm.disagree_dice or (lq is not None and lq < prm.disagree_dice)
                or n_conf > 0)
     dconf = metrics.get("disagreement_confidence")
-    if differs and dconf is not None and dconf >= prm.confident:
+    if differs and not unsure and dconf is not None and dconf >= prm.uncertain_threshold:
         return "disagrees"
     if unsure or differs:
         return "uncertain"
@@ -402,9 +425,10 @@ def priority_of(metrics: Mapping[str, Any] | None, category: str | None = None) 
     """Default review order key, higher = review first; None for 'no-model'.
 
     band(category) ∈ {2 disagrees, 1 uncertain, 0 agrees} + s, with
-    s = 1 − (1 − e)(1 − u) ∈ [0, 0.999]: e = 1 − label_quality (confident disagreement, 0
-    without a mask) and u = 2(1 − core_confidence) (mean doubt off the edges). All terms are
-    shares of object area or object count, so images of any size compare.
+    s = 1 − (1 − e)(1 − 0.1·u) ∈ [0, 0.999]: e = 1 − label_quality (confident disagreement,
+    0 without a mask) and u = 2(1 − core_confidence) (mean doubt off the edges), which only
+    breaks near-ties. Both are shares of object area / object count or means over object
+    pixels, so images of any size compare.
     """
     if category is None:
         category = categorize(metrics)
@@ -416,7 +440,7 @@ def priority_of(metrics: Mapping[str, Any] | None, category: str | None = None) 
     if core is None:
         core = metrics.get("confidence")
     u = 0.0 if core is None else min(1.0, max(0.0, 2.0 * (1.0 - core)))
-    s = 1.0 - (1.0 - e) * (1.0 - u)
+    s = 1.0 - (1.0 - e) * (1.0 - _U_WEIGHT * u)
     return _BAND[category] + min(_WITHIN_MAX, s)
 
 
