@@ -1,0 +1,665 @@
+"""The segtriage Textual app: composition, polling the project state, routing actions.
+
+The app is a client of the project state (``.segtriage/state.db``): it reads rows, scores, jobs
+and engine facts through ``engine.store`` and writes review decisions and job requests into
+it. It never imports torch or fastai. Store writes and file work run in thread workers (each
+thread has its own SQLite connection), so a busy engine never freezes a key press.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from textual import on, work
+from textual.app import App, ComposeResult, SuspendNotSupported
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.message import Message
+from textual.widgets import Footer, Input, Static
+
+from . import actions, editor, masks
+from .data import UNSCORED, ChangeWatch, ReviewModel, Row, gather_status, load_rows
+from .screens.confirm import ConfirmScreen
+from .screens.filter import FilterScreen
+from .screens.help import HelpScreen, key_text
+from .screens.retrain import RetrainScreen
+from .themes import load_themes, preview_colors
+from .widgets.metrics import MetricsPane
+from .widgets.preview import Preview, Renderer, select_renderer
+from .widgets.result_list import ResultList
+from .widgets.status import StatusPane
+
+try:  # the engine's lifecycle helpers (no torch); without them the app runs "engine offline"
+    from ..engine.process import engine_pid, ensure_engine
+except ImportError as _e:  # pragma: no cover - only while the engine package is incomplete
+    _PROCESS_PROBLEM: str | None = f"engine module missing: {_e}"
+
+    def engine_pid(root):  # type: ignore[misc]
+        return None
+
+    def ensure_engine(root):  # type: ignore[misc]
+        return None
+else:
+    _PROCESS_PROBLEM = None
+
+DEFAULT_THEME = "segtriage-dark"
+
+
+class ActionCommands(Provider):
+    """Every registry action in the command palette, with its current key."""
+
+    def _entries(self):
+        app = self.app
+        keymap = getattr(app, "keymap", {})
+        for a in actions.ACTIONS:
+            if a.palette:
+                keys = key_text(app, keymap.get(a.id, a.keys))
+                yield a, f"{a.label} ({keys})", partial(app.run_action, a.target)
+
+    async def discover(self) -> Hits:
+        for a, text, run in self._entries():
+            yield DiscoveryHit(text, run, help=a.help)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for a, text, run in self._entries():
+            score = matcher.match(f"{text} {a.id}")
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), run, text=text, help=a.help)
+
+
+class RowsLoaded(Message):
+    def __init__(self, model: ReviewModel, seconds: float, generation: int) -> None:
+        super().__init__()
+        self.model = model
+        self.seconds = seconds
+        self.generation = generation
+
+
+class SummaryReady(Message):
+    def __init__(self, summary: dict, model: ReviewModel) -> None:
+        super().__init__()
+        self.summary = summary
+        self.model = model
+
+
+class SegtriageApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "segtriage"
+    BINDINGS = actions.bindings("app")
+    COMMANDS = App.COMMANDS | {ActionCommands}
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
+
+    def __init__(self, root: Path, cfg=None, *, renderer: Renderer | None = None,
+                 start_engine: bool = True, poll_s: float = 0.25,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__()
+        from ..engine.store import Store
+
+        if cfg is None:
+            from ..engine.config import load_config
+
+            cfg = load_config(root)
+        self.root = Path(root).resolve()
+        self.cfg = cfg
+        self.state_dir = cfg.state_path(self.root)
+        self.store = Store(self.state_dir / "state.db")
+        self.renderer = renderer or select_renderer("halfcell")
+        self.start_engine = start_engine
+        self.poll_s = poll_s
+        self.clock = clock
+        self.model = ReviewModel()
+        self.summary: dict | None = None
+        self.watch_db = ChangeWatch(self.store)
+        self.client_id: int | None = None
+        self.engine_pid: int | None = None
+        self.engine_starting = False
+        self.loaded = False
+        self._load_generation = 0
+        self._loading = False
+        self._reload_pending = False
+        self._next_load_at = 0.0
+        self._load_seconds = 0.0
+        self._last_status_at = 0.0
+        self._last_pid_at = 0.0
+        self._status_info: dict = {}
+        # replaced in tests: runs a terminal editor while the app is suspended
+        self.run_terminal_editor = editor.run_terminal
+        keymap, self._keymap_problems = actions.check_keymap(dict(cfg.keymap or {}))
+        self.keymap = {a.id: a.keys for a in actions.ACTIONS} | keymap
+        self._user_keymap = keymap
+        themes, self._theme_problems = load_themes()
+        self.segtriage_themes = [t.name for t in themes]
+        for t in themes:
+            self.register_theme(t)
+        wanted = cfg.tui.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self._theme_problems.append(f"theme {wanted!r} not found (known: "
+                                        f"{', '.join(self.segtriage_themes)}); using "
+                                        f"{DEFAULT_THEME}")
+            wanted = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+        self.theme = wanted
+
+    # -- composition -----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("", id="header")
+        with Horizontal(id="main"):
+            with Vertical(id="list-pane"):
+                yield ResultList(self.model, id="list")
+                yield Input(placeholder="filter by name (enter keeps, escape clears)",
+                            id="filter-input")
+            with Vertical(id="side"):
+                yield Preview(self.root, self.state_dir, self.cfg.project.codes, self.renderer,
+                              id="preview")
+                yield MetricsPane("", id="metrics")
+        yield StatusPane("", id="status")
+        yield Footer()
+
+    @property
+    def result_list(self) -> ResultList:
+        return self.query_one("#list", ResultList)
+
+    @property
+    def preview(self) -> Preview:
+        return self.query_one("#preview", Preview)
+
+    @property
+    def current_row(self) -> Row | None:
+        return self.result_list.row
+
+    def on_mount(self) -> None:
+        if self._user_keymap:
+            self.set_keymap(self._user_keymap)
+        for msg in self._keymap_problems + self._theme_problems:
+            self.notify(msg, severity="warning", timeout=10)
+        self.theme_changed_signal.subscribe(self, self._theme_changed)
+        self.preview.set_colors(preview_colors(self.current_theme))
+        self.result_list.focus()
+        self._render_header()
+        self._request_reload(now=True)
+        self._refresh_status(force=True)
+        self.set_interval(self.poll_s, self._poll)
+        self._startup()
+
+    def _theme_changed(self, theme) -> None:
+        self.preview.set_colors(preview_colors(theme))
+
+    # -- the engine and this client --------------------------------------------------------
+    @work(thread=True, group="engine")
+    def _startup(self) -> None:
+        try:
+            self.client_id = self.store.register_client("tui")
+        except Exception as e:  # noqa: BLE001 - a read-only or locked db still shows rows
+            self.call_from_thread(self.notify, f"cannot register with the project state: {e}",
+                                  severity="warning")
+        else:
+            self.call_from_thread(self.set_interval, 10.0, self._heartbeat)
+        if self.start_engine:
+            self._ensure_engine_now()
+
+    def _ensure_engine_now(self) -> None:
+        """(worker thread) start the engine if none runs."""
+        self.engine_starting = True
+        try:
+            pid = ensure_engine(self.root)
+        except Exception as e:  # noqa: BLE001
+            pid = None
+            self.call_from_thread(self.notify, f"cannot start the engine: {e}",
+                                  severity="error")
+        self.engine_starting = False
+        self.engine_pid = pid
+        self.call_from_thread(self._refresh_status, True)
+
+    @work(thread=True, group="engine", exclusive=True)
+    def _start_engine_worker(self) -> None:
+        self._ensure_engine_now()
+
+    def _heartbeat(self) -> None:
+        if self.client_id is not None:
+            self._write(partial(self.store.client_heartbeat, self.client_id))
+
+    def on_unmount(self) -> None:
+        if self.client_id is not None:
+            try:
+                self.store.unregister_client(self.client_id)
+            except Exception:  # noqa: BLE001 - leaving anyway; the row just ages out
+                pass
+            self.client_id = None
+
+    # -- polling and loading ---------------------------------------------------------------
+    def _poll(self) -> None:
+        now = time.monotonic()
+        if self.watch_db.changed():
+            self._request_reload()
+            self._refresh_status(force=True)
+        elif self._reload_pending and not self._loading and now >= self._next_load_at:
+            self._request_reload()
+        else:
+            self._refresh_status()
+
+    def _request_reload(self, now: bool = False) -> None:
+        """Reload rows, at most as often as loading takes twice its own time (100k rows)."""
+        if self._loading or (not now and time.monotonic() < self._next_load_at):
+            self._reload_pending = True
+            return
+        self._reload_pending = False
+        self._loading = True
+        self._load_generation += 1
+        self._load_worker(self._load_generation, self.model.sort.id, self.model.reversed)
+
+    @work(thread=True, group="load")
+    def _load_worker(self, generation: int, sort_id: str, reversed_: bool) -> None:
+        t0 = time.perf_counter()
+        try:
+            rows = load_rows(self.store)
+        except Exception as e:  # noqa: BLE001
+            self.call_from_thread(self.notify, f"cannot read the project state: {e}",
+                                  severity="error")
+            self._loading = False
+            return
+        model = ReviewModel()
+        model.rows, model.by_id = rows, {r.id: r for r in rows}
+        model.sort = self.model.sort
+        model.reversed = self.model.reversed
+        model.name_filter = self.model.name_filter
+        model.status_filter = self.model.status_filter
+        model.category_filter = self.model.category_filter
+        model.resort()
+        summary = model.summary()
+        self.post_message(RowsLoaded(model, time.perf_counter() - t0, generation))
+        self.post_message(SummaryReady(summary, model))
+
+    def on_rows_loaded(self, message: RowsLoaded) -> None:
+        self._loading = False
+        self._load_seconds = message.seconds
+        self._next_load_at = time.monotonic() + max(self.poll_s, 2 * message.seconds)
+        new = message.model
+        old = self.model
+        # settings changed while loading: apply the current ones to the fresh rows
+        if (new.sort, new.reversed) != (old.sort, old.reversed) or \
+                (new.name_filter, new.status_filter, new.category_filter) != \
+                (old.name_filter, old.status_filter, old.category_filter):
+            new.sort, new.reversed = old.sort, old.reversed
+            new.name_filter, new.status_filter = old.name_filter, old.status_filter
+            new.category_filter = old.category_filter
+            new.resort()
+        keep = self.current_row.id if self.current_row is not None else None
+        self.model = new
+        lst = self.result_list
+        lst.model = new
+        lst.model_changed(keep_id=keep)
+        self.loaded = True
+        self._render_header()
+        self._show_metrics()
+
+    def on_summary_ready(self, message: SummaryReady) -> None:
+        if message.model is self.model:
+            self.summary = message.summary
+            self._show_metrics()
+
+    @work(thread=True, group="summary", exclusive=True)
+    def _summary_worker(self, model: ReviewModel) -> None:
+        self.post_message(SummaryReady(model.summary(), model))
+
+    # -- header, metrics, status -----------------------------------------------------------
+    def _render_header(self) -> None:
+        m = self.model
+        counts = m.status_counts()
+        total = len(m.rows)
+        parts = [f"[b]segtriage[/b] {escape(self.root.name)}", f"{total} images"]
+        for st in ("unreviewed", "no-mask", "edited", "accepted", "flagged", "error"):
+            if counts.get(st):
+                parts.append(f"{counts[st]} {st}")
+        if not self.loaded:
+            parts.append("[$foreground-muted]loading…[/]")
+        right = f"sort: {m.sort.title} {'▼' if m.descending else '▲'}"
+        filters = []
+        if m.name_filter:
+            filters.append(f"name~{escape(m.name_filter)}")
+        if m.status_filter is not None:
+            filters.append(f"status={m.status_filter}")
+        if m.category_filter is not None:
+            filters.append(f"category={escape(m.category_filter or UNSCORED)}")
+        if filters:
+            right += f" · [$accent]{' '.join(filters)}[/] ({len(m.view)} shown)"
+        self.query_one("#header", Static).update(" · ".join(parts) + "  │  " + right)
+
+    def _show_metrics(self) -> None:
+        row = self.current_row
+        score = None
+        if row is not None and row.model_id is not None:
+            try:
+                score = self.store.score(row.id)
+            except Exception as e:  # noqa: BLE001
+                score = {"error": f"cannot read scores: {e}"}
+        self.query_one("#metrics", MetricsPane).show(score, row, self.summary)
+
+    def _refresh_status(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_status_at < 1.0:
+            return
+        self._last_status_at = now
+        if now - self._last_pid_at >= 2.0 or force:
+            self._last_pid_at = now
+            try:
+                self.engine_pid = engine_pid(self.root)
+            except Exception:  # noqa: BLE001
+                self.engine_pid = None
+        try:
+            info = gather_status(self.store)
+        except Exception as e:  # noqa: BLE001
+            info = {"engine_problem": f"cannot read state: {e}"}
+        info["pid"] = self.engine_pid
+        info["engine_starting"] = self.engine_starting
+        if self.engine_pid is None and _PROCESS_PROBLEM:
+            info["engine_problem"] = _PROCESS_PROBLEM
+        self._status_info = info
+        self.query_one("#status", StatusPane).show(info, self.clock())
+
+    # -- list events -----------------------------------------------------------------------
+    @on(ResultList.Highlighted)
+    def _row_highlighted(self, event: ResultList.Highlighted) -> None:
+        self.preview.set_row(event.row)
+        self._show_metrics()
+
+    # -- helpers for actions ---------------------------------------------------------------
+    def _write(self, fn: Callable[[], object], done: str | None = None,
+               after: Callable[[object], None] | None = None) -> None:
+        """Run a store write / file change in a worker; report errors, never crash."""
+        self._write_worker(fn, done, after)
+
+    @work(thread=True, group="write")
+    def _write_worker(self, fn, done, after) -> None:
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001 - every failure becomes a message
+            self.call_from_thread(self.notify, str(e) or type(e).__name__, severity="error",
+                                  timeout=8)
+            return
+        if done:
+            self.call_from_thread(self.notify, done if "{}" not in done else done.format(result))
+        if after is not None:
+            self.call_from_thread(after, result)
+
+    def _need_row(self) -> Row | None:
+        row = self.current_row
+        if row is None:
+            self.bell()
+        return row
+
+    def _set_status_local(self, row: Row, status: str) -> None:
+        row.status = status
+        lst = self.result_list
+        lst.refresh()
+        self._render_header()
+
+    # -- review actions --------------------------------------------------------------------
+    def action_accept(self) -> None:
+        row = self._need_row()
+        if row is None:
+            return
+        self._set_status_local(row, "accepted")
+        self._write(partial(self.store.set_status, [row.id], "accepted"))
+        self.result_list.action_cursor_down()
+
+    def action_flag(self) -> None:
+        row = self._need_row()
+        if row is None:
+            return
+        new = "unreviewed" if row.status == "flagged" else "flagged"
+        self._set_status_local(row, new)
+        self._write(partial(self.store.set_status, [row.id], new))
+        self.result_list.action_cursor_down()
+
+    def action_next_review(self) -> None:
+        lst = self.result_list
+        i = self.model.next_needing_review(lst.cursor)
+        if i is None:
+            self.notify("nothing left to review in this view")
+            return
+        lst.set_cursor(i, center=True)
+
+    # -- masks -----------------------------------------------------------------------------
+    def action_edit(self) -> None:
+        row = self._need_row()
+        if row is not None:
+            self._prepare_edit_worker(row.id)
+
+    @work(thread=True, group="mask")
+    def _prepare_edit_worker(self, image_id: int) -> None:
+        try:
+            mask, image = masks.prepare_edit(self.root, self.cfg, self.store, image_id)
+        except Exception as e:  # noqa: BLE001
+            self.call_from_thread(self.notify, f"cannot open the editor: {e}", severity="error",
+                                  timeout=8)
+            return
+        self.call_from_thread(self._open_editor, mask, image)
+
+    def _open_editor(self, mask: Path, image: Path) -> None:
+        try:
+            argv = editor.editor_argv(self.cfg.editor.command, mask, image)
+        except editor.EditorError as e:
+            self.notify(str(e), severity="error", timeout=10)
+            return
+        rel = mask.relative_to(self.root).as_posix()
+        try:
+            if self.cfg.editor.mode == "gui":
+                editor.launch_gui(argv, self.root)
+                self.notify(f"opened {rel} in {Path(argv[0]).name}; save it and the row "
+                            "updates")
+                return
+            with self.suspend():
+                rc = self.run_terminal_editor(argv, self.root)
+        except SuspendNotSupported:
+            self.notify("this terminal cannot hand itself to an editor; set [editor] mode = "
+                        "\"gui\" in segtriage.toml", severity="error", timeout=10)
+            return
+        except editor.EditorError as e:
+            self.notify(str(e), severity="error", timeout=10)
+            return
+        if rc:
+            self.notify(f"{Path(argv[0]).name} exited with status {rc}", severity="warning")
+        self._write(partial(masks.nudge_index, self.root, self.cfg, self.store, rel))
+
+    def action_replace_with_prediction(self) -> None:
+        row = self._need_row()
+        if row is None:
+            return
+        if not row.prob_path:
+            self.notify(f"{row.name}: no prediction yet (p predicts)", severity="warning")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._write(partial(masks.replace_with_prediction, self.root, self.cfg,
+                                    self.store, row.id), done="{}")
+
+        self.push_screen(ConfirmScreen(
+            f"Replace the mask of {escape(row.name)} with the model's prediction?",
+            "The current mask is kept in the history: u undoes it.", yes="Replace"), answer)
+
+    def action_undo(self) -> None:
+        row = self._need_row()
+        if row is not None:
+            self._write(partial(masks.undo, self.root, self.cfg, self.store, row.id), done="{}")
+
+    # -- jobs ------------------------------------------------------------------------------
+    def _submit(self, kind: str, params: dict, what: str) -> None:
+        def submit() -> int:
+            return self.store.submit_job(kind, params, requested_by="tui")
+
+        def after(job_id: object) -> None:
+            offline = self.engine_pid is None
+            self.notify(f"{what}: job #{job_id} queued"
+                        + (" (starting the engine)" if offline and self.start_engine else "")
+                        + (" (engine offline: it runs when the engine starts)"
+                           if offline and not self.start_engine else ""))
+            if offline and self.start_engine and not self.engine_starting:
+                self._start_engine_worker()
+            self._refresh_status(force=True)
+
+        self._write(submit, after=after)
+
+    def action_retrain(self) -> None:
+        m = self.cfg.model
+        n = sum(1 for r in self.model.rows if r.mask_path and r.status not in ("flagged",
+                                                                               "error"))
+
+        def answer(result: dict | None) -> None:
+            if not result:
+                return
+            if result["kind"] == "crossval":
+                self._submit("crossval", {"folds": result["folds"], "epochs": result["epochs"]},
+                             f"cross-validation ({result['folds']} folds)")
+            else:
+                self._submit("train", {"epochs": result["epochs"]}, "training")
+
+        self.push_screen(RetrainScreen(m.epochs, m.folds, n), answer)
+
+    def action_predict(self) -> None:
+        self._submit("predict", {"scope": "stale"}, "re-predict")
+
+    def action_backup(self) -> None:
+        self._submit("backup", {}, "backup")
+
+    def action_cancel_job(self) -> None:
+        info = self._status_info
+        job = info.get("running") or ((info.get("queued") or [None])[-1])
+        if job is None:
+            self.notify("no job is running or queued")
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._write(partial(self.store.request_cancel, job.id),
+                            done=f"cancel requested for {job.kind} #{job.id}",
+                            after=lambda _r: self._refresh_status(True))
+
+        self.push_screen(ConfirmScreen(f"Cancel {job.kind} job #{job.id} ({job.state}, "
+                                       f"{job.progress * 100:.0f}%)?", yes="Cancel job"), answer)
+
+    # -- view ------------------------------------------------------------------------------
+    def _view_changed(self, keep: int | None) -> None:
+        self.result_list.model_changed(keep_id=keep)
+        self._render_header()
+
+    def _keep_id(self) -> int | None:
+        row = self.current_row
+        return row.id if row is not None else None
+
+    def action_sort_next(self) -> None:
+        keep = self._keep_id()
+        self.model.next_sort()
+        self._view_changed(keep)
+        self._summary_worker(self.model)
+
+    def action_sort_reverse(self) -> None:
+        keep = self._keep_id()
+        self.model.reverse()
+        self._view_changed(keep)
+
+    def action_filter_name(self) -> None:
+        box = self.query_one("#filter-input", Input)
+        box.value = self.model.name_filter
+        box.add_class("-shown")
+        box.focus()
+
+    @on(Input.Changed, "#filter-input")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        keep = self._keep_id()
+        self.model.set_filter(name=event.value)
+        self._view_changed(keep)
+
+    @on(Input.Submitted, "#filter-input")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        event.input.remove_class("-shown")
+        self.result_list.focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter-input", Input)
+        box.remove_class("-shown")
+        if self.model.filtered:
+            keep = self._keep_id()
+            box.value = ""
+            self.model.set_filter(name="", status=None, category=None)
+            self._view_changed(keep)
+        self.result_list.focus()
+
+    def action_filter_status(self) -> None:
+        def answer(choice) -> None:
+            if choice is None:
+                return
+            kind, value = choice
+            keep = self._keep_id()
+            if kind == "all":
+                self.model.set_filter(status=None, category=None)
+            elif kind == "status":
+                self.model.set_filter(status=value, category=None)
+            else:
+                self.model.set_filter(status=None, category=value)
+            self._view_changed(keep)
+
+        self.push_screen(FilterScreen(self.model.status_counts(), self.model.category_counts(),
+                                      len(self.model.rows)), answer)
+
+    def action_toggle_mask(self) -> None:
+        self.preview.show_mask = not self.preview.show_mask
+
+    def action_toggle_prediction(self) -> None:
+        self.preview.show_prediction = not self.preview.show_prediction
+
+    def action_toggle_uncertainty(self) -> None:
+        self.preview.show_uncertainty = not self.preview.show_uncertainty
+
+    def action_toggle_outline(self) -> None:
+        self.preview.outline = not self.preview.outline
+
+    def action_zoom(self) -> None:
+        self.screen.toggle_class("-zoom")
+        if not self.screen.has_class("-zoom"):
+            self.result_list.focus()
+
+    def action_cycle_theme(self) -> None:
+        names = self.segtriage_themes or [self.theme]
+        i = names.index(self.theme) if self.theme in names else -1
+        self.theme = names[(i + 1) % len(names)]
+        self.notify(f"theme: {self.theme}", timeout=2)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.keymap))
+
+    async def action_quit(self) -> None:
+        self.exit(0)
+
+
+def run_app(root: Path, *, renderer: str | None = None) -> int:
+    """Open the review app on a data folder; returns the exit status for the command line."""
+    import sys
+
+    from ..engine.config import ConfigError, load_config
+
+    root = Path(root)
+    if not root.is_dir():
+        print(f"segtriage: {root}: not a folder", file=sys.stderr)
+        return 2
+    try:
+        cfg = load_config(root)
+    except ConfigError as e:
+        print(f"segtriage: {e}", file=sys.stderr)
+        return 2
+    # textual-image probes the terminal when imported: before App.run(), never inside it
+    try:
+        image_renderer = select_renderer(renderer or cfg.tui.image_renderer)
+    except ValueError as e:
+        print(f"segtriage: {e}", file=sys.stderr)
+        return 2
+    # SEGTRIAGE_NO_ENGINE=1: look without starting an engine (read-only review, benchmarks)
+    start_engine = not os.environ.get("SEGTRIAGE_NO_ENGINE")
+    app = SegtriageApp(root, cfg, renderer=image_renderer, start_engine=start_engine)
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)

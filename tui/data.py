@@ -1,0 +1,322 @@
+"""The client-side model of the review list: rows from the store, sort, filter, summaries.
+
+Rows are kept as small slotted objects (a 100k-row project is ~100k of them), sorted once per
+sort change into ``order`` (indices into ``rows``) and filtered into ``view``. Nothing here
+touches Textual; the app reloads rows in a thread worker when the store's ``data_version``
+moves, and the list widget only reads ``view``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Sequence
+
+NUMERIC = ("priority", "confidence", "region_confidence", "label_quality", "dice", "iou", "ce")
+# statuses that still need a person's look; `n` jumps to the next of these
+NEEDS_REVIEW = ("unreviewed", "no-mask")
+# engine.scoring.CATEGORIES, most worth a look first (a test keeps the two equal). Not imported:
+# scoring pulls scipy, 0.7 s of start-up the list does not need.
+CATEGORY_ORDER = ("disagrees", "uncertain", "agrees", "no-model")
+UNSCORED = "unscored"  # the category count of rows without a score
+
+
+class Row:
+    """One image in the list (only what the list, sort and filter need)."""
+
+    __slots__ = ("id", "path", "name", "mask_path", "status", "error", "category", "priority",
+                 "confidence", "region_confidence", "label_quality", "dice", "iou", "ce",
+                 "n_pred", "n_mask", "stale", "model_id", "prob_path", "score_error")
+
+    def __init__(self, d: dict, name: str):
+        self.id: int = d["id"]
+        self.path: str = d["path"]
+        self.name = name
+        self.mask_path: str | None = d.get("mask_path")
+        self.status: str = d.get("status") or "unreviewed"
+        self.error: str | None = d.get("error")
+        self.category: str | None = d.get("category")
+        self.priority = d.get("priority")
+        self.confidence = d.get("confidence")
+        self.region_confidence = d.get("region_confidence")
+        self.label_quality = d.get("label_quality")
+        self.dice = d.get("dice")
+        self.iou = d.get("iou")
+        self.ce = d.get("ce")
+        self.n_pred = d.get("n_pred")
+        self.n_mask = d.get("n_mask")
+        self.stale = bool(d.get("stale"))
+        self.model_id = d.get("model_id")
+        self.prob_path: str | None = d.get("prob_path")
+        self.score_error: str | None = d.get("score_error")
+
+    @property
+    def objects_diff(self) -> int | None:
+        if self.n_pred is None or self.n_mask is None:
+            return None
+        return abs(self.n_pred - self.n_mask)
+
+    def same_as(self, other: "Row") -> bool:
+        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
+
+
+@dataclass(frozen=True)
+class SortKey:
+    id: str
+    title: str          # shown in the column header / status line
+    attr: str           # Row attribute
+    descending: bool    # natural direction: the rows that most need a look first
+
+
+SORTS: tuple[SortKey, ...] = (
+    SortKey("review", "review order", "priority", True),
+    SortKey("confidence", "confidence", "confidence", False),
+    SortKey("label_quality", "label quality", "label_quality", False),
+    SortKey("dice", "Dice", "dice", False),
+    SortKey("ce", "cross-entropy", "ce", True),
+    SortKey("objects", "object count mismatch", "objects_diff", True),
+    SortKey("name", "name", "name", False),
+    SortKey("status", "status", "status", False),
+    SortKey("category", "category", "category", False),
+)
+SORT_BY_ID = {s.id: s for s in SORTS}
+
+
+def common_dir(paths: Sequence[str]) -> str:
+    """The folder prefix every path shares ("images/"), dropped from the shown names."""
+    if not paths:
+        return ""
+    first = paths[0]
+    cut = first.rfind("/") + 1
+    if cut == 0:
+        return ""
+    prefix = first[:cut]
+    for p in paths:
+        if not p.startswith(prefix):
+            try:
+                common = os.path.commonpath([d[: d.rfind("/")] or "." for d in paths])
+            except ValueError:
+                return ""
+            return "" if common in ("", ".") else common + "/"
+    return prefix
+
+
+def rows_from_dicts(dicts: Iterable[dict]) -> list[Row]:
+    dicts = list(dicts)
+    prefix = common_dir([d["path"] for d in dicts])
+    n = len(prefix)
+    rows = [Row(d, d["path"][n:]) for d in dicts]
+    rows.sort(key=lambda r: r.path)  # name order: the stable tie-break of every sort
+    return rows
+
+
+def load_rows(store) -> list[Row]:
+    return rows_from_dicts(store.review_rows())
+
+
+class ReviewModel:
+    """All rows, their sort order and the filtered view the list shows."""
+
+    def __init__(self, rows: list[Row] | None = None):
+        self.rows: list[Row] = []
+        self.by_id: dict[int, Row] = {}
+        self.sort: SortKey = SORTS[0]
+        self.reversed = False
+        self.name_filter = ""
+        self.status_filter: str | None = None     # a status, or None for all
+        self.category_filter: str | None = None   # a category, "" for "no category"
+        self.order: list[int] = []
+        self.view: list[Row] = []
+        self.set_rows(rows or [])
+
+    # -- loading ---------------------------------------------------------------------------
+    def set_rows(self, rows: list[Row]) -> None:
+        self.rows = rows
+        self.by_id = {r.id: r for r in rows}
+        self.resort()
+
+    def changed_ids(self, new_rows: list[Row]) -> set[int]:
+        """Ids whose row differs between the current rows and ``new_rows`` (added included)."""
+        old = self.by_id
+        return {r.id for r in new_rows if (o := old.get(r.id)) is None or not o.same_as(r)}
+
+    # -- sorting and filtering --------------------------------------------------------------
+    @property
+    def descending(self) -> bool:
+        return self.sort.descending != self.reversed
+
+    def set_sort(self, sort_id: str, *, reversed: bool = False) -> None:
+        self.sort = SORT_BY_ID[sort_id]
+        self.reversed = reversed
+        self.resort()
+
+    def next_sort(self) -> None:
+        i = SORTS.index(self.sort)
+        self.set_sort(SORTS[(i + 1) % len(SORTS)].id)
+
+    def reverse(self) -> None:
+        self.reversed = not self.reversed
+        self.resort()
+
+    def resort(self) -> None:
+        """Order rows by the sort column; rows without a value always come last."""
+        attr = self.sort.attr
+        rows = self.rows
+        get = (lambda r: r.objects_diff) if attr == "objects_diff" else None
+        values = [get(r) for r in rows] if get else [getattr(r, attr) for r in rows]
+        if attr == "name":
+            values = [v.lower() for v in values]
+        elif attr == "category":
+            rank = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+            values = [None if v is None else (rank.get(v, len(rank)), v) for v in values]
+        have = [i for i, v in enumerate(values) if v is not None]
+        missing = [i for i, v in enumerate(values) if v is None]
+        # list.sort is stable, also with reverse=True: equal values keep name order
+        have.sort(key=values.__getitem__, reverse=self.descending)
+        self.order = have + missing
+        self.refilter()
+
+    def set_filter(self, *, name: str | None = None, status: Any = ...,
+                   category: Any = ...) -> None:
+        if name is not None:
+            self.name_filter = name
+        if status is not ...:
+            self.status_filter = status
+        if category is not ...:
+            self.category_filter = category
+        self.refilter()
+
+    @property
+    def filtered(self) -> bool:
+        return bool(self.name_filter) or self.status_filter is not None or \
+            self.category_filter is not None
+
+    def refilter(self) -> None:
+        rows = self.rows
+        tests: list[Callable[[Row], bool]] = []
+        if self.name_filter:
+            needle = self.name_filter.lower()
+            tests.append(lambda r: needle in r.name.lower())
+        if self.status_filter is not None:
+            st = self.status_filter
+            tests.append(lambda r: r.status == st)
+        if self.category_filter is not None:
+            cat = self.category_filter or None
+            tests.append(lambda r: r.category == cat)
+        if not tests:
+            self.view = [rows[i] for i in self.order]
+        else:
+            self.view = [r for r in (rows[i] for i in self.order) if all(t(r) for t in tests)]
+
+    def index_of(self, image_id: int | None) -> int | None:
+        if image_id is None:
+            return None
+        for i, r in enumerate(self.view):
+            if r.id == image_id:
+                return i
+        return None
+
+    def next_needing_review(self, start: int) -> int | None:
+        """Index of the next row after ``start`` (wrapping) that still needs review."""
+        n = len(self.view)
+        for step in range(1, n + 1):
+            i = (start + step) % n
+            if self.view[i].status in NEEDS_REVIEW:
+                return i
+        return None
+
+    # -- counts and summaries ----------------------------------------------------------------
+    def status_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            out[r.status] = out.get(r.status, 0) + 1
+        return out
+
+    def category_counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.rows:
+            key = r.category or UNSCORED
+            out[key] = out.get(key, 0) + 1
+        return out
+
+    def summary(self, bins: int = 20) -> dict:
+        """Data-set summaries for the metrics pane: means, counts, histogram of the sort
+        column (numeric sort columns only), each over every row, not only the filtered ones."""
+        means = {}
+        for col in ("confidence", "label_quality", "dice", "ce"):
+            vals = [v for r in self.rows if (v := getattr(r, col)) is not None]
+            means[col] = (sum(vals) / len(vals)) if vals else None
+        attr = self.sort.attr
+        hist = None
+        if attr in NUMERIC or attr == "objects_diff":
+            vals = [v for r in self.rows if (v := (r.objects_diff if attr == "objects_diff"
+                                                     else getattr(r, attr))) is not None]
+            vals = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
+            if vals:
+                hist = histogram(vals, bins)
+        return {
+            "n": len(self.rows),
+            "scored": sum(1 for r in self.rows if r.model_id is not None),
+            "stale": sum(1 for r in self.rows if r.stale),
+            "means": means,
+            "status": self.status_counts(),
+            "category": self.category_counts(),
+            "hist": hist,
+            "hist_title": self.sort.title,
+        }
+
+
+def histogram(values: Sequence[float], bins: int) -> dict:
+    lo, hi = min(values), max(values)
+    counts = [0] * bins
+    if hi == lo:
+        counts[0] = len(values)
+    else:
+        scale = bins / (hi - lo)
+        for v in values:
+            counts[min(bins - 1, int((v - lo) * scale))] += 1
+    return {"lo": lo, "hi": hi, "counts": counts}
+
+
+class ChangeWatch:
+    """Cheap change detection: ``PRAGMA data_version`` moves when another connection commits
+    (the engine, the CLI, or this app's own worker threads)."""
+
+    def __init__(self, store):
+        self.store = store
+        self.version: int | None = None
+
+    def changed(self) -> bool:
+        v = self.store.data_version()
+        if v != self.version:
+            self.version = v
+            return True
+        return False
+
+
+# -- the status pane's facts (one read of the store; cheap: a handful of indexed queries) -------
+
+def gather_status(store) -> dict:
+    """Engine, jobs, model, edits and backup facts for the status pane."""
+    jobs = store.jobs(limit=20)
+    active = [j for j in jobs if j.active]
+    running = next((j for j in active if j.state == "running"), None)
+    curve: list[dict] = []
+    if running is not None and running.kind in ("train", "crossval"):
+        curve = [e["data"] or {} for e in store.events(job_id=running.id, kind="epoch",
+                                                        limit=5000)]
+    model = store.current_model()
+    backup = store.last_backup()
+    backup_at = backup["created_at"] if backup is not None else None
+    return {
+        "engine": store.engine_state(),
+        "running": running,
+        "queued": [j for j in active if j.state == "queued"],
+        "last_job": next((j for j in jobs if not j.active), None),
+        "curve": curve,
+        "model": model,
+        "edits_since_train": store.mask_edits_since(model["created_at"] if model else None),
+        "backup_at": backup_at,
+        "edits_since_backup": store.mask_edits_since(backup_at),
+    }

@@ -1,0 +1,86 @@
+"""The retrain dialog: epochs, plain training or cross-validation (folds)."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
+
+
+class RetrainScreen(ModalScreen[dict | None]):
+    """Returns {"kind": "train" | "crossval", "epochs": n, "folds": k?} or None."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
+
+    def __init__(self, epochs: int, folds: int, n_masks: int | None = None) -> None:
+        super().__init__()
+        self.epochs = epochs
+        self.folds = folds
+        self.n_masks = n_masks
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Static("Retrain the model", classes="dialog-title")
+            if self.n_masks is not None:
+                yield Static(f"{self.n_masks} images have a mask that is not flagged; a backup "
+                             "is taken first.", classes="dialog-detail")
+            with Horizontal(classes="field"):
+                yield Label("Epochs")
+                yield Input(str(self.epochs), id="epochs", type="integer", max_length=5)
+            with RadioSet(id="mode"):
+                yield RadioButton("Plain: one model on all masks", value=True, id="plain")
+                yield RadioButton("Cross-validation: out-of-fold scores", id="crossval")
+            with Horizontal(classes="field", id="folds-row"):
+                yield Label("Folds")
+                yield Input(str(self.folds), id="folds", type="integer", max_length=2,
+                            disabled=True)
+            yield Static("", id="retrain-error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Start", id="start", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#epochs", Input).focus()
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        self.query_one("#folds", Input).disabled = event.pressed.id != "crossval"
+
+    def _result(self) -> dict | None:
+        err = self.query_one("#retrain-error", Static)
+        try:
+            epochs = int(self.query_one("#epochs", Input).value)
+        except ValueError:
+            epochs = 0
+        if not 1 <= epochs <= 10_000:
+            err.update("epochs: a whole number from 1 to 10000")
+            return None
+        crossval = self.query_one("#crossval", RadioButton).value
+        if not crossval:
+            return {"kind": "train", "epochs": epochs}
+        try:
+            folds = int(self.query_one("#folds", Input).value)
+        except ValueError:
+            folds = 0
+        if not 2 <= folds <= 20:
+            err.update("folds: a whole number from 2 to 20")
+            return None
+        return {"kind": "crossval", "epochs": epochs, "folds": folds}
+
+    def _submit(self) -> None:
+        result = self._result()
+        if result is not None:
+            self.dismiss(result)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self._submit()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "start":
+            self._submit()
+        else:
+            self.dismiss(None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

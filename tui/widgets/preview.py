@@ -1,0 +1,339 @@
+"""The preview pane: the selected image with its mask, the prediction and the uncertainty map.
+
+Decoding and composing run in a thread worker, sized to the pane (the overlay outline is drawn
+at display resolution, so it stays one pixel wide at any zoom). The result is drawn with
+textual-image: half-cell blocks by default (every terminal, tmux, SSH), Kitty (TGP) or Sixel
+when asked for. textual-image probes the terminal when imported, so ``select_renderer`` must
+run before ``App.run()``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.message import Message
+from textual.reactive import reactive
+from textual.widgets import Static
+from textual.worker import get_current_worker
+
+from ..data import Row
+
+RENDERERS = ("halfcell", "auto", "kitty", "sixel", "unicode")
+
+
+@dataclass(frozen=True)
+class Renderer:
+    name: str
+    renderable: Any = None   # rich renderable class (halfcell, unicode): drawn in a Static
+    widget: Any = None       # textual-image widget class (kitty, sixel, auto)
+    cell_px: tuple[int, int] = (1, 2)  # image pixels per cell (half-cell: 1 wide, 2 high)
+
+
+def select_renderer(name: str | None) -> Renderer:
+    """Import textual-image (its terminal probe runs here) and pick the renderer."""
+    name = name or "halfcell"
+    if name not in RENDERERS:
+        raise ValueError(f"unknown image renderer {name!r}; one of {', '.join(RENDERERS)}")
+    if name == "halfcell":
+        from textual_image.renderable.halfcell import Image as Halfcell
+
+        return Renderer(name, renderable=Halfcell)
+    if name == "unicode":
+        from textual_image.renderable.unicode import Image as Unicode
+
+        return Renderer(name, renderable=Unicode)
+    from textual_image import widget as tiw  # probes the cell size (pixels per cell)
+    from textual_image._terminal import get_cell_size
+
+    cell = get_cell_size()
+    cls = {"kitty": tiw.TGPImage, "sixel": tiw.SixelImage, "auto": tiw.Image}[name]
+    if cls in (tiw.HalfcellImage, getattr(tiw, "UnicodeImage", None)):
+        from textual_image.renderable.halfcell import Image as Halfcell
+
+        return Renderer("halfcell", renderable=Halfcell)
+    return Renderer(name, widget=cls, cell_px=(cell.width, cell.height))
+
+
+# -- composing (numpy + Pillow, imported in the worker) -------------------------------------------
+
+@dataclass(frozen=True)
+class Layers:
+    mask: bool = True
+    prediction: bool = True
+    uncertainty: bool = False
+    outline: bool = True
+
+
+def _fit(w: int, h: int, max_w: int, max_h: int) -> tuple[int, int]:
+    scale = min(max_w / w, max_h / h)
+    return max(1, int(w * scale)), max(1, int(h * scale))
+
+
+def _edge(m):
+    """Inner boundary of a boolean map (pixels with a 4-neighbour outside)."""
+    import numpy as np
+
+    inner = m.copy()
+    inner[1:, :] &= m[:-1, :]
+    inner[:-1, :] &= m[1:, :]
+    inner[:, 1:] &= m[:, :-1]
+    inner[:, :-1] &= m[:, 1:]
+    return m & ~inner if m.any() else np.zeros_like(m)
+
+
+def compose(image, mask, prob, max_px: tuple[int, int], layers: Layers,
+            colors: dict[str, tuple[int, int, int]]):
+    """The picture to show: ``image`` (H,W,3 uint8) scaled to fit ``max_px`` with the mask
+    (H,W 0/1 or None), the prediction and the uncertainty from ``prob`` (H,W uint8 P(object)
+    ×255, or None) drawn over it. Returns a PIL RGB image."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = image.shape[:2]
+    tw, th = _fit(w, h, *max_px)
+    th -= th % 2 if th > 1 else 0  # half-cells draw pixel rows in pairs
+    up = tw >= w
+    img = Image.fromarray(image).resize((tw, th), Image.NEAREST if up else Image.BOX)
+    out = np.asarray(img, dtype=np.float32)
+
+    def scaled(a, resample):
+        return np.asarray(Image.fromarray(a).resize((tw, th), resample))
+
+    def blend(where, rgb, alpha):
+        a = alpha if np.isscalar(alpha) else alpha[..., None]
+        out[where] = out[where] * (1 - (a if np.isscalar(a) else a[where])) + \
+            np.array(rgb, np.float32) * (a if np.isscalar(a) else a[where])
+
+    pred = None
+    if prob is not None and prob.shape[:2] == (h, w):
+        p = scaled(prob, Image.BILINEAR).astype(np.float32) / 255.0
+        if layers.uncertainty:
+            unc = 1.0 - np.abs(2.0 * p - 1.0)          # 1 at p = 0.5, 0 when sure
+            where = unc > 0.1
+            blend(where, colors["seg-uncertain"], np.clip(unc * 0.9, 0, 0.9))
+        pred = p > 0.5
+    m = None
+    if mask is not None and mask.shape[:2] == (h, w):
+        m = scaled((mask > 0).astype(np.uint8) * 255, Image.NEAREST if up else Image.BOX) >= 96
+    for on, layer, color in ((layers.prediction, pred, "seg-pred"), (layers.mask, m, "seg-mask")):
+        if not on or layer is None:
+            continue
+        if layers.outline:
+            out[_edge(layer)] = colors[color]
+        else:
+            blend(layer, colors[color], 0.45)
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
+
+
+def read_sources(root: Path, state_dir: Path, codes, row: Row):
+    """(image, mask or None, prob or None, error or None) for a row; never raises."""
+    from PIL import Image
+
+    from ...engine import imageio
+
+    import numpy as np
+
+    try:
+        image = imageio.read_image(root / row.path)
+    except (imageio.ImageError, OSError) as e:
+        return None, None, None, str(e)
+    mask = prob = None
+    notes = []
+    if row.mask_path:
+        try:
+            mask = imageio.read_mask(root / row.mask_path, codes, expect_shape=image.shape[:2])
+        except (imageio.MaskError, OSError) as e:
+            notes.append(str(e))
+    if row.prob_path:
+        try:
+            with Image.open(state_dir / row.prob_path) as im:
+                prob = np.asarray(im.convert("L"))
+        except OSError as e:
+            notes.append(f"prediction: {e}")
+    return image, mask, prob, "; ".join(notes) or None
+
+
+def _mtime(p: Path) -> int:
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:
+        return 0
+
+
+class Preview(Container):
+    """Shows the composed picture of one row."""
+
+    show_mask = reactive(True)
+    show_prediction = reactive(True)
+    show_uncertainty = reactive(False)
+    outline = reactive(True)
+
+    class Composed(Message):
+        def __init__(self, key: tuple, picture, note: str | None) -> None:
+            super().__init__()
+            self.key = key
+            self.picture = picture
+            self.note = note
+
+    def __init__(self, root: Path, state_dir: Path, codes, renderer: Renderer, **kw) -> None:
+        super().__init__(**kw)
+        self.root = root
+        self.state_dir = state_dir
+        self.codes = list(codes)
+        self.renderer = renderer
+        self.row: Row | None = None
+        self._sources: OrderedDict[tuple, tuple] = OrderedDict()   # decoded files, by mtime
+        self._shown_key: tuple | None = None
+        self._colors: dict[str, tuple[int, int, int]] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="preview-note")
+        if self.renderer.widget is not None:
+            yield self.renderer.widget(id="preview-image")
+        else:
+            yield Static("", id="preview-image")
+
+    def on_mount(self) -> None:
+        self.border_title = "preview"
+        self._update_subtitle()
+
+    # -- inputs ----------------------------------------------------------------------------
+    def set_row(self, row: Row | None) -> None:
+        self.row = row
+        self.refresh_picture()
+
+    def set_colors(self, colors: dict[str, tuple[int, int, int]]) -> None:
+        self._colors = colors
+        self._update_subtitle()
+        self.refresh_picture()
+
+    def watch_show_mask(self) -> None:
+        self._changed()
+
+    def watch_show_prediction(self) -> None:
+        self._changed()
+
+    def watch_show_uncertainty(self) -> None:
+        self._changed()
+
+    def watch_outline(self) -> None:
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.is_mounted:
+            self._update_subtitle()
+            self.refresh_picture()
+
+    def on_resize(self) -> None:
+        self.refresh_picture()
+
+    def _update_subtitle(self) -> None:
+        def chip(on: bool, var: str, label: str) -> str:
+            rgb = self._colors.get(var)
+            mark = "■" if on else "□"
+            colour = f"[rgb({rgb[0]},{rgb[1]},{rgb[2]})]{mark}[/]" if rgb and on else mark
+            return f"{colour}{label}"
+
+        parts = [chip(self.show_mask, "seg-mask", "mask"),
+                 chip(self.show_prediction, "seg-pred", "pred"),
+                 chip(self.show_uncertainty, "seg-uncertain", "unc"),
+                 "outline" if self.outline else "tint"]
+        self.border_subtitle = " ".join(parts)
+
+    # -- composing -------------------------------------------------------------------------
+    def _target(self) -> tuple[int, int]:
+        region = self.content_region
+        cells_w, cells_h = region.width, max(1, region.height - 1)  # one line for the note
+        cw, ch = self.renderer.cell_px
+        return cells_w * cw, cells_h * ch
+
+    def refresh_picture(self) -> None:
+        if not self.is_mounted:
+            return
+        row = self.row
+        note = self.query_one("#preview-note", Static)
+        if row is None:
+            self._shown_key = None
+            self._set_picture(None)
+            note.update("no image selected")
+            return
+        px = self._target()
+        if px[0] < 2 or px[1] < 2:
+            return
+        layers = Layers(self.show_mask, self.show_prediction, self.show_uncertainty, self.outline)
+        files = (row.path, row.mask_path, row.prob_path)
+        stamps = tuple(_mtime(p) for p in (self.root / row.path,
+                                           self.root / row.mask_path if row.mask_path else None,
+                                           self.state_dir / row.prob_path if row.prob_path
+                                           else None) if p is not None)
+        key = (files, stamps, px, layers, tuple(sorted(self._colors.items())))
+        if key == self._shown_key:
+            return
+        self.border_title = row.name
+        self._compose_worker(row, key, px, layers, dict(self._colors))
+
+    @work(thread=True, exclusive=True, group="preview")
+    def _compose_worker(self, row: Row, key: tuple, px: tuple[int, int], layers: Layers,
+                        colors: dict) -> None:
+        worker = get_current_worker()
+        src_key = key[:2]
+        sources = self._sources.get(src_key)
+        if sources is None:
+            sources = read_sources(self.root, self.state_dir, self.codes, row)
+            if worker.is_cancelled:
+                return
+            self._sources[src_key] = sources
+            while len(self._sources) > 16:
+                self._sources.popitem(last=False)
+        image, mask, prob, note = sources
+        if image is None:
+            self.post_message(self.Composed(key, None, note))
+            return
+        if not colors:
+            colors = {"seg-mask": (0, 255, 0), "seg-pred": (255, 0, 255),
+                      "seg-uncertain": (255, 160, 0)}
+        picture = compose(image, mask, prob, px, layers, colors)
+        if not worker.is_cancelled:
+            self.post_message(self.Composed(key, picture, note))
+
+    def on_preview_composed(self, message: Composed) -> None:
+        message.stop()
+        self._shown_key = message.key
+        note = self.query_one("#preview-note", Static)
+        row = self.row
+        if message.picture is None:
+            self._set_picture(None)
+            note.update(f"[b]cannot show[/b] {message.note}")
+            return
+        info = ""
+        if row is not None:
+            info = f"{row.status}" + (f" · {row.category}" if row.category else "")
+            if not row.mask_path:
+                info += " · no mask"
+            if not row.prob_path:
+                info += " · no prediction"
+        if message.note:
+            info += f" · [b]{message.note}[/b]"
+        note.update(info)
+        self._set_picture(message.picture)
+
+    def _set_picture(self, picture) -> None:
+        target = self.query_one("#preview-image")
+        cw, ch = self.renderer.cell_px
+        if self.renderer.widget is not None:
+            if picture is not None:
+                target.styles.width = max(1, picture.width // cw)
+                target.styles.height = max(1, picture.height // ch)
+            target.image = picture
+            return
+        if picture is None:
+            target.update("")
+            return
+        cells_w, cells_h = picture.width // cw, max(1, picture.height // ch)
+        target.update(self.renderer.renderable(picture, width=cells_w, height=cells_h))
