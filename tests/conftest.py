@@ -1,0 +1,88 @@
+"""Shared fixtures: tiny demo folders, a real engine process, waiting helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+TINY_CONFIG = """\
+[model]
+arch = "resnet18"
+image_size = 64
+batch_size = 4
+epochs = 1
+min_steps = 0
+[engine]
+idle_exit_s = 0
+debounce_s = 0.2
+[backup]
+before_train = true
+"""
+
+
+def wait_for(pred, timeout: float = 120.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def make_tiny_demo(root: Path, count: int = 16, size: int = 64, seed: int = 1) -> Path:
+    from segtriage.engine.demo import make_demo
+
+    make_demo(root, count=count, size=size, seed=seed)
+    (root / "segtriage.toml").write_text(TINY_CONFIG)
+    return root
+
+
+@contextmanager
+def engine_process(root: Path):
+    """A real engine for ``root`` (own session, like a detached one); stopped afterwards."""
+    from segtriage.engine.process import engine_pid
+
+    log = open(root / ".engine-test.log", "ab")
+    p = subprocess.Popen([sys.executable, "-m", "segtriage.engine", "run", str(root)],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                         start_new_session=True)
+    try:
+        wait_for(lambda: engine_pid(root) is not None or p.poll() is not None, 60,
+                 what="engine start")
+        assert p.poll() is None, (root / ".engine-test.log").read_text()
+        yield p
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        log.close()
+
+
+def wait_job(store, job_id: int, timeout: float = 300.0):
+    wait_for(lambda: not store.job(job_id).active, timeout, interval=0.25,
+             what=f"job {job_id}")
+    return store.job(job_id)
+
+
+@pytest.fixture
+def tiny_demo(tmp_path):
+    return make_tiny_demo(tmp_path / "data")
+
+
+def kill_tree(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

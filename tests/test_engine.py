@@ -1,0 +1,214 @@
+"""The engine process end to end, with real fastai training on a tiny demo set.
+
+One folder is trained once (module fixture); the kill -9 and terminal tests work on copies
+of it so that a previous model exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import engine_process, kill_tree, make_tiny_demo, wait_for, wait_job
+from segtriage.engine.config import load_config
+from segtriage.engine.process import EngineLock, engine_pid
+from segtriage.engine.store import Store
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny demo folder with one trained model and every image scored."""
+    root = make_tiny_demo(tmp_path_factory.mktemp("trained") / "data")
+    store = Store.open(root)
+    with engine_process(root):
+        jid = store.submit_job("train", {"epochs": 1})
+        job = wait_job(store, jid)
+        assert job.state == "done", job.error
+        preds = [j for j in store.jobs() if j.kind == "predict"]
+        assert preds, "a train job queues a predict of the stale rows"
+        assert wait_job(store, preds[0].id).state == "done", preds[0].error
+    return root
+
+
+def test_one_engine_per_folder(tiny_demo):
+    state = load_config(tiny_demo).state_path(tiny_demo)
+    a, b = EngineLock(state), EngineLock(state)
+    assert a.acquire()
+    assert not b.acquire()
+    a.release()
+    assert b.acquire()
+    b.release()
+
+
+def test_second_engine_refuses_and_first_keeps_running(tiny_demo):
+    with engine_process(tiny_demo) as p:
+        pid = engine_pid(tiny_demo)
+        assert pid == p.pid
+        out = subprocess.run([sys.executable, "-m", "segtriage.engine", "run", str(tiny_demo)],
+                             capture_output=True, text=True, timeout=60)
+        assert out.returncode == 1
+        assert f"already runs" in out.stderr and str(pid) in out.stderr
+        assert engine_pid(tiny_demo) == pid
+    assert engine_pid(tiny_demo) is None
+
+
+def test_train_writes_a_versioned_model_and_scores_everything(trained):
+    store = Store.open(trained)
+    (m,) = store.models()
+    assert m["id"] == 1 and store.current_model_id() == 1 and m["kind"] == "plain"
+    weights = load_config(trained).state_path(trained) / "models" / m["weights"][0]
+    assert weights.exists() and m["valid_dice"] is not None
+    assert len(m["manifest"]) == m["n_train"] + m["n_valid"] or len(m["manifest"]) >= m["n_train"]
+    assert all(e["mask_sha256"] for e in m["manifest"])
+    epochs = store.events(kind="epoch")
+    assert epochs and {"train_loss", "valid_loss", "valid_dice"} <= set(epochs[0]["data"])
+    rows = store.review_rows()
+    assert rows and all(r["model_id"] == 1 and not r["stale"] for r in rows)
+    state = load_config(trained).state_path(trained)
+    for r in rows:
+        assert (state / r["prob_path"]).exists()
+        assert r["category"] in ("disagrees", "uncertain", "agrees")
+    # a backup was taken before training
+    assert len(store.backups()) >= 1
+
+
+def test_report_json_has_every_column(trained):
+    out = subprocess.run([sys.executable, "-m", "segtriage.tui.cli", "report", str(trained),
+                          "--format", "json"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == 16
+    for key in ("image", "mask", "status", "model", "stale", "prob", "category", "priority",
+                "confidence", "dice", "iou", "ce", "label_quality", "n_pred", "n_mask"):
+        assert key in rows[0], key
+    assert (trained / rows[0]["prob"]).exists()
+    prios = [r["priority"] for r in rows]
+    assert prios == sorted(prios, reverse=True)  # the default review order
+
+
+def test_stored_probabilities_match_a_reloaded_model(trained):
+    from segtriage.engine import infer
+
+    store = Store.open(trained)
+    cfg = load_config(trained)
+    m = store.current_model()
+    state = cfg.state_path(trained)
+    pred = infer.Predictor(state / "models" / m["weights"][0], m["arch"], cfg.project.codes,
+                           cfg.model)
+    row = store.review_rows()[0]
+    sc = store.score(row["id"])
+    (_, prob), = list(pred.predict([trained / row["path"]]))
+    stored = np.asarray(Image.open(state / sc["prob_path"]), dtype=np.float32) / 255
+    assert stored.shape == prob.shape
+    assert np.abs(stored - prob).max() <= 1 / 255 + 1e-6
+
+
+def _copy(root: Path, dst: Path) -> Path:
+    shutil.copytree(root, dst, ignore=shutil.ignore_patterns("engine.lock", "engine.pid"))
+    truth = Path(str(root) + "-truth")
+    if truth.exists():
+        shutil.copytree(truth, Path(str(dst) + "-truth"))
+    return dst
+
+
+def test_watcher_indexes_new_images_and_rescores_edited_masks(trained, tmp_path):
+    root = _copy(trained, tmp_path / "w")
+    store = Store.open(root)
+    with engine_process(root):
+        n_predict = len([j for j in store.jobs() if j.kind == "predict"])
+        # an edited mask, saved the way editors do: temp file, then rename
+        row = store.image("img_003.png")
+        mask_path = root / row["mask_path"]
+        m = np.asarray(Image.open(mask_path)).copy()
+        m[:20, :20] = 255 - m[:20, :20]
+        tmp = mask_path.with_name(".img_003_mask.png.tmp")
+        Image.fromarray(m).save(tmp, format="PNG")
+        os.replace(tmp, mask_path)
+
+        def rescored():
+            r = store.image("img_003.png")
+            sc = store.score(r["id"])
+            return r["mask_sha256"] != row["mask_sha256"] and sc["mask_sha256"] == r["mask_sha256"]
+
+        wait_for(rescored, 30, what="re-score of the edited mask")
+        assert store.image("img_003.png")["status"] == "edited"
+        assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict  # no model run
+        # a new image is indexed and predicted with the current model
+        shutil.copy(root / "img_000.png", root / "new_one.png")
+        wait_for(lambda: store.image("new_one.png") is not None, 30, what="new image row")
+        assert store.image("new_one.png")["status"] == "no-mask"
+        wait_for(lambda: (store.score(store.image("new_one.png")["id"]) or {}).get("model_id")
+                 == 1, 120, what="prediction of the new image")
+        # a deleted image's row goes
+        (root / "new_one.png").unlink()
+        wait_for(lambda: store.image("new_one.png") is None, 30, what="row removal")
+
+
+def test_kill_9_during_training_is_recovered(trained, tmp_path):
+    root = _copy(trained, tmp_path / "k")
+    store = Store.open(root)
+    cfg = load_config(root)
+    masks_before = {p: p.read_bytes() for p in root.glob("*_mask.png")}
+    with engine_process(root) as p:
+        jid = store.submit_job("train", {"epochs": 20})
+        wait_for(lambda: store.job(jid).state == "running" and store.job(jid).progress > 0.01,
+                 180, what="training under way")
+        kill_tree(p.pid)
+        p.wait()
+    assert engine_pid(root) is None  # the kernel dropped the lock with the process
+    assert store.job(jid).state == "running"  # nobody has noticed yet
+    with engine_process(root):
+        wait_for(lambda: store.job(jid).state == "interrupted", 60, what="interrupted mark")
+        again = [j for j in store.jobs() if j.params.get("resumed_from") == jid]
+        assert len(again) == 1 and again[0].kind == "train"
+        assert store.current_model_id() == 1  # the previous model stays current
+        # cancelling the re-queued training takes effect within a batch or so
+        wait_for(lambda: store.job(again[0].id).state == "running", 120, what="requeued run")
+        store.request_cancel(again[0].id)
+        assert wait_job(store, again[0].id, 120).state == "cancelled"
+    assert store.current_model_id() == 1
+    from segtriage.engine.model import load_model
+
+    m = store.current_model()
+    load_model(cfg.state_path(root) / "models" / m["weights"][0], m["arch"], 2)
+    assert masks_before == {p: p.read_bytes() for p in root.glob("*_mask.png")}
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
+def test_engine_outlives_the_terminal_that_started_it(trained, tmp_path):
+    root = _copy(trained, tmp_path / "t")
+    store = Store.open(root)
+    sock = tmp_path / "tmux.sock"
+    seg = Path(sys.executable).with_name("segtriage")
+    cmd = f"{seg} train {root} --epochs 1"
+    t0 = time.time()
+    subprocess.run(["tmux", "-S", str(sock), "-f", "/dev/null", "new-session", "-d", "-x", "120",
+                    "-y", "30", cmd], check=True)
+    try:
+        wait_for(lambda: any(j.kind == "train" and j.state == "running" and j.created_at > t0
+                             for j in store.jobs()),
+                 120, what="train job running")
+    finally:
+        subprocess.run(["tmux", "-S", str(sock), "kill-server"], check=False)
+    time.sleep(1.0)
+    pid = engine_pid(root)
+    assert pid is not None, "the engine died with the terminal"
+    (train,) = [j for j in store.jobs() if j.kind == "train" and j.created_at > t0]
+    try:
+        assert wait_job(store, train.id, 300).state == "done"
+        assert store.current_model_id() == 2
+    finally:
+        subprocess.run([sys.executable, "-m", "segtriage.tui.cli", "engine", "stop", str(root)],
+                       timeout=150)
+    assert engine_pid(root) is None
