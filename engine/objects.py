@@ -23,6 +23,9 @@ STRUCTURE = np.ones((3, 3), dtype=bool)
 # part lies inside it; parts smaller than MIN_PART_PX (thresholding specks) never count.
 COVER = 0.5
 MIN_PART_PX = 4
+# shape means (eccentricity, solidity) skip specks: their shape is the pixel grid's, and a
+# convex hull per speck would make a speckled mask cost hundreds of milliseconds
+MIN_SHAPE_PX = 9
 
 
 def _as_bool(a, name: str) -> np.ndarray:
@@ -75,16 +78,22 @@ def eccentricities(labels: np.ndarray, n: int) -> np.ndarray:
     return ecc
 
 
-def solidities(labels: np.ndarray, n: int, areas: np.ndarray | None = None) -> np.ndarray:
-    """Area / convex-hull area per object (skimage's definition, hull on the object's crop)."""
+def solidities(labels: np.ndarray, n: int, areas: np.ndarray | None = None,
+               which: np.ndarray | None = None) -> np.ndarray:
+    """Area / convex-hull area per object (skimage's definition, hull on the object's crop).
+
+    ``which``: optional bool (n,) selecting the objects to compute (others are NaN).
+    """
     if n == 0:
         return np.zeros(0)
     if areas is None:
         areas = object_areas(labels, n)
     out = np.ones(n)
+    if which is not None:
+        out[~which] = np.nan
     for i, sl in enumerate(ndi.find_objects(labels, max_label=n)):
-        if sl is None or areas[i] <= 2:  # 1-2 pixels are their own hull
-            continue
+        if sl is None or areas[i] <= 2 or (which is not None and not which[i]):
+            continue  # 1-2 pixels are their own hull
         out[i] = areas[i] / convex_hull_image(labels[sl] == i + 1).sum()
     return out
 
@@ -154,21 +163,25 @@ def match_labels(lp: np.ndarray, n_pred: int, lm: np.ndarray, n_mask: int,
                     merged, split)
 
 
-def label_stats(labels: np.ndarray, n: int, areas: np.ndarray, suffix: str) -> dict:
-    """Counts, areas, density and shape of one side (pred or mask)."""
+def label_stats(labels: np.ndarray, n: int, areas: np.ndarray, suffix: str,
+                min_shape_px: int = MIN_SHAPE_PX) -> dict:
+    """Counts, areas, density and shape of one side (pred or mask).
+
+    Shape means are over objects of at least ``min_shape_px`` pixels (None if there are none).
+    """
     mpx = labels.size / 1e6
+    out = {f"n_{suffix}": int(n), f"area_{suffix}_mean": None, f"area_{suffix}_median": None,
+           f"density_{suffix}": float(n / mpx), f"eccentricity_{suffix}": None,
+           f"solidity_{suffix}": None}
     if n == 0:
-        return {f"n_{suffix}": 0, f"area_{suffix}_mean": None, f"area_{suffix}_median": None,
-                f"density_{suffix}": 0.0, f"eccentricity_{suffix}": None,
-                f"solidity_{suffix}": None}
-    return {
-        f"n_{suffix}": int(n),
-        f"area_{suffix}_mean": float(areas.mean()),
-        f"area_{suffix}_median": float(np.median(areas)),
-        f"density_{suffix}": float(n / mpx),
-        f"eccentricity_{suffix}": float(eccentricities(labels, n).mean()),
-        f"solidity_{suffix}": float(solidities(labels, n, areas).mean()),
-    }
+        return out
+    out[f"area_{suffix}_mean"] = float(areas.mean())
+    out[f"area_{suffix}_median"] = float(np.median(areas))
+    big = areas >= min_shape_px
+    if big.any():
+        out[f"eccentricity_{suffix}"] = float(eccentricities(labels, n)[big].mean())
+        out[f"solidity_{suffix}"] = float(solidities(labels, n, areas, big)[big].mean())
+    return out
 
 
 def side_stats(mask_bool, suffix: str = "pred") -> dict:
@@ -195,7 +208,7 @@ def match_objects(pred_bool, mask_bool, iou: float = 0.5) -> dict:
     objects without a match), merged (pred objects covering >= 2 mask objects), split (mask
     objects covering >= 2 pred objects), matched_iou (mean IoU of matched pairs), and per side
     area_*_mean, area_*_median (pixels), density_* (objects per megapixel), eccentricity_*,
-    solidity_* (means over objects). Undefined means (no objects) are None.
+    solidity_* (means over objects of ≥ MIN_SHAPE_PX pixels). Undefined means are None.
     """
     p = _as_bool(pred_bool, "pred")
     y = _as_bool(mask_bool, "mask")

@@ -139,6 +139,24 @@ def test_solidity_of_an_l_shape():
     assert O.solidities(lab, n)[0] == pytest.approx(5 / 6)
 
 
+def test_shape_means_skip_specks():
+    # a 3x3 square (ecc 0, solidity 1), a 1x3 line (ecc 1) and an L of 5 px (solidity 5/6):
+    # only the square has >= 9 px, so the means are the square's
+    m = grid("###.....",
+             "###..#..",
+             "###..#..",
+             ".....###",
+             "#.......",
+             "#.......",
+             "#.......")
+    d = O.match_objects(m, m)
+    assert d["n_mask"] == 3 and d["area_mask_mean"] == pytest.approx(17 / 3)
+    assert d["eccentricity_mask"] == pytest.approx(0.0, abs=1e-12)
+    assert d["solidity_mask"] == 1.0
+    d = O.match_objects(grid("#.#", "..."), grid("#.#", "..."))
+    assert d["eccentricity_pred"] is None and d["solidity_pred"] is None
+
+
 @FAST
 @given(small_masks(12))
 def test_shape_stats_equal_skimage_regionprops(m):
