@@ -4,7 +4,8 @@ numpy / scipy / scikit-image only: clients import this module, so never torch or
 Every formula, its empty-mask convention and its failure modes are in docs/scoring.md.
 
 Notation: p(x) = P(foreground), y(x) the current mask (class index > 0 = object),
-ŷ = [p > 0.5], m(x) = max(p, 1 - p), margin g(x) = |2p - 1| = 2m - 1, p_y(x) = p where y else 1 - p.
+ŷ = [p > 0.5], m(x) = max(p, 1 - p), margin g(x) = |2p - 1| = 2m - 1,
+p_y(x) = p where y else 1 - p.
 """
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ SORT_KEYS: dict[str, str] = {
     "frac_uncertain": "desc", "frac_uncertain_region": "desc",
     "uncertainty_boundary": "desc", "uncertainty_interior": "desc",
     "uncertainty_background": "desc", "missed": "desc", "extra": "desc",
-    "missed_confident": "desc", "extra_confident": "desc", "error_regions": "desc", "merged": "desc", "split": "desc",
+    "missed_confident": "desc", "extra_confident": "desc", "error_regions": "desc",
+    "merged": "desc", "split": "desc",
     "n_pred": "desc", "n_mask": "desc", "matched_iou": "asc",
     "fg_frac_pred": "desc", "fg_frac_mask": "desc", "path": "asc",
 }
@@ -283,7 +285,8 @@ def _no_mask_keys() -> dict:
     return dict.fromkeys((
         "dice", "iou", "ce", "ce_region", "soft_dice", "lq_softmin", "label_quality",
         "lq_pixel", "lq_object", "disagreement_confidence", "fg_frac_mask", "matched", "missed",
-        "extra", "merged", "split", "matched_iou", "missed_confident", "extra_confident", "error_regions"))
+        "extra", "merged", "split", "matched_iou", "missed_confident", "extra_confident",
+        "error_regions"))
 
 
 def _agreement(p, y, pred, g, mx, band, region, has_region, prm) -> dict:

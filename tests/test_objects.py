@@ -124,7 +124,8 @@ def test_eccentricity_hand_values():
     lab2, _ = O.label(grid("##", "##"))
     ecc = O.eccentricities(lab, n)
     by_area = dict(zip(O.object_areas(lab, n).tolist(), ecc.tolist()))
-    assert by_area[1] == 0.0 and by_area[3] == pytest.approx(1.0) and by_area[2] == pytest.approx(1.0)
+    assert by_area[1] == 0.0
+    assert by_area[3] == pytest.approx(1.0) and by_area[2] == pytest.approx(1.0)
     assert O.eccentricities(lab2, 1)[0] == pytest.approx(0.0, abs=1e-12)
     # 1x3 rectangle: var_col = 2/3, var_row = 0 → ellipse degenerate → 1; 2x3 block:
     # var_row = 1/4, var_col = 2/3 → sqrt(1 - (1/4)/(2/3)) = sqrt(5/8)

@@ -222,7 +222,8 @@ def test_params_from_config_section_and_validation():
     p[1:4, 1:4] = 0.93  # m = .93 everywhere: confident at .9, not at .95
     m = (p > 0.5).astype(np.uint8)
     assert S.score_image(p, m)["category"] == "agrees"
-    assert S.score_image(p, m, cfg_scoring=SimpleNamespace(confident=0.95))["category"] == "uncertain"
+    strict = SimpleNamespace(confident=0.95)
+    assert S.score_image(p, m, cfg_scoring=strict)["category"] == "uncertain"
 
 
 # ---------------------------------------------------------------------------- wrong masks
