@@ -76,15 +76,13 @@ def _fit(w: int, h: int, max_w: int, max_h: int) -> tuple[int, int]:
 
 
 def _edge(m):
-    """Inner boundary of a boolean map (pixels with a 4-neighbour outside)."""
+    """Inner boundary of a boolean map: pixels with a 4-neighbour outside it (the image border
+    counts as outside, so objects cut by the frame are closed)."""
     import numpy as np
 
-    inner = m.copy()
-    inner[1:, :] &= m[:-1, :]
-    inner[:-1, :] &= m[1:, :]
-    inner[:, 1:] &= m[:, :-1]
-    inner[:, :-1] &= m[:, 1:]
-    return m & ~inner if m.any() else np.zeros_like(m)
+    p = np.pad(m, 1)
+    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return m & ~inner
 
 
 def compose(image, mask, prob, max_px: tuple[int, int], layers: Layers,
