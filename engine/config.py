@@ -138,9 +138,13 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
                            "temperature of cleanlab's soft-minimum label quality"),
         "match_iou": (0.5, _float(0.0, 1.0, open_lo=True), "IoU for matching objects"),
         "boundary_px": (2, _int(0, 64), "half-width of the boundary band in pixels"),
-        "disagree_dice": (0.8, _float(0.0, 1.0), "Dice below this, model confident → disagrees"),
+        "disagree_dice": (0.8, _float(0.0, 1.0),
+                          "Dice or label quality below this, model confident → disagrees"),
         "confident": (0.9, _float(0.5, 1.0),
-                      "region confidence above this counts as a confident model"),
+                      "core confidence (object interiors and unsure pixels away from edges) "
+                      "at or above this counts as a confident model"),
+        "small_object_px": (9, _int(1, 100_000),
+                            "objects smaller than this are left out of the shape averages"),
     },
     "editor": {
         "command": ("", _str,
