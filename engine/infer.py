@@ -15,8 +15,10 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import queue
 import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -230,23 +232,27 @@ def prob_relpath(image_sha256: str, model_id: int | str, fold: int | None = None
     return f"{base}/{sha[:2]}/{sha}.png"
 
 
-def encode_prob_png(prob: np.ndarray) -> bytes:
-    """8-bit greyscale PNG of P(object): round(p * 255). compress_level 1: ~3× faster to write
-    than Pillow's default 6, and these maps are a cache that is rewritten often."""
+def prob_to_u8(prob: np.ndarray) -> np.ndarray:
+    """round(p * 255) as uint8; NaN → 0, values clipped to [0, 1]."""
     a = np.nan_to_num(np.asarray(prob, dtype=np.float32), nan=0.0)
     if a.ndim != 2:
         raise ValueError(f"probability map must be 2-D, got shape {a.shape}")
-    u8 = np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def _png_bytes(u8: np.ndarray) -> bytes:
+    # compress_level 1: ~3× faster than Pillow's default 6; these maps are a rewritten cache
     buf = io.BytesIO()
     Image.fromarray(u8, "L").save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 
-def save_prob_png(prob: np.ndarray, path: Path, *, sync: bool = True) -> None:
-    """Write P(object) atomically (temp file, rename). `sync=False` skips the fsyncs: the maps
-    can be recomputed, and on a fast GPU fsync per image can dominate."""
-    path = Path(path)
-    data = encode_prob_png(prob)
+def encode_prob_png(prob: np.ndarray) -> bytes:
+    """8-bit greyscale PNG of P(object): round(p * 255)."""
+    return _png_bytes(prob_to_u8(prob))
+
+
+def _write(path: Path, data: bytes, sync: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if sync:
         imageio.atomic_write_bytes(path, data)
@@ -263,6 +269,78 @@ def save_prob_png(prob: np.ndarray, path: Path, *, sync: bool = True) -> None:
         except OSError:
             pass
         raise
+
+
+def save_prob_png(prob: np.ndarray, path: Path, *, sync: bool = True) -> None:
+    """Write P(object) atomically (temp file, rename). `sync=False` skips the fsyncs: the maps
+    can be recomputed (a lost one reads as missing and is predicted again)."""
+    _write(Path(path), encode_prob_png(prob), sync)
+
+
+class ProbWriter:
+    """Writes probability PNGs on one background thread (encode, temp file, fsync, rename).
+
+    A synchronous save costs ~2 fsyncs (file and folder: several ms on this disk, more than
+    the scoring of the image); here they wait for the disk while the next batch runs forward.
+    `save` returns at once (blocking only when `max_pending` writes are queued); `close` (or
+    leaving the with-block) waits for every write and raises OSError when any failed; `errors`
+    lists (path, exception). A score row may thus name a PNG a few ms before it exists: a
+    reader that finds it missing treats it like any lost prediction (re-predict).
+    """
+
+    def __init__(self, *, sync: bool = True, max_pending: int = 64):
+        self.sync = sync
+        self.errors: list[tuple[Path, BaseException]] = []
+        self._q: queue.Queue = queue.Queue(max_pending)
+        self._t = threading.Thread(target=self._run, name="prob-writer", daemon=True)
+        self._t.start()
+        self._closed = False
+
+    def save(self, prob: np.ndarray, path: Path) -> None:
+        if self._closed:
+            raise RuntimeError("ProbWriter is closed")
+        # uint8 now: a quarter of the memory in the queue, and the caller may reuse `prob`
+        self._q.put((prob_to_u8(prob), Path(path)))
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            try:
+                if item is None:
+                    return
+                u8, path = item
+                try:
+                    _write(path, _png_bytes(u8), self.sync)
+                except BaseException as e:  # noqa: BLE001 - reported by close()
+                    self.errors.append((path, e))
+            finally:
+                self._q.task_done()
+
+    def flush(self) -> None:
+        """Wait until everything queued so far is on disk."""
+        self._q.join()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._q.put(None)
+            self._t.join()
+        if self.errors:
+            path, e = self.errors[0]
+            raise OSError(f"{len(self.errors)} probability map(s) not written; first: "
+                          f"{path}: {e}")
+
+    def __enter__(self) -> "ProbWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None:  # already failing: finish the writes, keep the first error
+            try:
+                self.close()
+            except OSError:
+                pass
+            return
+        self.close()
 
 
 def load_prob_png(path: Path) -> np.ndarray:

@@ -26,6 +26,10 @@ The batch size is therefore lowered until an epoch has at least ``MIN_STEPS_PER_
 (never below 2 while there are 2 training images), and ``mcfg.min_steps`` (when set) raises the
 number of epochs until training makes at least that many optimizer steps.
 
+Pretrained: ``pretrained = true`` loads torchvision's cached ImageNet weights (never downloads:
+a missing file is a TrainError saying how to pre-cache it) and, unlike fastai's default of a
+frozen encoder, trains every layer with the same fit_one_cycle.
+
 Normalisation: ImageNet mean/std is added explicitly to ``batch_tfms`` (fastai adds it only
 for pretrained=True), and recorded in the sidecar so inference scales input the same way.
 
@@ -263,6 +267,8 @@ def build_learner(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg
         learn = unet_learner(dls, fn, pretrained=pretrained, n_out=len(codes), metrics=[Dice()])
     except Exception as e:  # e.g. a corrupt cached checkpoint
         raise TrainError(f"cannot build the {arch} U-Net: {type(e).__name__}: {e}") from e
+    if pretrained:
+        learn.unfreeze()  # fit_one_cycle trains every layer, as with random init (see doc)
     learn.remove_cb(ProgressCallback)   # no console progress bars in the engine log
     learn.logger = lambda *a, **k: None  # the Recorder's per-epoch table: on_epoch has it
     learn.segtriage_spec = InputSpec(image_size, policy)

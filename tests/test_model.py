@@ -18,8 +18,8 @@ from PIL import Image
 from segtriage.engine import imageio
 from segtriage.engine.device import (DeviceError, pick_device, pick_precision,
                                      precision_tag)
-from segtriage.engine.infer import (Predictor, load_prob_png, pad_geometry, prob_relpath,
-                                    save_prob_png)
+from segtriage.engine.infer import (Predictor, ProbWriter, load_prob_png, pad_geometry,
+                                    prob_relpath, save_prob_png)
 from segtriage.engine.model import (InputSpec, ModelError, TrainCancelled, TrainError,
                                     build_learner, effective_batch_size, load_model,
                                     read_sidecar, save_weights, sidecar_path, split_valid,
@@ -354,3 +354,21 @@ def test_empty_valid_set_and_min_steps(demo, tmp_path):
     assert res.n_valid == 0 and res.valid_items == [] and res.valid_dice is None
     assert res.image_size == 64  # 0 = native size of the first image
     assert json.loads(sidecar_path(res.weights).read_text())["image_size"] == 64
+
+
+def test_prob_writer_writes_in_background_and_reports_failures(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = {tmp_path / "p" / f"{i}.png": rng.random((5, 7), dtype=np.float32) for i in range(20)}
+    with ProbWriter(max_pending=4) as w:
+        for path, prob in maps.items():
+            w.save(prob, path)
+    for path, prob in maps.items():
+        assert np.array_equal(load_prob_png(path), np.rint(prob * 255) / np.float32(255))
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # a file where a folder should be
+    w = ProbWriter()
+    w.save(np.zeros((2, 2)), tmp_path / "ok.png")
+    w.save(np.zeros((2, 2)), blocker / "sub" / "x.png")
+    with pytest.raises(OSError, match="1 probability map"):
+        w.close()
+    assert (tmp_path / "ok.png").exists() and w.errors[0][0] == blocker / "sub" / "x.png"
