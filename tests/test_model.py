@@ -28,6 +28,17 @@ from segtriage.engine.model import (InputSpec, ModelError, TrainCancelled, Train
 CODES = ["naw", "aye"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """One intra-op thread: on a shared 2-core runner, two OpenMP threads wait on each other
+    at every small op when other processes hold a core (measured: training 4× slower under
+    load). Results are the same; only the speed of this file changes."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def mcfg(**kw):
     # trained at 32² (the demo images are 64²): 4× cheaper, and predictions are resized back
     base = dict(arch="resnet18", pretrained=False, size_policy="resize", image_size=32,
@@ -345,15 +356,16 @@ def test_cancel_takes_effect_within_one_batch(demo, tmp_path):
 
 
 @pytest.mark.slow
-def test_empty_valid_set_and_min_steps(demo, tmp_path):
-    _, items = demo
-    res = train(items[:8], CODES, mcfg(min_steps=8, image_size=0), tmp_path / "m.pt",
+def test_empty_valid_set_and_min_steps(tmp_path):
+    items = [disk_pair(tmp_path, f"e{i}", 36, 40, i) for i in range(8)]
+    res = train(items, CODES, mcfg(min_steps=8, image_size=0), tmp_path / "m" / "m.pt",
                 valid_idx=[])
     # 8 images → bs 2, 4 steps per epoch; min_steps 8 raises 1 epoch to 2
     assert (res.batch_size, res.steps_per_epoch, res.epochs) == (2, 4, 2)
     assert res.n_valid == 0 and res.valid_items == [] and res.valid_dice is None
-    assert res.image_size == 64  # 0 = native size of the first image
-    assert json.loads(sidecar_path(res.weights).read_text())["image_size"] == 64
+    assert res.valid_loss is None and res.train_loss > 0
+    assert res.image_size == 32  # 0 = the first image's longer side (40) rounded to 32
+    assert json.loads(sidecar_path(res.weights).read_text())["image_size"] == 32
 
 
 def test_prob_writer_writes_in_background_and_reports_failures(tmp_path):
@@ -372,3 +384,16 @@ def test_prob_writer_writes_in_background_and_reports_failures(tmp_path):
     with pytest.raises(OSError, match="1 probability map"):
         w.close()
     assert (tmp_path / "ok.png").exists() and w.errors[0][0] == blocker / "sub" / "x.png"
+
+
+@pytest.mark.slow
+def test_pad_and_crop_policies_make_square_batches_from_mixed_sizes(tmp_path):
+    sizes = [(48, 80), (100, 60), (64, 64), (40, 40), (90, 70), (56, 120), (64, 96), (80, 50)]
+    items = [disk_pair(tmp_path, f"m{i}", h, w, i) for i, (h, w) in enumerate(sizes)]
+    for policy in ("pad", "crop"):
+        learn = build_learner(items, CODES, mcfg(size_policy=policy), valid_idx=[0, 1])
+        x, y = learn.dls.one_batch()
+        assert tuple(x.shape) == (2, 3, 32, 32) and tuple(y.shape) == (2, 32, 32), policy
+        assert set(torch.unique(y).tolist()) <= {0, 1}
+        xv, yv = learn.dls.valid.one_batch()
+        assert tuple(xv.shape[-2:]) == (32, 32) and tuple(yv.shape[-2:]) == (32, 32)
