@@ -242,6 +242,8 @@ def build_learner(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg
     if valid_idx is None:
         valid_idx = split_valid(items, float(_cfg(mcfg, "valid_pct", 0.2)), seed)
     valid_idx = sorted(set(int(i) for i in valid_idx))
+    if valid_idx and not (0 <= valid_idx[0] and valid_idx[-1] < len(items)):
+        raise TrainError(f"valid_idx {valid_idx} out of range for {len(items)} images")
     n_train = len(items) - len(valid_idx)
     if n_train < 1:
         raise TrainError(f"no training images left after taking {len(valid_idx)} for validation")
