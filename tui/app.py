@@ -8,7 +8,6 @@ thread has its own SQLite connection), so a busy engine never freezes a key pres
 
 from __future__ import annotations
 
-import os
 import time
 from functools import partial
 from pathlib import Path
@@ -147,26 +146,26 @@ class SegtriageApp(App[int]):
 
     # -- composition -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Static("", id="header")
+        # kept as attributes: timers and workers may still report while the app shuts down,
+        # when a query would no longer find them
+        self.header = Static("", id="header")
+        self.result_list = ResultList(self.model, id="list")
+        self.filter_box = Input(placeholder="filter by name (enter keeps, escape clears)",
+                                id="filter-input")
+        self.preview = Preview(self.root, self.state_dir, self.cfg.project.codes, self.renderer,
+                               id="preview")
+        self.metrics = MetricsPane("", id="metrics")
+        self.status_pane = StatusPane("", id="status")
+        yield self.header
         with Horizontal(id="main"):
             with Vertical(id="list-pane"):
-                yield ResultList(self.model, id="list")
-                yield Input(placeholder="filter by name (enter keeps, escape clears)",
-                            id="filter-input")
+                yield self.result_list
+                yield self.filter_box
             with Vertical(id="side"):
-                yield Preview(self.root, self.state_dir, self.cfg.project.codes, self.renderer,
-                              id="preview")
-                yield MetricsPane("", id="metrics")
-        yield StatusPane("", id="status")
+                yield self.preview
+                yield self.metrics
+        yield self.status_pane
         yield Footer()
-
-    @property
-    def result_list(self) -> ResultList:
-        return self.query_one("#list", ResultList)
-
-    @property
-    def preview(self) -> Preview:
-        return self.query_one("#preview", Preview)
 
     @property
     def current_row(self) -> Row | None:
@@ -327,7 +326,7 @@ class SegtriageApp(App[int]):
             filters.append(f"category={escape(m.category_filter or UNSCORED)}")
         if filters:
             right += f" · [$accent]{' '.join(filters)}[/] ({len(m.view)} shown)"
-        self.query_one("#header", Static).update(" · ".join(parts) + "  │  " + right)
+        self.header.update(" · ".join(parts) + "  │  " + right)
 
     def _show_metrics(self) -> None:
         row = self.current_row
@@ -337,7 +336,7 @@ class SegtriageApp(App[int]):
                 score = self.store.score(row.id)
             except Exception as e:  # noqa: BLE001
                 score = {"error": f"cannot read scores: {e}"}
-        self.query_one("#metrics", MetricsPane).show(score, row, self.summary)
+        self.metrics.show(score, row, self.summary)
 
     def _refresh_status(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -359,7 +358,7 @@ class SegtriageApp(App[int]):
         if self.engine_pid is None and _PROCESS_PROBLEM:
             info["engine_problem"] = _PROCESS_PROBLEM
         self._status_info = info
-        self.query_one("#status", StatusPane).show(info, self.clock())
+        self.status_pane.show(info, self.clock())
 
     # -- list events -----------------------------------------------------------------------
     @on(ResultList.Highlighted)
@@ -519,7 +518,8 @@ class SegtriageApp(App[int]):
             else:
                 self._submit("train", {"epochs": result["epochs"]}, "training")
 
-        self.push_screen(RetrainScreen(m.epochs, m.folds, n), answer)
+        self.push_screen(RetrainScreen(m.epochs, m.folds, n, self.cfg.backup.before_train),
+                         answer)
 
     def action_predict(self) -> None:
         self._submit("predict", {"scope": "stale"}, "re-predict")
@@ -564,7 +564,7 @@ class SegtriageApp(App[int]):
         self._view_changed(keep)
 
     def action_filter_name(self) -> None:
-        box = self.query_one("#filter-input", Input)
+        box = self.filter_box
         box.value = self.model.name_filter
         box.add_class("-shown")
         box.focus()
@@ -581,7 +581,7 @@ class SegtriageApp(App[int]):
         self.result_list.focus()
 
     def action_clear_filter(self) -> None:
-        box = self.query_one("#filter-input", Input)
+        box = self.filter_box
         box.remove_class("-shown")
         if self.model.filtered:
             keep = self._keep_id()
@@ -637,8 +637,11 @@ class SegtriageApp(App[int]):
         self.exit(0)
 
 
-def run_app(root: Path, *, renderer: str | None = None) -> int:
-    """Open the review app on a data folder; returns the exit status for the command line."""
+def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = True) -> int:
+    """Open the review app on a data folder; returns the exit status for the command line.
+
+    ``renderer`` overrides ``[tui] image_renderer``; ``start_engine=False`` only looks (no
+    engine is started; queued jobs wait for one)."""
     import sys
 
     from ..engine.config import ConfigError, load_config
@@ -658,8 +661,6 @@ def run_app(root: Path, *, renderer: str | None = None) -> int:
     except ValueError as e:
         print(f"segtriage: {e}", file=sys.stderr)
         return 2
-    # SEGTRIAGE_NO_ENGINE=1: look without starting an engine (read-only review, benchmarks)
-    start_engine = not os.environ.get("SEGTRIAGE_NO_ENGINE")
     app = SegtriageApp(root, cfg, renderer=image_renderer, start_engine=start_engine)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

@@ -14,18 +14,21 @@ class RetrainScreen(ModalScreen[dict | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
-    def __init__(self, epochs: int, folds: int, n_masks: int | None = None) -> None:
+    def __init__(self, epochs: int, folds: int, n_masks: int | None = None,
+                 backup_first: bool = False) -> None:
         super().__init__()
         self.epochs = epochs
         self.folds = folds
         self.n_masks = n_masks
+        self.backup_first = backup_first
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Static("Retrain the model", classes="dialog-title")
             if self.n_masks is not None:
-                yield Static(f"{self.n_masks} images have a mask that is not flagged; a backup "
-                             "is taken first.", classes="dialog-detail")
+                yield Static(f"Learns from {self.n_masks} masks (flagged images are left out)"
+                             + ("; a backup is taken first." if self.backup_first else "."),
+                             classes="dialog-detail")
             with Horizontal(classes="field"):
                 yield Label("Epochs")
                 yield Input(str(self.epochs), id="epochs", type="integer", max_length=5)

@@ -192,10 +192,11 @@ class Preview(Container):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="preview-note")
-        if self.renderer.widget is not None:
-            yield self.renderer.widget(id="preview-image")
-        else:
-            yield Static("", id="preview-image")
+        with Container(id="preview-frame"):  # centres the picture in the pane
+            if self.renderer.widget is not None:
+                yield self.renderer.widget(id="preview-image")
+            else:
+                yield Static("", id="preview-image")
 
     def on_mount(self) -> None:
         self.border_title = "preview"
