@@ -1,0 +1,449 @@
+#!/usr/bin/env python
+"""Triage quality: does the review order put the wrong masks first?
+
+For each configuration (demo seed × corruption mix) this
+  1. builds the demo data set (`engine.demo.make_demo`; its `<root>-truth/manifest.json` says
+     which masks were corrupted and each given mask's Dice to the truth),
+  2. runs a real engine process on it and submits `train`, then `crossval`, through the Store
+     (each queues its own `predict` of the stale rows, which stores probabilities and scores),
+  3. reads the score rows of both models — the plain model (in-sample: it trained on most of
+     the masks it scores) and the crossval model (out-of-fold: every image scored by the fold
+     model that never saw its mask) — and measures, for every score column with a direction
+     in `scoring.SORT_KEYS`, how well sorting by it finds
+       * the corrupted masks (manifest "corrupted"), and
+       * the actually bad masks (given Dice to truth < --bad-dice, default 0.5: some
+         uncorrupted Otsu masks are badly wrong too),
+     as precision@K (= recall@K, since K is the number of positives), and ROC AUC
+     (Mann–Whitney, ties count ½), beside random order (P@K = K/N, AUC 0.5) and cleanlab's
+     soft-minimum (`lq_softmin`; also recomputed here from the stored probability PNGs).
+Ties are broken fairly: precision@K is the expected value over a random order within a tie
+(a column that gives half the images the same value gets no credit from the input order).
+
+  .venv/bin/python bench/triage_quality.py                 # full: ~45 min on 2 CPU cores
+  .venv/bin/python bench/triage_quality.py --quick         # smoke test: a few minutes
+  .venv/bin/python bench/triage_quality.py --work W --keep # keep folders and models in W
+  .venv/bin/python bench/triage_quality.py --work W --rescore   # no training: re-score W's
+                        # stored probabilities with the current scoring code (scorer work)
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from segtriage.engine import scoring
+from segtriage.engine.config import load_config
+from segtriage.engine.demo import load_manifest, make_demo
+from segtriage.engine.store import Store
+
+ALL_KINDS = "object_removed+false_object+eroded+dilated+shifted"
+# headline columns, in this order, in the summary table
+HEADLINE = ("priority", "label_quality", "lq_pixel", "lq_object", "dice", "lq_softmin",
+            "ce", "soft_dice", "confidence")
+MODEL_KINDS = ("plain", "crossval")
+LABEL = {"plain": "in-sample (train)", "crossval": "out-of-fold (crossval)"}
+
+
+# ----------------------------------------------------------------------------------------
+# ranking figures
+# ----------------------------------------------------------------------------------------
+def oriented(rows: list[dict], col: str) -> np.ndarray:
+    """Column values turned so that larger = more likely wrong (SORT_KEYS direction);
+    missing values go last, as in the review list."""
+    desc = scoring.SORT_KEYS.get(col, "asc") == "desc"
+    out = np.empty(len(rows))
+    for i, r in enumerate(rows):
+        v = r.get(col)
+        if col == "category":
+            v = scoring.CATEGORIES.index(v) if v in scoring.CATEGORIES else None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            out[i] = -np.inf
+        else:
+            out[i] = v if desc else -v
+    return out
+
+
+def average_ranks(s: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties get their average rank."""
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s))
+    ss = s[order]
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and ss[j + 1] == ss[i]:
+            j += 1
+        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def roc_auc(s: np.ndarray, pos: np.ndarray) -> float | None:
+    """P(a random positive scores above a random negative), ties ½ (Mann–Whitney U)."""
+    n1, n0 = int(pos.sum()), int((~pos).sum())
+    if n1 == 0 or n0 == 0:
+        return None
+    r = average_ranks(s)
+    return float((r[pos].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def precision_at_k(s: np.ndarray, pos: np.ndarray, k: int) -> float | None:
+    """Expected share of positives among the top k, ties at the cut broken at random."""
+    if k <= 0:
+        return None
+    t = np.sort(s)[::-1][k - 1]
+    above, tie = s > t, s == t
+    tp = pos[above].sum() + (k - above.sum()) * pos[tie].sum() / tie.sum()
+    return float(tp / k)
+
+
+def evaluate(rows: list[dict], pos: np.ndarray, cols: list[str]) -> dict:
+    k = int(pos.sum())
+    res = {"_random": {"auc": 0.5, "p_at_k": k / len(rows) if rows else None}, "_k": k,
+           "_n": len(rows)}
+    for c in cols:
+        s = oriented(rows, c)
+        if np.all(s == -np.inf):
+            continue
+        res[c] = {"auc": roc_auc(s, pos), "p_at_k": precision_at_k(s, pos, k)}
+    return res
+
+
+def score_columns(rows: list[dict]) -> list[str]:
+    """Every SORT_KEYS column that holds numbers in these rows (priority first)."""
+    present = set().union(*(r.keys() for r in rows)) if rows else set()
+    skip = {"path"}
+    cols = [c for c in scoring.SORT_KEYS if c in present and c not in skip]
+    return sorted(cols, key=lambda c: (c != "priority", c not in HEADLINE,
+                                       HEADLINE.index(c) if c in HEADLINE else 0))
+
+
+# ----------------------------------------------------------------------------------------
+# running the engine
+# ----------------------------------------------------------------------------------------
+def write_config(root: Path, a) -> None:
+    (root / "segtriage.toml").write_text(
+        "[model]\n"
+        f'arch = "{a.arch}"\nepochs = {a.epochs}\nmin_steps = {a.min_steps}\n'
+        f"folds = {a.folds}\nimage_size = {a.size}\n"
+        "[engine]\nidle_exit_s = 0\nwatch = \"off\"\n"
+        "[backup]\nbefore_train = false\n")
+
+
+def wait_idle(store: Store, jid: int, what: str, timeout: float, engine: subprocess.Popen,
+              log: Path) -> dict:
+    """Wait for job `jid`, then for the predict jobs it queued; raise on any failure."""
+    t0 = time.monotonic()
+    last = 0.0
+    while True:
+        if engine.poll() is not None:
+            raise RuntimeError(f"engine exited ({engine.returncode}); log tail:\n"
+                               + log.read_text()[-3000:])
+        active = store.active_jobs()
+        if not active and not store.job(jid).active:
+            break
+        now = time.monotonic()
+        if now - t0 > timeout:
+            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+        if now - last > 30 and active:
+            j = active[0]
+            print(f"    [{now - t0:5.0f} s] {j.kind} {100 * (j.progress or 0):3.0f}% "
+                  f"{j.message or ''}", file=sys.stderr, flush=True)
+            last = now
+        time.sleep(1.0)
+    failed = [j for j in store.jobs(limit=200) if j.id >= jid and j.state != "done"]
+    if failed:
+        raise RuntimeError(f"{what}: job(s) did not finish: "
+                           + "; ".join(f"{j.kind} {j.state}: {j.error}" for j in failed))
+    return {"seconds": round(time.monotonic() - t0, 1)}
+
+
+def train_and_score(root: Path, a) -> dict:
+    """Run an engine on `root`; submit train, then crossval; return timings per kind."""
+    store = Store.open(root)
+    log = root / ".bench-engine.log"
+    times: dict[str, float] = {}
+    with open(log, "ab") as lf:
+        eng = subprocess.Popen([sys.executable, "-m", "segtriage.engine", "run", str(root)],
+                               stdin=subprocess.DEVNULL, stdout=lf, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+        try:
+            for kind in MODEL_KINDS if not a.no_crossval else ("plain",):
+                job_kind = "train" if kind == "plain" else "crossval"
+                print(f"  {job_kind} ...", file=sys.stderr, flush=True)
+                jid = store.submit_job(job_kind, {}, requested_by="bench")
+                times[kind] = wait_idle(store, jid, job_kind, a.job_timeout, eng, log)["seconds"]
+                print(f"  {job_kind} + predict: {times[kind]:.0f} s", file=sys.stderr,
+                      flush=True)
+        finally:
+            if eng.poll() is None:
+                eng.send_signal(signal.SIGTERM)
+                try:
+                    eng.wait(120)
+                except subprocess.TimeoutExpired:
+                    eng.kill()
+                    eng.wait()
+    store.close()
+    return times
+
+
+# ----------------------------------------------------------------------------------------
+# reading the scores back
+# ----------------------------------------------------------------------------------------
+def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] | None:
+    """Score rows of the newest model of `kind` (each with 'path', 'mask_path'), and info."""
+    from segtriage.engine.rescore import load_prob, read_current_mask
+
+    store = Store.open(root)
+    cfg = load_config(root)
+    state = cfg.state_path(root)
+    models = [m for m in store.models() if m["kind"] == kind]
+    if not models:
+        return None
+    m = models[-1]
+    images = {r["id"]: r for r in store.images()}
+    rows, diffs = [], []
+    for sc in store.scores_for_model(m["id"]):
+        img = images[sc["image_id"]]
+        if sc.get("error"):
+            raise RuntimeError(f"{img['path']}: score error: {sc['error']}")
+        prob = load_prob(state, sc["prob_path"])
+        mask = read_current_mask(root, cfg, img)
+        if rescore:
+            sc = {**sc, **scoring.score_image(prob, mask, cfg_scoring=cfg.scoring)}
+        # cleanlab's soft-minimum recomputed from the stored 8-bit probabilities
+        lq_png = scoring.softmin_quality(prob, mask, cfg.scoring.lq_temperature)
+        diffs.append(abs(lq_png - sc["lq_softmin"]))
+        rows.append({**sc, "path": img["path"], "mask_path": img["mask_path"]})
+    rows.sort(key=lambda r: r["path"])
+    info = {"model": m["id"], "valid_dice": m["valid_dice"], "epochs": m["epochs"],
+            "arch": m["arch"], "n_train": m["n_train"], "n_valid": m["n_valid"],
+            "softmin_png_max_abs_diff": max(diffs) if diffs else None,
+            "categories": {c: sum(r.get("category") == c for r in rows)
+                           for c in scoring.CATEGORIES}}
+    if kind == "crossval":
+        info["folds"] = (m.get("info") or {}).get("folds")
+    store.close()
+    return rows, info
+
+
+def targets(root: Path, rows: list[dict], bad_dice: float) -> dict[str, np.ndarray]:
+    man = load_manifest(root)
+    masks = [Path(r["mask_path"]).name for r in rows]
+    corrupted = np.array([m in man["corrupted"] for m in masks])
+    bad = np.array([man["given_dice"][m] < bad_dice for m in masks])
+    return {"corrupted": corrupted, "bad": bad}
+
+
+def kind_recall(root: Path, rows: list[dict], col: str, k: int) -> dict[str, str]:
+    """For the corrupted masks: how many of each corruption kind land in the top k."""
+    man = load_manifest(root)
+    s = oriented(rows, col)
+    top = set(np.argsort(-s, kind="mergesort")[:k])
+    out = {}
+    for kind in sorted(set(man["corrupted"].values())):
+        idx = [i for i, r in enumerate(rows)
+               if man["corrupted"].get(Path(r["mask_path"]).name) == kind]
+        out[kind] = f"{sum(i in top for i in idx)}/{len(idx)}"
+    return out
+
+
+# ----------------------------------------------------------------------------------------
+# the report
+# ----------------------------------------------------------------------------------------
+def machine() -> str:
+    import torch
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import fastai
+        fa = fastai.__version__
+    except ImportError:
+        fa = "?"
+    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs, Python "
+            f"{platform.python_version()}, torch {torch.__version__}, fastai {fa}")
+
+
+def f2(v) -> str:
+    return "–" if v is None else f"{v:.2f}"
+
+
+def config_table(res: dict) -> str:
+    """One markdown table per configuration: every column × (target, model)."""
+    kinds = [k for k in MODEL_KINDS if k in res["eval"]]
+    heads, keys = [], []
+    for tgt in ("corrupted", "bad"):
+        for kind in kinds:
+            ev = res["eval"][kind][tgt]
+            short = "in-sample" if kind == "plain" else "out-of-fold"
+            heads += [f"{tgt} {short} AUC", f"{tgt} {short} P@K"]
+            keys.append((kind, tgt))
+    lines = ["| column | dir | " + " | ".join(heads) + " |",
+             "|---|---|" + "---:|" * len(heads)]
+    first = res["eval"][kinds[0]]["corrupted"]
+    cols = [c for c in first if not c.startswith("_")]
+    for c in ["_random"] + cols:
+        cells = []
+        for kind, tgt in keys:
+            e = res["eval"][kind][tgt].get(c) or {}
+            cells += [f2(e.get("auc")), f2(e.get("p_at_k"))]
+        name = "random order" if c == "_random" else (
+            f"**{c}**" if c in ("priority", "lq_softmin") else c)
+        d = "" if c == "_random" else scoring.SORT_KEYS.get(c, "asc")
+        lines.append(f"| {name} | {d} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_table(results: list[dict]) -> str:
+    lines = ["| configuration | model | target (K/N) | random P@K | priority P@K (AUC) | "
+             "lq_softmin P@K (AUC) | label_quality P@K (AUC) | dice P@K (AUC) | "
+             "confidence P@K (AUC) |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+    for res in results:
+        for kind in (k for k in MODEL_KINDS if k in res["eval"]):
+            for tgt in ("corrupted", "bad"):
+                ev = res["eval"][kind][tgt]
+                cell = lambda c: (f"{f2(ev[c]['p_at_k'])} ({f2(ev[c]['auc'])})"  # noqa: E731
+                                  if c in ev else "–")
+                lines.append(
+                    f"| {res['name']} | {'in-sample' if kind == 'plain' else 'out-of-fold'} | "
+                    f"{tgt} ({ev['_k']}/{ev['_n']}) | {f2(ev['_random']['p_at_k'])} | "
+                    f"{cell('priority')} | {cell('lq_softmin')} | {cell('label_quality')} | "
+                    f"{cell('dice')} | {cell('confidence')} |")
+    return "\n".join(lines)
+
+
+def details(res: dict) -> str:
+    out = []
+    for kind in (k for k in MODEL_KINDS if k in res["info"]):
+        inf = res["info"][kind]
+        extra = ""
+        if inf.get("folds"):
+            extra = ", fold valid Dice " + " / ".join(f2(f["valid_dice"]) for f in inf["folds"])
+        out.append(f"- {LABEL[kind]}: model {inf['model']} {inf['arch']}, {inf['epochs']} "
+                   f"epochs, valid Dice {f2(inf['valid_dice'])}{extra}; "
+                   f"{res['seconds'].get(kind, 0):.0f} s with predict; categories "
+                   + ", ".join(f"{c} {n}" for c, n in inf["categories"].items() if n)
+                   + f"; corrupted masks in priority's top K by kind: "
+                   + ", ".join(f"{k} {v}" for k, v in res["kinds"][kind].items())
+                   + f"; lq_softmin PNG recompute max |Δ| "
+                   f"{inf['softmin_png_max_abs_diff']:.4f}")
+    return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------------------
+def parse_configs(a) -> list[tuple[str, int, str]]:
+    cfgs = [(f"seed {s}, all kinds", s, ALL_KINDS) for s in a.seeds]
+    for spec in a.extra_mix:
+        seed_s, _, mix = spec.partition(":") if ":" in spec else (str(a.seeds[0]), "", spec)
+        cfgs.append((f"seed {seed_s}, {mix.replace('+', ' + ')}", int(seed_s), mix))
+    return cfgs
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=__doc__.split("\n", 1)[1])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1],
+                    help="demo seeds run with all corruption kinds (default 0 1)")
+    ap.add_argument("--extra-mix", nargs="*", default=["2:eroded+shifted"],
+                    help="further configurations SEED:KIND+KIND (default 2:eroded+shifted; "
+                         "without SEED: the first seed)")
+    ap.add_argument("--count", type=int, default=96)
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--corrupt-frac", type=float, default=0.25)
+    ap.add_argument("--arch", default="resnet34")
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--min-steps", type=int, default=48)
+    ap.add_argument("--folds", type=int, default=3)
+    ap.add_argument("--bad-dice", type=float, default=0.5,
+                    help="'actually bad' = given mask's Dice to truth below this (0.5)")
+    ap.add_argument("--no-crossval", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="smoke test: first seed only, 48 images, resnet18, 3 epochs, 2 folds")
+    ap.add_argument("--work", type=Path, help="work folder (default: a temporary one)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--rescore", action="store_true",
+                    help="no training: re-score the stored probabilities in --work")
+    ap.add_argument("--job-timeout", type=float, default=3600)
+    ap.add_argument("--json", type=Path, help="also write all figures to this JSON file")
+    a = ap.parse_args(argv)
+    if a.quick:
+        a.seeds, a.extra_mix = a.seeds[:1], []
+        a.count, a.arch, a.epochs, a.min_steps, a.folds = 48, "resnet18", 3, 0, 2
+    if a.rescore and not a.work:
+        ap.error("--rescore needs --work (a folder kept from an earlier run)")
+
+    work = a.work or Path(tempfile.mkdtemp(prefix="segtriage-tq-"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = _dt.datetime.now().astimezone()
+    t_all = time.monotonic()
+    results = []
+    try:
+        for name, seed, mix in parse_configs(a):
+            root = work / f"s{seed}-{mix.replace('+', '_')}"
+            print(f"== {name}  ({root})", file=sys.stderr, flush=True)
+            seconds: dict[str, float] = {}
+            if not a.rescore:
+                if root.exists():
+                    shutil.rmtree(root)
+                shutil.rmtree(str(root) + "-truth", ignore_errors=True)
+                make_demo(root, count=a.count, size=a.size, seed=seed,
+                          corrupt_frac=a.corrupt_frac, corruption_mix=mix.split("+"))
+                write_config(root, a)
+                seconds = train_and_score(root, a)
+            res = {"name": name, "seed": seed, "mix": mix, "eval": {}, "info": {},
+                   "kinds": {}, "seconds": seconds}
+            for kind in MODEL_KINDS:
+                got = model_rows(root, kind, a.rescore)
+                if got is None:
+                    continue
+                rows, info = got
+                tg = targets(root, rows, a.bad_dice)
+                cols = score_columns(rows)
+                res["eval"][kind] = {t: evaluate(rows, pos, cols) for t, pos in tg.items()}
+                res["info"][kind] = info
+                res["kinds"][kind] = kind_recall(root, rows, "priority",
+                                                 int(tg["corrupted"].sum()))
+            results.append(res)
+            print(f"\n### {name}\n\n{details(res)}\n\n{config_table(res)}\n", flush=True)
+    finally:
+        if not a.keep and not a.work:
+            shutil.rmtree(work, ignore_errors=True)
+        elif a.keep or a.work:
+            print(f"work folder kept: {work}", file=sys.stderr)
+
+    total = time.monotonic() - t_all
+    head = (f"Triage quality, {started:%Y-%m-%d %H:%M %Z}; machine: {machine()}\n"
+            f"data: {a.count} demo images of {a.size}², {a.corrupt_frac:.0%} corrupted; "
+            f"model: {a.arch}, {a.epochs} epochs (min_steps {a.min_steps}), "
+            f"{a.folds} folds; bad = given Dice to truth < {a.bad_dice}; "
+            f"{'re-scored from stored probabilities with the current scoring code; ' if a.rescore else ''}"
+            f"total {total / 60:.1f} min. P@K = R@K (K = number of positives).")
+    print(f"## Summary\n\n{head}\n\n{summary_table(results)}\n", flush=True)
+    if a.json:
+        a.json.write_text(json.dumps({"header": head, "results": results}, indent=1,
+                                     default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
