@@ -85,10 +85,13 @@ class Engine:
         store.set_engine_state(pid=os.getpid(), host=socket.gethostname(), state="scanning",
                                started_at=time.time(), watcher="starting", device=self.device,
                                job=None)
-        rep = index.scan(self.root, self.cfg, store)
-        log.info("scan: %s", rep.to_json().get("counts"))
+        # watch first, then scan: a change made during the scan is seen by one or the other
         self.watcher = FolderWatcher(self.root, self.cfg, self.cfg.engine.watch)
         self.watcher.start()
+        rep = index.scan(self.root, self.cfg, store)
+        log.info("scan: %s", rep.to_json().get("counts"))
+        store.set_engine_state(state="idle", watcher=self.watcher.state)
+        self._rescore_masks_edited_offline()
         threading.Thread(target=self._probe_device, daemon=True).start()
         self._queue_predict_if_stale()
         last_activity = time.monotonic()
@@ -143,6 +146,16 @@ class Engine:
         self.job_thread = threading.Thread(target=target, name=f"job-{job.id}", daemon=True)
         self.job_thread.start()
         self.store.set_engine_state(state=f"running job {job.id}", job=job.id)
+
+    def _rescore_masks_edited_offline(self) -> None:
+        """Masks edited while no engine ran: re-score them from the stored probabilities."""
+        n = 0
+        for r in self.store.review_rows():
+            if (r["model_id"] is not None and r["s_img_sha"] == r["img_sha256"]
+                    and r["s_mask_sha"] != r["cur_mask_sha"] and r["status"] != "error"):
+                n += rescore_image(self.root, self.cfg, self.store, r["id"])
+        if n:
+            log.info("re-scored %d mask(s) edited while the engine was not running", n)
 
     def _queue_predict_if_stale(self) -> None:
         store = self.store

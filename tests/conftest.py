@@ -58,6 +58,12 @@ def engine_process(root: Path):
         wait_for(lambda: engine_pid(root) is not None or p.poll() is not None, 60,
                  what="engine start")
         assert p.poll() is None, (root / ".engine-test.log").read_text()
+        from segtriage.engine.store import Store
+
+        st = Store.open(root)
+        # ready = scanned and watching (the pid appears as soon as the lock is taken)
+        wait_for(lambda: st.engine_state().get("pid") == p.pid
+                 and st.engine_state().get("state") != "scanning", 60, what="engine ready")
         yield p
     finally:
         if p.poll() is None:

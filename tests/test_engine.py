@@ -212,3 +212,19 @@ def test_engine_outlives_the_terminal_that_started_it(trained, tmp_path):
         subprocess.run([sys.executable, "-m", "segtriage.tui.cli", "engine", "stop", str(root)],
                        timeout=150)
     assert engine_pid(root) is None
+
+
+def test_masks_edited_while_the_engine_was_down_are_rescored_at_start(trained, tmp_path):
+    root = _copy(trained, tmp_path / "o")
+    store = Store.open(root)
+    row = store.image("img_005.png")
+    mask_path = root / row["mask_path"]
+    m = np.asarray(Image.open(mask_path)).copy()
+    m[10:30, 10:30] = 255
+    Image.fromarray(m).save(mask_path, format="PNG")
+    n_predict = len([j for j in store.jobs() if j.kind == "predict"])
+    with engine_process(root):
+        new = store.image("img_005.png")
+        assert new["mask_sha256"] != row["mask_sha256"] and new["status"] == "edited"
+        assert store.score(new["id"])["mask_sha256"] == new["mask_sha256"]
+        assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict
