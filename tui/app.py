@@ -47,6 +47,7 @@ else:
     _PROCESS_PROBLEM = None
 
 DEFAULT_THEME = "segtriage-dark"
+DETAIL_DELAY_S = 0.04
 
 
 class ActionCommands(Provider):
@@ -73,11 +74,10 @@ class ActionCommands(Provider):
 
 
 class RowsLoaded(Message):
-    def __init__(self, model: ReviewModel, seconds: float, generation: int) -> None:
+    def __init__(self, model: ReviewModel, seconds: float) -> None:
         super().__init__()
         self.model = model
         self.seconds = seconds
-        self.generation = generation
 
 
 class SummaryReady(Message):
@@ -119,7 +119,6 @@ class SegtriageApp(App[int]):
         self.engine_pid: int | None = None
         self.engine_starting = False
         self.loaded = False
-        self._load_generation = 0
         self._loading = False
         self._reload_pending = False
         self._next_load_at = 0.0
@@ -127,6 +126,7 @@ class SegtriageApp(App[int]):
         self._last_status_at = 0.0
         self._last_pid_at = 0.0
         self._status_info: dict = {}
+        self._detail_timer = None
         # replaced in tests: runs a terminal editor while the app is suspended
         self.run_terminal_editor = editor.run_terminal
         keymap, self._keymap_problems = actions.check_keymap(dict(cfg.keymap or {}))
@@ -183,21 +183,22 @@ class SegtriageApp(App[int]):
         self._request_reload(now=True)
         self._refresh_status(force=True)
         self.set_interval(self.poll_s, self._poll)
+        self._register_client()
         self._startup()
 
     def _theme_changed(self, theme) -> None:
         self.preview.set_colors(preview_colors(theme))
 
     # -- the engine and this client --------------------------------------------------------
+    def _register_client(self) -> None:
+        def registered(client_id: object) -> None:
+            self.client_id = client_id  # type: ignore[assignment]
+            self.set_interval(10.0, self._heartbeat)
+
+        self._store_write(partial(self.store.register_client, "tui"), after=registered)
+
     @work(thread=True, group="engine")
     def _startup(self) -> None:
-        try:
-            self.client_id = self.store.register_client("tui")
-        except Exception as e:  # noqa: BLE001 - a read-only or locked db still shows rows
-            self.call_from_thread(self.notify, f"cannot register with the project state: {e}",
-                                  severity="warning")
-        else:
-            self.call_from_thread(self.set_interval, 10.0, self._heartbeat)
         if self.start_engine:
             self._ensure_engine_now()
 
@@ -220,7 +221,7 @@ class SegtriageApp(App[int]):
 
     def _heartbeat(self) -> None:
         if self.client_id is not None:
-            self._write(partial(self.store.client_heartbeat, self.client_id))
+            self._store_write(partial(self.store.client_heartbeat, self.client_id))
 
     def on_unmount(self) -> None:
         if self.client_id is not None:
@@ -248,11 +249,10 @@ class SegtriageApp(App[int]):
             return
         self._reload_pending = False
         self._loading = True
-        self._load_generation += 1
-        self._load_worker(self._load_generation, self.model.sort.id, self.model.reversed)
+        self._load_worker()
 
     @work(thread=True, group="load")
-    def _load_worker(self, generation: int, sort_id: str, reversed_: bool) -> None:
+    def _load_worker(self) -> None:
         t0 = time.perf_counter()
         try:
             rows = load_rows(self.store)
@@ -269,9 +269,8 @@ class SegtriageApp(App[int]):
         model.status_filter = self.model.status_filter
         model.category_filter = self.model.category_filter
         model.resort()
-        summary = model.summary()
-        self.post_message(RowsLoaded(model, time.perf_counter() - t0, generation))
-        self.post_message(SummaryReady(summary, model))
+        self.post_message(RowsLoaded(model, time.perf_counter() - t0))
+        self.post_message(SummaryReady(model.summary(), model))  # after: the list shows first
 
     def on_rows_loaded(self, message: RowsLoaded) -> None:
         self._loading = False
@@ -326,7 +325,7 @@ class SegtriageApp(App[int]):
             filters.append(f"category={escape(m.category_filter or UNSCORED)}")
         if filters:
             right += f" · [$accent]{' '.join(filters)}[/] ({len(m.view)} shown)"
-        self.header.update(" · ".join(parts) + "  │  " + right)
+        self.header.update(" · ".join(parts) + "  │  " + right, layout=False)
 
     def _show_metrics(self) -> None:
         row = self.current_row
@@ -363,27 +362,57 @@ class SegtriageApp(App[int]):
     # -- list events -----------------------------------------------------------------------
     @on(ResultList.Highlighted)
     def _row_highlighted(self, event: ResultList.Highlighted) -> None:
-        self.preview.set_row(event.row)
+        # the list moves at once; preview and metrics follow when the keys pause (DETAIL_DELAY_S),
+        # so holding j scrolls smoothly instead of decoding every image passed over
+        if self._detail_timer is not None:
+            self._detail_timer.stop()
+        self._detail_timer = self.set_timer(DETAIL_DELAY_S, self._show_detail)
+
+    @on(ResultList.Activated)
+    def _row_activated(self) -> None:
+        self.action_edit()
+
+    def _show_detail(self) -> None:
+        self._detail_timer = None
+        self.preview.set_row(self.current_row)
         self._show_metrics()
 
     # -- helpers for actions ---------------------------------------------------------------
+    # Two ways to change things, both turning every failure into a message:
+    # _store_write: one short store write (a decision, a job request, the client heartbeat) on
+    #   this thread's connection, the one the poller reads data_version from. A connection does
+    #   not see its own commits there, so accepting a row does not reload 100k rows; the engine
+    #   commits in short transactions, so the busy wait is short.
+    # _write: file work (masks, history) in a worker; its commits do reload the rows, as the
+    #   mask fingerprint and status of a row change.
+    def _store_write(self, fn: Callable[[], object], done: str | None = None,
+                     after: Callable[[object], None] | None = None) -> None:
+        try:
+            result = fn()
+        except Exception as e:  # noqa: BLE001
+            self.notify(str(e) or type(e).__name__, severity="error", timeout=8)
+            return
+        self._wrote(result, done, after)
+
     def _write(self, fn: Callable[[], object], done: str | None = None,
                after: Callable[[object], None] | None = None) -> None:
-        """Run a store write / file change in a worker; report errors, never crash."""
         self._write_worker(fn, done, after)
 
     @work(thread=True, group="write")
     def _write_worker(self, fn, done, after) -> None:
         try:
             result = fn()
-        except Exception as e:  # noqa: BLE001 - every failure becomes a message
+        except Exception as e:  # noqa: BLE001
             self.call_from_thread(self.notify, str(e) or type(e).__name__, severity="error",
                                   timeout=8)
             return
+        self.call_from_thread(self._wrote, result, done, after)
+
+    def _wrote(self, result, done: str | None, after) -> None:
         if done:
-            self.call_from_thread(self.notify, done if "{}" not in done else done.format(result))
+            self.notify(done.replace("{}", str(result)))
         if after is not None:
-            self.call_from_thread(after, result)
+            after(result)
 
     def _need_row(self) -> Row | None:
         row = self.current_row
@@ -403,7 +432,7 @@ class SegtriageApp(App[int]):
         if row is None:
             return
         self._set_status_local(row, "accepted")
-        self._write(partial(self.store.set_status, [row.id], "accepted"))
+        self._store_write(partial(self.store.set_status, [row.id], "accepted"))
         self.result_list.action_cursor_down()
 
     def action_flag(self) -> None:
@@ -412,7 +441,7 @@ class SegtriageApp(App[int]):
             return
         new = "unreviewed" if row.status == "flagged" else "flagged"
         self._set_status_local(row, new)
-        self._write(partial(self.store.set_status, [row.id], new))
+        self._store_write(partial(self.store.set_status, [row.id], new))
         self.result_list.action_cursor_down()
 
     def action_next_review(self) -> None:
@@ -502,7 +531,7 @@ class SegtriageApp(App[int]):
                 self._start_engine_worker()
             self._refresh_status(force=True)
 
-        self._write(submit, after=after)
+        self._store_write(submit, after=after)
 
     def action_retrain(self) -> None:
         m = self.cfg.model
@@ -536,7 +565,7 @@ class SegtriageApp(App[int]):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._write(partial(self.store.request_cancel, job.id),
+                self._store_write(partial(self.store.request_cancel, job.id),
                             done=f"cancel requested for {job.kind} #{job.id}",
                             after=lambda _r: self._refresh_status(True))
 
@@ -642,6 +671,7 @@ def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = Tru
 
     ``renderer`` overrides ``[tui] image_renderer``; ``start_engine=False`` only looks (no
     engine is started; queued jobs wait for one)."""
+    import sqlite3
     import sys
 
     from ..engine.config import ConfigError, load_config
@@ -661,6 +691,12 @@ def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = Tru
     except ValueError as e:
         print(f"segtriage: {e}", file=sys.stderr)
         return 2
-    app = SegtriageApp(root, cfg, renderer=image_renderer, start_engine=start_engine)
+    from ..engine.store import StoreError
+
+    try:
+        app = SegtriageApp(root, cfg, renderer=image_renderer, start_engine=start_engine)
+    except (StoreError, OSError, sqlite3.Error) as e:
+        print(f"segtriage: cannot open the project state of {root}: {e}", file=sys.stderr)
+        return 2
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)

@@ -135,7 +135,7 @@ async def settle(pilot, rounds: int = 3) -> None:
     app = pilot.app
     for _ in range(rounds):
         await app.workers.wait_for_complete()
-        await pilot.pause()
+        await pilot.pause(0.05 if app._detail_timer is not None else None)
     await asyncio.sleep(0)
 
 

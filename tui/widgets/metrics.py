@@ -113,5 +113,6 @@ def summary_lines(summary: dict | None, width: int = 60) -> list[str]:
 class MetricsPane(Static):
     def show(self, score: dict | None, row, summary: dict | None) -> None:
         width = self.content_size.width or 40
+        # a fixed-size pane: no layout pass when the selected row changes
         self.update("\n".join(score_lines(score, row, width) + [""]
-                               + summary_lines(summary, width)))
+                               + summary_lines(summary, width)), layout=False)

@@ -1,10 +1,14 @@
 """The preview pane: the selected image with its mask, the prediction and the uncertainty map.
 
 Decoding and composing run in a thread worker, sized to the pane (the overlay outline is drawn
-at display resolution, so it stays one pixel wide at any zoom). The result is drawn with
-textual-image: half-cell blocks by default (every terminal, tmux, SSH), Kitty (TGP) or Sixel
-when asked for. textual-image probes the terminal when imported, so ``select_renderer`` must
-run before ``App.run()``.
+at display resolution, so it stays one pixel wide at any zoom), and so does turning the picture
+into terminal lines: the UI thread only copies finished lines.
+
+Half-cell blocks are the default (every terminal, tmux, SSH, 256 colours): drawn here, because
+importing textual-image's renderables probes the terminal for Sixel and Kitty support first,
+which costs 0.3 s of every start inside tmux (two 0.1 s time-outs). Kitty (TGP), Sixel, "auto"
+and textual-image's unicode renderer are opt-in; for those ``select_renderer`` imports
+textual-image, and it must run before ``App.run()`` (the probe reads the terminal's answers).
 """
 
 from __future__ import annotations
@@ -12,13 +16,20 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from rich.color import Color as RichColor
+from rich.segment import Segment
+from rich.style import Style
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Container
+from textual.geometry import Size
+from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -30,33 +41,76 @@ RENDERERS = ("halfcell", "auto", "kitty", "sixel", "unicode")
 @dataclass(frozen=True)
 class Renderer:
     name: str
-    renderable: Any = None   # rich renderable class (halfcell, unicode): drawn in a Static
-    widget: Any = None       # textual-image widget class (kitty, sixel, auto)
-    cell_px: tuple[int, int] = (1, 2)  # image pixels per cell (half-cell: 1 wide, 2 high)
+    strips: Callable | None = None  # picture (PIL) → terminal lines, run in the worker
+    widget: Any = None              # textual-image widget class (kitty, sixel, auto)
+    cell_px: tuple[int, int] = (1, 2)  # picture pixels per cell (half-cell: 1 wide, 2 high)
+
+
+def halfcell_strips(picture) -> list[Strip]:
+    """Upper-half blocks: each cell shows two pixels (foreground above, background below).
+    Runs of equal cells become one segment; styles are shared per colour pair."""
+    import numpy as np
+
+    a = np.asarray(picture.convert("RGB"))
+    if a.shape[0] % 2:
+        a = np.concatenate([a, a[-1:]], axis=0)
+    styles: dict[tuple, Style] = {}
+    strips = []
+    for y in range(0, a.shape[0], 2):
+        pairs = np.concatenate([a[y], a[y + 1]], axis=1).tolist()  # [r, g, b, r2, g2, b2]
+        segments, run, prev = [], 0, None
+        for px in pairs:
+            key = tuple(px)
+            if key != prev and run:
+                segments.append(Segment("▀" * run, styles[prev]))
+                run = 0
+            if key not in styles:
+                styles[key] = Style(color=RichColor.from_rgb(*key[:3]),
+                                    bgcolor=RichColor.from_rgb(*key[3:]))
+            prev = key
+            run += 1
+        if run:
+            segments.append(Segment("▀" * run, styles[prev]))
+        strips.append(Strip(segments, a.shape[1]))
+    return strips
+
+
+def _renderable_strips(renderable_cls: Any) -> Callable:
+    """Lines from a textual-image rich renderable (the unicode one), rendered off-screen."""
+    def strips(picture) -> list[Strip]:
+        import io
+
+        from rich.console import Console
+
+        w, h = picture.width, max(1, picture.height // 2)
+        console = Console(file=io.StringIO(), width=w, height=h, color_system="truecolor",
+                          legacy_windows=False, force_terminal=True)
+        lines = Segment.split_and_crop_lines(
+            console.render(renderable_cls(picture, width=w, height=h),
+                           console.options.update(width=w, height=h)),
+            w, pad=True, include_new_lines=False)
+        return [Strip(line, w) for line in list(lines)[:h]]
+    return strips
 
 
 def select_renderer(name: str | None) -> Renderer:
-    """Import textual-image (its terminal probe runs here) and pick the renderer."""
+    """The preview's renderer; textual-image (and its terminal probe) only when asked for."""
     name = name or "halfcell"
     if name not in RENDERERS:
         raise ValueError(f"unknown image renderer {name!r}; one of {', '.join(RENDERERS)}")
     if name == "halfcell":
-        from textual_image.renderable.halfcell import Image as Halfcell
-
-        return Renderer(name, renderable=Halfcell)
+        return Renderer(name, strips=halfcell_strips)
     if name == "unicode":
         from textual_image.renderable.unicode import Image as Unicode
 
-        return Renderer(name, renderable=Unicode)
+        return Renderer(name, strips=_renderable_strips(Unicode))
     from textual_image import widget as tiw  # probes the cell size (pixels per cell)
     from textual_image._terminal import get_cell_size
 
     cell = get_cell_size()
     cls = {"kitty": tiw.TGPImage, "sixel": tiw.SixelImage, "auto": tiw.Image}[name]
-    if cls in (tiw.HalfcellImage, getattr(tiw, "UnicodeImage", None)):
-        from textual_image.renderable.halfcell import Image as Halfcell
-
-        return Renderer("halfcell", renderable=Halfcell)
+    if cls in (tiw.HalfcellImage, tiw.UnicodeImage):  # "auto" found no graphics protocol
+        return Renderer("halfcell", strips=halfcell_strips)
     return Renderer(name, widget=cls, cell_px=(cell.width, cell.height))
 
 
@@ -157,6 +211,35 @@ def read_sources(root: Path, state_dir: Path, codes, row: Row):
     return image, mask, prob, "; ".join(notes) or None
 
 
+class Picture(Widget):
+    """Pre-rendered picture lines (Line API): cheap to show, sized to the picture."""
+
+    DEFAULT_CSS = "Picture { width: auto; height: auto; }"
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self._strips: list[Strip] = []
+        self._cells = (0, 0)
+
+    def show(self, strips: list[Strip], cells: tuple[int, int]) -> None:
+        if cells != self._cells:  # a new size needs a layout pass; the same size only a paint
+            self._cells = cells
+            self.styles.width, self.styles.height = cells
+        self._strips = strips
+        self.refresh()
+
+    def get_content_width(self, container: Size, viewport: Size) -> int:
+        return self._cells[0]
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return self._cells[1]
+
+    def render_line(self, y: int) -> Strip:
+        if y < len(self._strips):
+            return self._strips[y]
+        return Strip.blank(self.size.width, self.rich_style)
+
+
 def _mtime(p: Path) -> int:
     try:
         return p.stat().st_mtime_ns
@@ -173,11 +256,13 @@ class Preview(Container):
     outline = reactive(True)
 
     class Composed(Message):
-        def __init__(self, key: tuple, picture, note: str | None) -> None:
+        def __init__(self, key: tuple, picture, note: str | None,
+                     strips: list[Strip] | None = None) -> None:
             super().__init__()
             self.key = key
             self.picture = picture
             self.note = note
+            self.strips = strips
 
     def __init__(self, root: Path, state_dir: Path, codes, renderer: Renderer, **kw) -> None:
         super().__init__(**kw)
@@ -196,7 +281,7 @@ class Preview(Container):
             if self.renderer.widget is not None:
                 yield self.renderer.widget(id="preview-image")
             else:
-                yield Static("", id="preview-image")
+                yield Picture(id="preview-image")
 
     def on_mount(self) -> None:
         self.border_title = "preview"
@@ -256,11 +341,10 @@ class Preview(Container):
         if not self.is_mounted:
             return
         row = self.row
-        note = self.query_one("#preview-note", Static)
         if row is None:
             self._shown_key = None
             self._set_picture(None)
-            note.update("no image selected")
+            self._note("no image selected")
             return
         px = self._target()
         if px[0] < 2 or px[1] < 2:
@@ -298,17 +382,26 @@ class Preview(Container):
             colors = {"seg-mask": (0, 255, 0), "seg-pred": (255, 0, 255),
                       "seg-uncertain": (255, 160, 0)}
         picture = compose(image, mask, prob, px, layers, colors)
+        strips = None
+        if self.renderer.strips is not None and not worker.is_cancelled:
+            strips = self.renderer.strips(picture)
         if not worker.is_cancelled:
-            self.post_message(self.Composed(key, picture, note))
+            self.post_message(self.Composed(key, picture, note, strips))
+
+    def _note(self, text: str) -> None:
+        self.query_one("#preview-note", Static).update(text, layout=False)  # one fixed line
+
+    def _cells(self, picture) -> tuple[int, int]:
+        cw, ch = self.renderer.cell_px
+        return max(1, picture.width // cw), max(1, picture.height // ch)
 
     def on_preview_composed(self, message: Composed) -> None:
         message.stop()
         self._shown_key = message.key
-        note = self.query_one("#preview-note", Static)
         row = self.row
         if message.picture is None:
             self._set_picture(None)
-            note.update(f"[b]cannot show[/b] {message.note}")
+            self._note(f"[b]cannot show[/b] {escape(message.note or '')}")
             return
         info = ""
         if row is not None:
@@ -318,21 +411,18 @@ class Preview(Container):
             if not row.prob_path:
                 info += " · no prediction"
         if message.note:
-            info += f" · [b]{message.note}[/b]"
-        note.update(info)
-        self._set_picture(message.picture)
+            info += f" · [b]{escape(message.note)}[/b]"
+        self._note(info)
+        self._set_picture(message.picture, message.strips)
 
-    def _set_picture(self, picture) -> None:
+    def _set_picture(self, picture, strips: list[Strip] | None = None) -> None:
         target = self.query_one("#preview-image")
-        cw, ch = self.renderer.cell_px
-        if self.renderer.widget is not None:
+        if self.renderer.widget is not None:  # kitty / sixel: textual-image's own widget
             if picture is not None:
-                target.styles.width = max(1, picture.width // cw)
-                target.styles.height = max(1, picture.height // ch)
+                target.styles.width, target.styles.height = self._cells(picture)
             target.image = picture
             return
-        if picture is None:
-            target.update("")
-            return
-        cells_w, cells_h = picture.width // cw, max(1, picture.height // ch)
-        target.update(self.renderer.renderable(picture, width=cells_w, height=cells_h))
+        if picture is None or strips is None:
+            target.show([], (0, 0))
+        else:
+            target.show(strips, self._cells(picture))

@@ -13,6 +13,7 @@ from typing import Callable
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
+from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -125,7 +126,7 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
         self._styles: dict[str, Style] | None = None
         self._columns: list[tuple[Column, int]] = []
         self._columns_width = -1
-        self._last_row_id: int | None = None
+        self._line_cache: LRUCache[tuple, Strip] = LRUCache(1024)
 
     # -- model updates ---------------------------------------------------------------------
     def model_changed(self, keep_id: int | None = None) -> None:
@@ -194,17 +195,23 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
     def action_last(self) -> None:
         self.set_cursor(len(self.model.view) - 1)
 
+    class Activated(Message):
+        """A row was double-clicked: open it."""
+
     def on_click(self, event: events.Click) -> None:
         y = event.y - self.gutter.top
         if y >= 1:
             index = round(self.scroll_y) + y - 1
             if index < len(self.model.view):
                 self.set_cursor(index)
+                if event.chain == 2:
+                    self.post_message(self.Activated())
 
     # -- rendering -------------------------------------------------------------------------
     def notify_style_update(self) -> None:
         super().notify_style_update()
         self._styles = None
+        self._line_cache.clear()
 
     def _get_styles(self) -> dict[str, Style]:
         if self._styles is None:
@@ -233,7 +240,19 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
         if index >= len(view):
             return Strip.blank(width, base)
         row = view[index]
-        if index == self.cursor:
+        cursor = index == self.cursor
+        # rows are immutable but for their status (reloads bring new Row objects): a scroll
+        # or a repaint of the panes beside the list mostly hits this cache
+        key = (row, row.status, cursor, cursor and self.has_focus, width)
+        strip = self._line_cache.get(key)
+        if strip is None:
+            strip = self._line_cache[key] = self._render_row(row, cursor, cols, width, base,
+                                                             styles)
+        return strip
+
+    def _render_row(self, row: Row, cursor: bool, cols, width: int, base: Style,
+                    styles: dict[str, Style]) -> Strip:
+        if cursor:
             # the cursor's background wins; the status colours stay readable on top of it
             base = base + (styles["cursor"] if self.has_focus else styles["cursor-blur"])
         segs: list[Segment] = []

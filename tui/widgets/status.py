@@ -134,4 +134,4 @@ class StatusPane(Static):
     """Four lines at the bottom of the screen."""
 
     def show(self, info: dict, now: float) -> None:
-        self.update(format_status(info, now))
+        self.update(format_status(info, now), layout=False)  # four fixed lines
