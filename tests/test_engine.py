@@ -226,5 +226,6 @@ def test_masks_edited_while_the_engine_was_down_are_rescored_at_start(trained, t
     with engine_process(root):
         new = store.image("img_005.png")
         assert new["mask_sha256"] != row["mask_sha256"] and new["status"] == "edited"
-        assert store.score(new["id"])["mask_sha256"] == new["mask_sha256"]
+        wait_for(lambda: store.score(new["id"])["mask_sha256"] == new["mask_sha256"], 30,
+                 what="re-score at start")
         assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict
