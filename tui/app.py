@@ -180,6 +180,7 @@ class SegtriageApp(App[int]):
         self.preview.set_colors(preview_colors(self.current_theme))
         self.result_list.focus()
         self._render_header()
+        self.watch_db.changed()  # the first load reads this version: no second load for it
         self._request_reload(now=True)
         self._refresh_status(force=True)
         self.set_interval(self.poll_s, self._poll)
@@ -262,13 +263,12 @@ class SegtriageApp(App[int]):
             self._loading = False
             return
         model = ReviewModel()
-        model.rows, model.by_id = rows, {r.id: r for r in rows}
         model.sort = self.model.sort
         model.reversed = self.model.reversed
         model.name_filter = self.model.name_filter
         model.status_filter = self.model.status_filter
         model.category_filter = self.model.category_filter
-        model.resort()
+        model.set_rows(rows)
         self.post_message(RowsLoaded(model, time.perf_counter() - t0))
         self.post_message(SummaryReady(model.summary(), model))  # after: the list shows first
 
@@ -299,10 +299,6 @@ class SegtriageApp(App[int]):
         if message.model is self.model:
             self.summary = message.summary
             self._show_metrics()
-
-    @work(thread=True, group="summary", exclusive=True)
-    def _summary_worker(self, model: ReviewModel) -> None:
-        self.post_message(SummaryReady(model.summary(), model))
 
     # -- header, metrics, status -----------------------------------------------------------
     def _render_header(self) -> None:
@@ -335,7 +331,7 @@ class SegtriageApp(App[int]):
                 score = self.store.score(row.id)
             except Exception as e:  # noqa: BLE001
                 score = {"error": f"cannot read scores: {e}"}
-        self.metrics.show(score, row, self.summary)
+        self.metrics.show(score, row, self.summary, self.model.histogram())
 
     def _refresh_status(self, force: bool = False) -> None:
         now = time.monotonic()
@@ -421,9 +417,8 @@ class SegtriageApp(App[int]):
         return row
 
     def _set_status_local(self, row: Row, status: str) -> None:
-        row.status = status
-        lst = self.result_list
-        lst.refresh()
+        self.model.set_status(row, status)
+        self.result_list.refresh_row(row)
         self._render_header()
 
     # -- review actions --------------------------------------------------------------------
@@ -585,7 +580,6 @@ class SegtriageApp(App[int]):
         keep = self._keep_id()
         self.model.next_sort()
         self._view_changed(keep)
-        self._summary_worker(self.model)
 
     def action_sort_reverse(self) -> None:
         keep = self._keep_id()

@@ -8,7 +8,6 @@ moves, and the list widget only reads ``view``.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -128,12 +127,16 @@ class ReviewModel:
         self.category_filter: str | None = None   # a category, "" for "no category"
         self.order: list[int] = []
         self.view: list[Row] = []
+        self._sort_values = None   # float values of a numeric sort column (for the histogram)
+        self._hist: dict | None = None
+        self._status_counts: dict[str, int] | None = None
         self.set_rows(rows or [])
 
     # -- loading ---------------------------------------------------------------------------
     def set_rows(self, rows: list[Row]) -> None:
         self.rows = rows
         self.by_id = {r.id: r for r in rows}
+        self._status_counts = None
         self.resort()
 
     def changed_ids(self, new_rows: list[Row]) -> set[int]:
@@ -169,6 +172,8 @@ class ReviewModel:
 
         attr = self.sort.attr
         rows = self.rows
+        self._sort_values = None
+        self._hist = None
         if attr == "name":  # rows are kept in path order already
             order = list(range(len(rows)))
             self.order = order[::-1] if self.descending else order
@@ -188,6 +193,8 @@ class ReviewModel:
                              count=len(raw))
         order = np.argsort(-values if self.descending else values, kind="stable")
         self.order = order.tolist()
+        if attr in NUMERIC or attr == "objects_diff":
+            self._sort_values = values
         self.refilter()
 
     def set_filter(self, *, name: str | None = None, status: Any = ...,
@@ -241,10 +248,23 @@ class ReviewModel:
 
     # -- counts and summaries ----------------------------------------------------------------
     def status_counts(self) -> dict[str, int]:
-        out: dict[str, int] = {}
-        for r in self.rows:
-            out[r.status] = out.get(r.status, 0) + 1
-        return out
+        """Rows per status (kept up to date by set_status; the header shows it per key)."""
+        if self._status_counts is None:
+            out: dict[str, int] = {}
+            for r in self.rows:
+                out[r.status] = out.get(r.status, 0) + 1
+            self._status_counts = out
+        return dict(self._status_counts)
+
+    def set_status(self, row: Row, status: str) -> None:
+        """A decision made here, shown before the store's next reload confirms it."""
+        counts = self._status_counts
+        if counts is not None:
+            counts[row.status] -= 1
+            if not counts[row.status]:
+                del counts[row.status]
+            counts[status] = counts.get(status, 0) + 1
+        row.status = status
 
     def category_counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -253,21 +273,13 @@ class ReviewModel:
             out[key] = out.get(key, 0) + 1
         return out
 
-    def summary(self, bins: int = 20) -> dict:
-        """Data-set summaries for the metrics pane: means, counts, histogram of the sort
-        column (numeric sort columns only), each over every row, not only the filtered ones."""
+    def summary(self) -> dict:
+        """Data-set facts for the metrics pane, over every row (not only the filtered ones):
+        counts, means. O(rows): computed by the loader thread, once per load."""
         means = {}
         for col in ("confidence", "label_quality", "dice", "ce"):
             vals = [v for r in self.rows if (v := getattr(r, col)) is not None]
             means[col] = (sum(vals) / len(vals)) if vals else None
-        attr = self.sort.attr
-        hist = None
-        if attr in NUMERIC or attr == "objects_diff":
-            vals = [v for r in self.rows if (v := (r.objects_diff if attr == "objects_diff"
-                                                     else getattr(r, attr))) is not None]
-            vals = [v for v in vals if not (isinstance(v, float) and math.isnan(v))]
-            if vals:
-                hist = histogram(vals, bins)
         return {
             "n": len(self.rows),
             "scored": sum(1 for r in self.rows if r.model_id is not None),
@@ -275,21 +287,24 @@ class ReviewModel:
             "means": means,
             "status": self.status_counts(),
             "category": self.category_counts(),
-            "hist": hist,
-            "hist_title": self.sort.title,
         }
 
+    def histogram(self, bins: int = 20) -> dict | None:
+        """Histogram of the sort column over every row (numeric columns only), from the
+        values the last sort computed: {"title", "lo", "hi", "counts"}."""
+        if self._hist is None and self._sort_values is not None:
+            import numpy as np
 
-def histogram(values: Sequence[float], bins: int) -> dict:
-    lo, hi = min(values), max(values)
-    counts = [0] * bins
-    if hi == lo:
-        counts[0] = len(values)
-    else:
-        scale = bins / (hi - lo)
-        for v in values:
-            counts[min(bins - 1, int((v - lo) * scale))] += 1
-    return {"lo": lo, "hi": hi, "counts": counts}
+            v = self._sort_values[~np.isnan(self._sort_values)]
+            if v.size:
+                lo, hi = float(v.min()), float(v.max())
+                if hi == lo:
+                    counts = [int(v.size)] + [0] * (bins - 1)
+                else:
+                    idx = np.minimum(bins - 1, ((v - lo) * (bins / (hi - lo))).astype(int))
+                    counts = np.bincount(idx, minlength=bins).tolist()
+                self._hist = {"title": self.sort.title, "lo": lo, "hi": hi, "counts": counts}
+        return self._hist
 
 
 class ChangeWatch:

@@ -87,11 +87,16 @@ def test_next_needing_review_wraps():
 def test_summary_counts_means_and_histogram():
     m = ReviewModel(_rows())
     m.set_sort("dice")
-    s = m.summary(bins=4)
+    s = m.summary()
     assert s["n"] == 4 and s["scored"] == 3 and s["stale"] == 1
     assert s["status"] == {"accepted": 1, "unreviewed": 1, "no-mask": 1, "flagged": 1}
     assert s["category"] == {"agrees": 1, "disagrees": 1, "unscored": 1, "uncertain": 1}
     assert abs(s["means"]["dice"] - (0.9 + 0.2 + 0.2) / 3) < 1e-12
-    assert s["hist"] == {"lo": 0.2, "hi": 0.9, "counts": [2, 0, 0, 1]}
+    # dice 0.2, 0.2, 0.9 in 4 bins over [0.2, 0.9]; the unscored row is left out
+    assert m.histogram(bins=4) == {"title": "Dice", "lo": 0.2, "hi": 0.9, "counts": [2, 0, 0, 1]}
+    m.set_sort("objects")                    # |n_pred - n_mask|: 0, 3, 0
+    assert m.histogram(bins=3)["counts"] == [2, 0, 1]
     m.set_sort("name")
-    assert m.summary()["hist"] is None
+    assert m.histogram() is None
+    m.set_sort("status")
+    assert m.histogram() is None

@@ -89,7 +89,7 @@ def score_lines(score: dict | None, row=None, width: int = 60) -> list[str]:
     return lines + pack(others, width)
 
 
-def summary_lines(summary: dict | None, width: int = 60) -> list[str]:
+def summary_lines(summary: dict | None, hist: dict | None = None, width: int = 60) -> list[str]:
     if not summary:
         return []
     lines = [f"[$primary]── data set ──[/] {summary['n']} images · {summary['scored']} scored"
@@ -99,9 +99,8 @@ def summary_lines(summary: dict | None, width: int = 60) -> list[str]:
     chips = [(f"{labels[k]} {fmt_value(v)}",) * 2 for k, v in means.items() if v is not None]
     if chips:
         lines += pack([("mean", "[$foreground-muted]mean[/]"), *chips], width)
-    hist = summary.get("hist")
     if hist:
-        lines.append(f"{escape(summary['hist_title'])} [$accent]{bars(hist['counts'])}[/] "
+        lines.append(f"{escape(hist['title'])} [$accent]{bars(hist['counts'])}[/] "
                      f"{fmt_value(hist['lo'])}…{fmt_value(hist['hi'])}")
     for counts in (summary.get("category") or {}, summary.get("status") or {}):
         chips = [(f"{k} {v}", f"{escape(k)} [b]{v}[/b]")
@@ -111,8 +110,8 @@ def summary_lines(summary: dict | None, width: int = 60) -> list[str]:
 
 
 class MetricsPane(Static):
-    def show(self, score: dict | None, row, summary: dict | None) -> None:
+    def show(self, score: dict | None, row, summary: dict | None, hist: dict | None) -> None:
         width = self.content_size.width or 40
         # a fixed-size pane: no layout pass when the selected row changes
         self.update("\n".join(score_lines(score, row, width) + [""]
-                               + summary_lines(summary, width)), layout=False)
+                               + summary_lines(summary, hist, width)), layout=False)

@@ -138,6 +138,13 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
         self.set_cursor(self.cursor if idx is None else idx, center=idx is not None)
         self.refresh()
 
+    def refresh_row(self, row: Row) -> None:
+        """Redraw one row's line if it is on screen (its status changed)."""
+        top = round(self.scroll_y)
+        for i, r in enumerate(self.model.view[top:top + self.size.height]):
+            if r is row:
+                self.refresh_line(top + i + 1)
+
     @property
     def row(self) -> Row | None:
         view = self.model.view
