@@ -104,7 +104,7 @@ def test_status_lines():
     assert "50%" in lines[1] and "epoch 2/4" in lines[1] and "ETA 1m00s" in lines[1]
     assert "0.5" in lines[1] and "0.600" in lines[1]
     assert "model [b]v3[/b] · 2h00m ago · 40 masks · valid Dice 0.812" in lines[2]
-    assert "5 edits since" in lines[2]
+    assert "5 mask edits since" in lines[2]
     assert lines[3].startswith("[$warning]no backup yet")
     info["pid"] = None
     assert "engine offline" in format_status(info, 1030.0).splitlines()[0]

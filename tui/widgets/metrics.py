@@ -1,8 +1,10 @@
-"""The metrics pane: the selected image's scores and object statistics, then data-set
-summaries (means, a histogram of the sort column, counts per category and status).
+"""The metrics pane: the selected image's scores and object statistics, data-set summaries
+(means, a histogram of the sort column, counts per category and status), then every other
+number the scorer stored.
 
-Metric names come from the engine's scorer; known ones are shown first with short labels, any
-other number it adds is listed after them, so a new metric appears without a TUI change.
+Metric names come from the engine's scorer (docs/scoring.md); known ones are shown first with
+short labels, pred/mask pairs side by side, and any other number it adds is listed last, so a
+new metric appears without a TUI change.
 """
 
 from __future__ import annotations
@@ -12,20 +14,27 @@ from textual.widgets import Static
 
 from .sparkline import bars
 
-# (key, label) in display order, grouped into lines
-KNOWN: tuple[tuple[tuple[str, str], ...], ...] = (
-    (("priority", "priority"), ("confidence", "conf"), ("region_confidence", "region conf")),
-    (("dice", "Dice"), ("iou", "IoU"), ("ce", "CE"), ("label_quality", "LQ")),
-    (("entropy", "entropy"), ("margin", "margin"), ("frac_uncertain", "uncertain")),
-    (("n_pred", "objects pred"), ("n_mask", "mask"), ("missed", "missed"), ("extra", "extra"),
-     ("merged", "merged"), ("split", "split")),
+# lines of (label, key) or (label, (pred key, mask key)) in display order
+KNOWN: tuple[tuple[tuple[str, str | tuple[str, str]], ...], ...] = (
+    (("priority", "priority"), ("conf", "confidence"), ("region", "region_confidence"),
+     ("core", "core_confidence")),
+    (("Dice", "dice"), ("IoU", "iou"), ("CE", "ce"), ("LQ", "label_quality")),
+    (("objects p/m", ("n_pred", "n_mask")), ("matched", "matched"), ("missed", "missed"),
+     ("extra", "extra"), ("merged", "merged"), ("split", "split")),
+    (("area p/m", ("area_pred_mean", "area_mask_mean")),
+     ("solidity", ("solidity_pred", "solidity_mask")),
+     ("ecc", ("eccentricity_pred", "eccentricity_mask"))),
+    (("doubt inside", "uncertainty_interior"), ("edge", "uncertainty_boundary"),
+     ("uncertain px", "frac_uncertain")),
 )
 HIDDEN = {"image_id", "model_id", "fold", "image_sha256", "mask_sha256", "precision",
           "prob_path", "computed_at", "category", "error", "metrics", "s_img_sha",
-          "s_mask_sha"}
+          "s_mask_sha", "scoring_version"}
 
 
 def fmt_value(v) -> str:
+    if v is None:
+        return "·"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, int):
@@ -74,19 +83,28 @@ def score_lines(score: dict | None, row=None, width: int = 60) -> list[str]:
     lines = [head, (f"[$accent]{escape(cat)}[/] · " if cat else "") + meta]
     if score.get("error"):
         lines.append(f"[$error]{escape(str(score['error']))}[/]")
-    shown = set()
     for group in KNOWN:
         chips = []
-        for key, label in group:
-            if key in score and score[key] is not None:
-                value = fmt_value(score[key])
-                chips.append((f"{label} {value}", f"{label} [b]{value}[/b]"))
-                shown.add(key)
+        for label, key in group:
+            keys = key if isinstance(key, tuple) else (key,)
+            if all(score.get(k) is None for k in keys):
+                continue
+            value = "/".join(fmt_value(score.get(k)) for k in keys)
+            chips.append((f"{label} {value}", f"{label} [b]{value}[/b]"))
         lines += pack(chips, width)
-    others = [(f"{k} {fmt_value(v)}", f"[$foreground-muted]{escape(k)}[/] {fmt_value(v)}")
-              for k, v in sorted(score.items())
-              if k not in shown and k not in HIDDEN and _plain_number(v)]
-    return lines + pack(others, width)
+    return lines
+
+
+def other_lines(score: dict | None, width: int = 60) -> list[str]:
+    """Every other number of the score row, by name."""
+    if not score:
+        return []
+    shown = {k for group in KNOWN for _label, key in group
+             for k in (key if isinstance(key, tuple) else (key,))}
+    chips = [(f"{k} {fmt_value(v)}", f"[$foreground-muted]{escape(k)}[/] {fmt_value(v)}")
+             for k, v in sorted(score.items())
+             if k not in shown and k not in HIDDEN and _plain_number(v)]
+    return pack(chips, width)
 
 
 def summary_lines(summary: dict | None, hist: dict | None = None, width: int = 60) -> list[str]:
@@ -113,5 +131,8 @@ class MetricsPane(Static):
     def show(self, score: dict | None, row, summary: dict | None, hist: dict | None) -> None:
         width = self.content_size.width or 40
         # a fixed-size pane: no layout pass when the selected row changes
-        self.update("\n".join(score_lines(score, row, width) + [""]
-                               + summary_lines(summary, hist, width)), layout=False)
+        lines = score_lines(score, row, width) + [""] + summary_lines(summary, hist, width)
+        more = other_lines(score, width)
+        if more:
+            lines += ["", "[$primary]── more ──[/]", *more]
+        self.update("\n".join(lines), layout=False)

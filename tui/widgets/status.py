@@ -108,21 +108,25 @@ def model_line(info: dict, now: float) -> str:
     m = info.get("model")
     edits = info.get("edits_since_train", 0)
     if m is None:
-        return f"[$foreground-muted]no model yet (r trains one)[/] · {edits} mask edits"
+        return f"[$foreground-muted]no model yet (r trains one)[/] · {_edits(edits)}"
     kind = " crossval" if m.get("kind") == "crossval" else ""
     text = (f"model [b]v{m['id']}[/b]{kind} · {age(now - m['created_at'])} ago · "
             f"{m.get('n_train') or 0} masks · valid Dice {_num(m.get('valid_dice'))}")
     colour = "$warning" if edits else "$foreground-muted"
-    return text + f" · [{colour}]{edits} edits since[/]"
+    return text + f" · [{colour}]{_edits(edits)} since[/]"
 
 
 def backup_line(info: dict, now: float) -> str:
     at = info.get("backup_at")
     edits = info.get("edits_since_backup", 0)
     if at is None:
-        return f"[$warning]no backup yet[/] (b backs up) · {edits} mask edits"
+        return f"[$warning]no backup yet[/] (b backs up) · {_edits(edits)}"
     colour = "$warning" if edits else "$foreground-muted"
-    return f"backup {age(now - at)} ago · [{colour}]{edits} edits since[/]"
+    return f"backup {age(now - at)} ago · [{colour}]{_edits(edits)} since[/]"
+
+
+def _edits(n: int) -> str:
+    return f"{n} mask edit" + ("" if n == 1 else "s")
 
 
 def format_status(info: dict, now: float) -> str:
