@@ -290,6 +290,9 @@ class SegtriageApp(App[int]):
         self.model = new
         lst = self.result_list
         lst.model = new
+        lst.empty_text = ("no images found yet: the engine scans the folder" if
+                          self.engine_pid or self.start_engine else
+                          "no images in the project state (segtriage scan DIR indexes them)")
         lst.model_changed(keep_id=keep)
         self.loaded = True
         self._render_header()

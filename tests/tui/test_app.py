@@ -385,7 +385,8 @@ async def test_help_lists_every_action_with_its_key(project):
 
 
 async def test_keymap_from_config_rebinds_and_help_follows(project):
-    (project / "segtriage.toml").write_text('[keymap]\naccept = "A"\nnope = "z"\n')
+    (project / "segtriage.toml").write_text(
+        '[keymap]\naccept = "A"\ncursor_down = "ctrl+n"\nnope = "z"\n')
     app = make_app(project)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -396,6 +397,11 @@ async def test_keymap_from_config_rebinds_and_help_follows(project):
         await pilot.press("A")
         await settle(pilot)
         assert db(project).image("alpha.png")["status"] == "accepted"
+        assert cursor_name(app) == "delta.png"
+        await pilot.press("j")                       # rebound away: j does nothing now
+        assert cursor_name(app) == "delta.png"
+        await pilot.press("ctrl+n")                  # list-scope actions are rebindable too
+        assert cursor_name(app) == "charlie.png"
         await pilot.press("question_mark")
         await settle(pilot)
         assert re.search(r"█  A +mark the mask as correct", screen_text(app))
@@ -444,6 +450,22 @@ async def test_zoom_and_narrow_layout(project):
         assert app.query_one("#preview").region.width > 20
         await pilot.press("z")
         assert not app.screen.has_class("-zoom")
+
+
+async def test_empty_list_and_no_match_say_why(project, tmp_path):
+    app = make_app(project)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("slash", "z", "z", "z")
+        assert shown(app) == []
+        assert "no rows match the filters" in screen_text(app)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    app = make_app(empty)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert "0 images" in screen_text(app)
+        assert "no images found yet" in screen_text(app)
 
 
 async def test_bad_theme_name_in_config_falls_back_with_a_message(project):

@@ -123,6 +123,7 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, model: ReviewModel, **kw) -> None:
         super().__init__(**kw)
         self.model = model
+        self.empty_text = "loading…"
         self._styles: dict[str, Style] | None = None
         self._columns: list[tuple[Column, int]] = []
         self._columns_width = -1
@@ -245,6 +246,11 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
         index = round(self.scroll_y) + y - 1
         view = self.model.view
         if index >= len(view):
+            if y == 1 and not view:  # say why the list is empty
+                text = self.empty_text if not self.model.filtered else \
+                    "no rows match the filters (escape clears them)"
+                return Strip([Segment(" " + text, base + styles["missing"])]
+                             ).adjust_cell_length(width, base)
             return Strip.blank(width, base)
         row = view[index]
         cursor = index == self.cursor
