@@ -2,8 +2,8 @@
 
 The app is a client of the project state (``.segtriage/state.db``): it reads rows, scores, jobs
 and engine facts through ``engine.store`` and writes review decisions and job requests into
-it. It never imports torch or fastai. Store writes and file work run in thread workers (each
-thread has its own SQLite connection), so a busy engine never freezes a key press.
+it. It never imports torch or fastai. Loading rows, decoding images and changing masks run in
+thread workers (each thread has its own SQLite connection), so a key press never waits on them.
 """
 
 from __future__ import annotations
@@ -33,18 +33,7 @@ from .widgets.preview import Preview, Renderer, select_renderer
 from .widgets.result_list import ResultList
 from .widgets.status import StatusPane
 
-try:  # the engine's lifecycle helpers (no torch); without them the app runs "engine offline"
-    from ..engine.process import engine_pid, ensure_engine
-except ImportError as _e:  # pragma: no cover - only while the engine package is incomplete
-    _PROCESS_PROBLEM: str | None = f"engine module missing: {_e}"
-
-    def engine_pid(root):  # type: ignore[misc]
-        return None
-
-    def ensure_engine(root):  # type: ignore[misc]
-        return None
-else:
-    _PROCESS_PROBLEM = None
+from ..engine.process import engine_pid, ensure_engine  # lifecycle helpers: no torch
 
 DEFAULT_THEME = "segtriage-dark"
 DETAIL_DELAY_S = 0.04
@@ -353,8 +342,6 @@ class SegtriageApp(App[int]):
             info = {"engine_problem": f"cannot read state: {e}"}
         info["pid"] = self.engine_pid
         info["engine_starting"] = self.engine_starting
-        if self.engine_pid is None and _PROCESS_PROBLEM:
-            info["engine_problem"] = _PROCESS_PROBLEM
         self._status_info = info
         self.status_pane.show(info, self.clock())
 

@@ -1,8 +1,9 @@
 """Mask changes the TUI makes, all through the engine's mask history (never a bare write).
 
 Every function here runs in a worker thread (its own SQLite connection) and returns a short
-message for the status bar, or raises MaskActionError with a message for a person. The engine
-modules are imported on first use: they pull numpy/scipy, which the app's start does not need.
+message for the status bar, or raises an error whose message is for a person (MaskActionError
+here, the engine's HistoryError / BackupError / MaskError there). The engine modules are
+imported on first use: they pull numpy and scipy, which the app's start does not need.
 """
 
 from __future__ import annotations
@@ -12,14 +13,6 @@ from pathlib import Path
 
 class MaskActionError(RuntimeError):
     pass
-
-
-def _history():
-    try:
-        from ..engine import history
-    except ImportError as e:
-        raise MaskActionError(f"mask history is not available ({e})") from None
-    return history
 
 
 def _image_row(store, image_id: int):
@@ -58,15 +51,14 @@ def _prob_rel(store, image_id: int) -> str | None:
 def nudge_index(root: Path, cfg, store, rel_mask: str) -> None:
     """Tell the index about a changed mask now (the row turns 'edited' at once, also with the
     engine offline); the engine's watcher then re-scores it."""
-    try:
-        from ..engine.index import index_one
-    except ImportError:
-        return  # the engine's watcher still picks the change up
+    from ..engine.index import index_one
+
     index_one(root, cfg, store, rel_mask)
 
 
 def replace_with_prediction(root: Path, cfg, store, image_id: int) -> str:
-    history = _history()
+    from ..engine import history
+
     row = _image_row(store, image_id)
     prob_rel = _prob_rel(store, image_id)
     if not prob_rel:
@@ -80,23 +72,19 @@ def replace_with_prediction(root: Path, cfg, store, image_id: int) -> str:
 
 
 def undo(root: Path, cfg, store, image_id: int) -> str:
-    history = _history()
+    from ..engine import history
+
     row = _image_row(store, image_id)
-    rel = row["mask_path"] or row["path"]
-    try:
-        result = history.revert(root, cfg, store, rel)
-    except (ValueError, LookupError, OSError) as e:
-        raise MaskActionError(str(e)) from None
-    row = _image_row(store, image_id)
-    if row["mask_path"]:
-        nudge_index(root, cfg, store, row["mask_path"])
-    return f"{row['path']}: undone" + (f" ({result})" if isinstance(result, str) else "")
+    result = history.revert(root, cfg, store, row["mask_path"] or row["path"])
+    nudge_index(root, cfg, store, result["path"])
+    return f"{result['path']}: back to version {result['version']} (u again undoes the undo)"
 
 
 def prepare_edit(root: Path, cfg, store, image_id: int) -> tuple[Path, Path]:
     """Make sure the image has a mask (from the prediction, else a threshold) and keep the
     current version in history; returns (mask path, image path) to hand to the editor."""
-    history = _history()
+    from ..engine import history
+
     row = _image_row(store, image_id)
     if not row["mask_path"] or not (root / row["mask_path"]).exists():
         prob_rel = _prob_rel(store, image_id)
@@ -104,11 +92,9 @@ def prepare_edit(root: Path, cfg, store, image_id: int) -> tuple[Path, Path]:
             mask = prediction_mask(cfg.state_path(root), prob_rel, _shape(row))
             source = "prediction"
         else:
-            try:
-                from ..engine.imageio import read_image
-                from ..engine.segment import threshold_mask
-            except ImportError as e:
-                raise MaskActionError(f"cannot make a first mask ({e})") from None
+            from ..engine.imageio import read_image
+            from ..engine.segment import threshold_mask
+
             mask = threshold_mask(read_image(root / row["path"]), "otsu")
             source = "segment"
         history.write_mask(root, cfg, store, row, mask, source=source)

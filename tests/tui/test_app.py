@@ -292,6 +292,16 @@ async def test_replace_with_prediction_confirms_and_undo_restores(project):
         await settle(pilot)
         assert (project / "alpha_mask.png").read_bytes() == original
         assert store.mask_versions("alpha_mask.png")[-1]["source"] == "revert"
+        assert any("back to version 1" in n.message for n in app._notifications)
+
+
+async def test_undo_with_nothing_to_undo_says_so(project):
+    app = make_app(project)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("u")
+        await settle(pilot)
+        assert any("alpha_mask.png: nothing to undo" in n.message for n in app._notifications)
 
 
 async def test_replace_without_prediction_is_refused(project):
