@@ -56,9 +56,6 @@ class Row:
             return None
         return abs(self.n_pred - self.n_mask)
 
-    def same_as(self, other: "Row") -> bool:
-        return all(getattr(self, k) == getattr(other, k) for k in self.__slots__)
-
 
 @dataclass(frozen=True)
 class SortKey:
@@ -86,19 +83,14 @@ def common_dir(paths: Sequence[str]) -> str:
     """The folder prefix every path shares ("images/"), dropped from the shown names."""
     if not paths:
         return ""
-    first = paths[0]
-    cut = first.rfind("/") + 1
-    if cut == 0:
+    first = paths[0].rpartition("/")[0]
+    if all(p.startswith(first + "/") for p in paths):  # the common case: one folder
+        return first + "/" if first else ""
+    dirs = [p.rpartition("/")[0] for p in paths]
+    if not all(dirs):
         return ""
-    prefix = first[:cut]
-    for p in paths:
-        if not p.startswith(prefix):
-            try:
-                common = os.path.commonpath([d[: d.rfind("/")] or "." for d in paths])
-            except ValueError:
-                return ""
-            return "" if common in ("", ".") else common + "/"
-    return prefix
+    common = os.path.commonpath(dirs)
+    return common + "/" if common else ""
 
 
 def rows_from_dicts(dicts: Iterable[dict]) -> list[Row]:
@@ -138,11 +130,6 @@ class ReviewModel:
         self.by_id = {r.id: r for r in rows}
         self._status_counts = None
         self.resort()
-
-    def changed_ids(self, new_rows: list[Row]) -> set[int]:
-        """Ids whose row differs between the current rows and ``new_rows`` (added included)."""
-        old = self.by_id
-        return {r.id for r in new_rows if (o := old.get(r.id)) is None or not o.same_as(r)}
 
     # -- sorting and filtering --------------------------------------------------------------
     @property

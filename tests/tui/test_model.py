@@ -25,6 +25,10 @@ def test_names_drop_the_common_folder():
     assert sorted(r.name for r in _rows()) == ["a.png", "b.png", "c.png", "d.png"]
     mixed = rows_from_dicts([dict(id=1, path="x/a.png"), dict(id=2, path="y/b.png")])
     assert [r.name for r in mixed] == ["x/a.png", "y/b.png"]
+    nested = rows_from_dicts([dict(id=1, path="im/x/a.png"), dict(id=2, path="im/y/b.png")])
+    assert [r.name for r in nested] == ["x/a.png", "y/b.png"]
+    top = rows_from_dicts([dict(id=1, path="a.png"), dict(id=2, path="im/b.png")])
+    assert [r.name for r in top] == ["a.png", "im/b.png"]
 
 
 def test_review_order_is_priority_descending_with_unscored_last():

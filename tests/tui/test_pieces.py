@@ -110,3 +110,44 @@ def test_status_lines():
     assert "engine offline" in format_status(info, 1030.0).splitlines()[0]
     info["running"] = None
     assert "no job running" in job_line(info, 1030.0)
+
+
+def test_halfcell_lines_match_textual_image_halfcell():
+    """The built-in half-cell lines draw what textual-image's half-cell renderable draws."""
+    import io
+
+    from PIL import Image
+    from rich.console import Console
+    from rich.segment import Segment
+    from textual_image.renderable.halfcell import Image as TIHalfcell
+
+    from segtriage.tui.widgets.preview import halfcell_strips
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
+    a[0:2, 0:3] = 7                                   # a run of equal cells: one segment
+    pic = Image.fromarray(a, "RGB")
+    ours = halfcell_strips(pic)
+    console = Console(file=io.StringIO(), width=5, height=3, color_system="truecolor")
+    theirs = list(Segment.split_lines(console.render(TIHalfcell(pic, width=5, height=3),
+                                                     console.options)))
+    assert len(ours) == 3 and [s.cell_length for s in ours] == [5, 5, 5]
+
+    def cells(segments):
+        return [(ch, seg.style.color.triplet, seg.style.bgcolor.triplet)
+                for seg in segments for ch in seg.text]
+
+    for mine, lib in zip(ours, theirs):
+        assert cells(list(mine)) == cells(lib)
+    assert len(list(ours[0])) == 3                    # 3 equal cells, then 2 different
+
+
+def test_renderer_choice():
+    from segtriage.tui.widgets.preview import halfcell_strips, select_renderer
+
+    assert select_renderer(None).strips is halfcell_strips
+    assert select_renderer("kitty").widget.__name__ == "TGPImage"
+    assert select_renderer("sixel").widget.__name__ == "Image"   # textual-image's Sixel widget
+    from PIL import Image
+    lines = select_renderer("unicode").strips(Image.new("RGB", (4, 4), (200, 200, 200)))
+    assert len(lines) == 2 and all(s.cell_length == 4 for s in lines)

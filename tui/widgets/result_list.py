@@ -16,7 +16,6 @@ from textual import events
 from textual.cache import LRUCache
 from textual.geometry import Size
 from textual.message import Message
-from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
@@ -111,8 +110,6 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
     ResultList { overflow-x: hidden; overflow-y: auto; }
     """
 
-    cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
-
     class Highlighted(Message):
         """The row under the cursor changed (or its content did)."""
 
@@ -123,6 +120,7 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, model: ReviewModel, **kw) -> None:
         super().__init__(**kw)
         self.model = model
+        self.cursor = 0  # index into model.view
         self.empty_text = "loading…"
         self._styles: dict[str, Style] | None = None
         self._columns: list[tuple[Column, int]] = []
@@ -160,8 +158,7 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
             self.refresh_line(old + 1)
         self.refresh_line(index + 1)
         self._scroll_to_cursor(center=center)
-        row = self.row
-        self.post_message(self.Highlighted(row))
+        self.post_message(self.Highlighted(self.row))
 
     def _scroll_to_cursor(self, *, center: bool = False) -> None:
         body = max(1, self.scrollable_content_region.height - 1)
