@@ -118,6 +118,13 @@ def _model_cfg(ctx: JobContext):
     return m
 
 
+def _rel(root: Path, p) -> str:
+    try:
+        return Path(p).relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
 def _manifest(rows, folds: dict[str, int] | None = None) -> list[dict]:
     return [{"path": r["path"], "mask": r["mask_path"], "image_sha256": r["img_sha256"],
              "mask_sha256": r["mask_sha256"],
@@ -125,7 +132,7 @@ def _manifest(rows, folds: dict[str, int] | None = None) -> list[dict]:
 
 
 def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, float],
-               label: str, fold: int | None = None) -> object:
+               label: str, fold: int | None = None, valid_idx: list[int] | None = None) -> object:
     from . import model
 
     lo, hi = span
@@ -139,7 +146,7 @@ def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, flo
 
     try:
         return model.train(items, ctx.cfg.project.codes, mcfg, out, epochs=mcfg.epochs,
-                           on_progress=on_progress, on_epoch=on_epoch,
+                           valid_idx=valid_idx, on_progress=on_progress, on_epoch=on_epoch,
                            should_cancel=ctx.should_cancel, log=log.info)
     except model.TrainCancelled:
         ctx.check()  # raises the right one of cancelled / interrupted
@@ -162,8 +169,10 @@ def job_train(ctx: JobContext) -> dict:
     res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
     ctx.check()
     info = {"device": str(res.device), "seconds": round(time.monotonic() - t0, 1),
-            "history": res.history, "valid_items": [str(Path(p).relative_to(ctx.root))
-                                                    for p in res.valid_items]}
+            "history": res.history, "batch_size": getattr(res, "batch_size", None),
+            "image_size": getattr(res, "image_size", None),
+            "skipped": [[_rel(ctx.root, p), why] for p, why in getattr(res, "skipped", [])],
+            "valid_items": [_rel(ctx.root, p) for p in res.valid_items]}
     new_id = ctx.store.add_model(
         kind="plain", arch=res.arch, weights=[out.name], config=vars(mcfg), epochs=res.epochs,
         train_loss=res.train_loss, valid_loss=res.valid_loss, valid_dice=res.valid_dice,
@@ -196,10 +205,12 @@ def job_crossval(ctx: JobContext) -> dict:
     weights, results = [], []
     for f in range(k):
         ctx.check()
-        train_rows = [r for r in rows if folds[r["path"]] != f]
+        # fold f is held out: the model trains on the others and validates on it, so its
+        # valid Dice is an honest out-of-fold figure
+        held_out = [i for i, r in enumerate(rows) if folds[r["path"]] == f]
         out = models_dir / f"m{mid:04d}_f{f}.pt"
-        res = _train_one(ctx, train_rows, mcfg, out, span=(f / k, (f + 1) / k),
-                         label=f"fold {f + 1}/{k} ", fold=f)
+        res = _train_one(ctx, rows, mcfg, out, span=(f / k, (f + 1) / k),
+                         label=f"fold {f + 1}/{k} ", fold=f, valid_idx=held_out)
         weights.append(out.name)
         results.append(res)
     ctx.check()

@@ -229,3 +229,25 @@ def test_masks_edited_while_the_engine_was_down_are_rescored_at_start(trained, t
         wait_for(lambda: store.score(new["id"])["mask_sha256"] == new["mask_sha256"], 30,
                  what="re-score at start")
         assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict
+
+
+def test_crossval_scores_each_mask_with_the_fold_model_that_never_saw_it(trained, tmp_path):
+    root = _copy(trained, tmp_path / "cv")
+    store = Store.open(root)
+    with engine_process(root):
+        jid = store.submit_job("crossval", {"folds": 2, "epochs": 1, "no_backup": True})
+        job = wait_job(store, jid)
+        assert job.state == "done", job.error
+        m = store.current_model()
+        assert m["kind"] == "crossval" and len(m["weights"]) == 2 and m["id"] == 2
+        fold_of = {e["path"]: e["fold"] for e in m["manifest"]}
+        assert sorted(set(fold_of.values())) == [0, 1]
+        (pred,) = [j for j in store.jobs() if j.kind == "predict" and j.id > jid]
+        assert wait_job(store, pred.id).state == "done"
+    for r in store.review_rows():
+        sc = store.score(r["id"])
+        assert sc["model_id"] == 2 and not r["stale"]
+        assert sc["fold"] == fold_of[r["path"]], r["path"]  # out-of-fold
+    # each fold model validated on exactly its held-out fold
+    for f, info in enumerate(m["info"]["folds"]):
+        assert info["n_train"] == sum(1 for v in fold_of.values() if v != f)
