@@ -113,7 +113,7 @@ class SegtriageApp(App[int]):
         self._next_load_at = 0.0
         self._load_seconds = 0.0
         self._last_status_at = 0.0
-        self._last_pid_at = 0.0
+        self._status_busy = self._status_again = False
         self._status_info: dict = {}
         self._detail_timer = None
         # replaced in tests: runs a terminal editor while the app is suspended
@@ -169,9 +169,10 @@ class SegtriageApp(App[int]):
         self.preview.set_colors(preview_colors(self.current_theme))
         self.result_list.focus()
         self._render_header()
-        self.watch_db.changed()  # the first load reads this version: no second load for it
+        self.watch_db.changed()  # the first load reads this state: no second load for it
+        self.watch_db.rows_changed()
         self._request_reload(now=True)
-        self._refresh_status(force=True)
+        self._refresh_status()
         self.set_interval(self.poll_s, self._poll)
         self._register_client()
         self._startup()
@@ -203,7 +204,7 @@ class SegtriageApp(App[int]):
                                   severity="error")
         self.engine_starting = False
         self.engine_pid = pid
-        self.call_from_thread(self._refresh_status, True)
+        self.call_from_thread(self._refresh_status)
 
     @work(thread=True, group="engine", exclusive=True)
     def _start_engine_worker(self) -> None:
@@ -223,13 +224,13 @@ class SegtriageApp(App[int]):
 
     # -- polling and loading ---------------------------------------------------------------
     def _poll(self) -> None:
+        """A few times a second: reload rows when they changed; the status pane each second."""
         now = time.monotonic()
-        if self.watch_db.changed():
+        if self.watch_db.changed() and self.watch_db.rows_changed():
             self._request_reload()
-            self._refresh_status(force=True)
         elif self._reload_pending and not self._loading and now >= self._next_load_at:
             self._request_reload()
-        else:
+        if now - self._last_status_at >= 1.0:
             self._refresh_status()
 
     def _request_reload(self, now: bool = False) -> None:
@@ -325,22 +326,36 @@ class SegtriageApp(App[int]):
                 score = {"error": f"cannot read scores: {e}"}
         self.metrics.show(score, row, self.summary, self.model.histogram())
 
-    def _refresh_status(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last_status_at < 1.0:
+    def _refresh_status(self) -> None:
+        """Gather the status pane's facts in a worker: a dozen queries (some scan the mask
+        history) and a look at the engine's lock stay off the UI thread. One at a time; a
+        request while one runs makes it run once more."""
+        self._last_status_at = time.monotonic()
+        if self._status_busy:
+            self._status_again = True
             return
-        self._last_status_at = now
-        if now - self._last_pid_at >= 2.0 or force:
-            self._last_pid_at = now
-            try:
-                self.engine_pid = engine_pid(self.root)
-            except Exception:  # noqa: BLE001
-                self.engine_pid = None
+        self._status_busy = True
+        self._status_worker()
+
+    @work(thread=True, group="status")
+    def _status_worker(self) -> None:
+        try:
+            pid = engine_pid(self.root)
+        except Exception:  # noqa: BLE001 - an unreadable lock file: not running, for us
+            pid = None
         try:
             info = gather_status(self.store)
         except Exception as e:  # noqa: BLE001
-            info = {"engine_problem": f"cannot read state: {e}"}
-        info["pid"] = self.engine_pid
+            info = {"engine_problem": f"cannot read the project state: {e}"}
+        info["pid"] = pid
+        self.call_from_thread(self._show_status, info)
+
+    def _show_status(self, info: dict) -> None:
+        self._status_busy = False
+        if self._status_again:
+            self._status_again = False
+            self._refresh_status()
+        self.engine_pid = info["pid"]
         info["engine_starting"] = self.engine_starting
         self._status_info = info
         self.status_pane.show(info, self.clock())
@@ -514,7 +529,7 @@ class SegtriageApp(App[int]):
                            if offline and not self.start_engine else ""))
             if offline and self.start_engine and not self.engine_starting:
                 self._start_engine_worker()
-            self._refresh_status(force=True)
+            self._refresh_status()
 
         self._store_write(submit, after=after)
 
@@ -542,8 +557,8 @@ class SegtriageApp(App[int]):
         self._submit("backup", {}, "backup")
 
     def action_cancel_job(self) -> None:
-        info = self._status_info
-        job = info.get("running") or ((info.get("queued") or [None])[-1])
+        active = self.store.active_jobs()  # newest first
+        job = next((j for j in active if j.state == "running"), active[-1] if active else None)
         if job is None:
             self.notify("no job is running or queued")
             return
@@ -551,8 +566,8 @@ class SegtriageApp(App[int]):
         def answer(yes: bool | None) -> None:
             if yes:
                 self._store_write(partial(self.store.request_cancel, job.id),
-                            done=f"cancel requested for {job.kind} #{job.id}",
-                            after=lambda _r: self._refresh_status(True))
+                                  done=f"cancel requested for {job.kind} #{job.id}",
+                                  after=lambda _r: self._refresh_status())
 
         self.push_screen(ConfirmScreen(f"Cancel {job.kind} job #{job.id} ({job.state}, "
                                        f"{job.progress * 100:.0f}%)?", yes="Cancel job"), answer)

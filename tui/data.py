@@ -295,17 +295,30 @@ class ReviewModel:
 
 
 class ChangeWatch:
-    """Cheap change detection: ``PRAGMA data_version`` moves when another connection commits
-    (the engine, the CLI, or this app's own worker threads)."""
+    """Cheap change detection. ``PRAGMA data_version`` moves when another connection commits
+    (the engine, the CLI, this app's worker threads); it moves for the engine's heartbeat and
+    job progress too, so before reloading every row the store's ``rows_stamp()`` (when it has
+    one: a few indexed aggregates over images and scores) says whether rows changed at all."""
 
     def __init__(self, store):
         self.store = store
         self.version: int | None = None
+        self.stamp: object = None
 
     def changed(self) -> bool:
         v = self.store.data_version()
         if v != self.version:
             self.version = v
+            return True
+        return False
+
+    def rows_changed(self) -> bool:
+        stamp_of = getattr(self.store, "rows_stamp", None)
+        if stamp_of is None:
+            return True  # no cheap stamp: any commit may have changed rows
+        stamp = stamp_of()
+        if stamp != self.stamp:
+            self.stamp = stamp
             return True
         return False
 

@@ -143,9 +143,14 @@ def make_app(root: Path, **kw):
 
 async def settle(pilot, rounds: int = 3) -> None:
     """Let workers (loading, preview, writes) finish and their messages land."""
+    from textual.worker import WorkerCancelled
+
     app = pilot.app
     for _ in range(rounds):
-        await app.workers.wait_for_complete()
+        try:
+            await app.workers.wait_for_complete()
+        except WorkerCancelled:  # a preview superseded by a newer one
+            pass
         await pilot.pause(0.05 if app._detail_timer is not None else None)
     await asyncio.sleep(0)
 

@@ -356,7 +356,6 @@ async def test_predict_backup_and_cancel(project):
         jobs = db(project).jobs()
         assert [(j.kind, j.params) for j in jobs][::-1] == [("predict", {"scope": "stale"}),
                                                             ("backup", {})]
-        app._refresh_status(force=True)
         await pilot.press("c")                      # nothing runs: the next job to run
         await settle(pilot)
         assert "Cancel predict job #1" in str(app.screen.query_one("#question").render())
