@@ -104,3 +104,24 @@ def test_summary_counts_means_and_histogram():
     assert m.histogram() is None
     m.set_sort("status")
     assert m.histogram() is None
+
+
+def test_change_watch_reloads_rows_only_when_their_stamp_moves():
+    from segtriage.tui.data import ChangeWatch
+
+    class FakeStore:
+        version, stamp = 1, ("a",)
+
+        def data_version(self):
+            return self.version
+
+    store = FakeStore()
+    watch = ChangeWatch(store)
+    assert watch.changed() and watch.rows_changed()      # no rows_stamp(): assume a change
+    assert not watch.changed()
+    store.rows_stamp = lambda: store.stamp
+    assert watch.rows_changed() and not watch.rows_changed()
+    store.version = 2                                    # a heartbeat: data moved, rows not
+    assert watch.changed() and not watch.rows_changed()
+    store.stamp = ("b",)
+    assert watch.rows_changed()
