@@ -137,7 +137,8 @@ class SegtriageApp(App[int]):
     def compose(self) -> ComposeResult:
         # kept as attributes: timers and workers may still report while the app shuts down,
         # when a query would no longer find them
-        self.header = Static("", id="header")
+        self.header = Static("", id="header-counts")
+        self.header_view = Static("", id="header-view")
         self.result_list = ResultList(self.model, id="list")
         self.filter_box = Input(placeholder="filter by name (enter keeps, escape clears)",
                                 id="filter-input")
@@ -145,7 +146,9 @@ class SegtriageApp(App[int]):
                                id="preview")
         self.metrics = MetricsPane("", id="metrics")
         self.status_pane = StatusPane("", id="status")
-        yield self.header
+        with Horizontal(id="header"):
+            yield self.header
+            yield self.header_view
         with Horizontal(id="main"):
             with Vertical(id="list-pane"):
                 yield self.result_list
@@ -314,7 +317,8 @@ class SegtriageApp(App[int]):
             filters.append(f"category={escape(m.category_filter or UNSCORED)}")
         if filters:
             right += f" · [$accent]{' '.join(filters)}[/] ({len(m.view)} shown)"
-        self.header.update(" · ".join(parts) + "  │  " + right, layout=False)
+        self.header.update(" · ".join(parts), layout=False)
+        self.header_view.update(right)  # its width follows the text: a layout pass
 
     def _show_metrics(self) -> None:
         row = self.current_row
