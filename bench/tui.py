@@ -10,6 +10,8 @@ Rows (each size measured in a fresh process, so memory is that process's own):
                               preview decode a move starts is counted) and wall time (which
                               Pilot's idle detection inflates on a loaded machine)
   re-sort (s), net            the same for `s` (sort by the next column: all rows re-sorted)
+  rows load / store           the loader thread's time (store query, rows, first sort) and,
+                              of it, the store's review_rows() alone
   peak memory                 the process's peak RSS after all of the above
 
 Goals (issue 5): launch ≤ 1 s, key ≤ 30 ms, re-sort ≤ 100 ms, memory ≤ 300 MB.
@@ -107,6 +109,7 @@ async def _measure(root: Path, presses: int) -> dict:
         await pilot.pause()
         out["launch_s"] = time.perf_counter() - T_START
         out["rows"] = len(app.model.rows)
+        out["load_s"] = app._load_seconds           # the loader thread: store + rows + sort
 
         async def timed(key: str, n: int) -> tuple[float, float]:
             """(wall, CPU) ms per press; CPU counts every thread of this process."""
@@ -128,6 +131,9 @@ async def _measure(root: Path, presses: int) -> dict:
         out["sort_only_ms"] = (time.perf_counter() - t) * 1000
         await app.workers.wait_for_complete()
     out["rss_mb"] = peak_rss_mb()
+    t = time.perf_counter()
+    app.store.review_rows()
+    out["store_s"] = time.perf_counter() - t         # of which the store's query alone
     return out
 
 
@@ -194,11 +200,13 @@ def main() -> int:
         return "n/a" if v is None else format(v, fmt)
 
     lines = [f"{'rows':>8} | {'launch headless':>15} | {'launch tmux':>11} | "
+             f"{'rows load / store':>17} | "
              f"{'key j: CPU / wall':>17} | {'re-sort s: CPU / wall':>21} | {'sort only':>9} | "
-             f"{'peak RSS':>8}", "-" * 110]
+             f"{'peak RSS':>8}", "-" * 130]
     for n, r in results:
         lines.append(f"{n:>8} | {cell(r['launch_s'], '.2f'):>13} s | "
                      f"{cell(r['tmux_launch_s'], '.2f'):>9} s | "
+                     f"{r['load_s']:>6.2f} / {r['store_s']:>5.2f} s | "
                      f"{r['key_cpu_ms']:>5.1f} / {r['key_ms']:>5.1f} ms | "
                      f"{r['resort_cpu_ms']:>8.1f} / {r['resort_ms']:>6.1f} ms | "
                      f"{r['sort_only_ms']:>6.1f} ms | {r['rss_mb']:>5.0f} MB")

@@ -178,7 +178,8 @@ class SegtriageApp(App[int]):
         self._refresh_status()
         self.set_interval(self.poll_s, self._poll)
         self._register_client()
-        self._startup()
+        if self.start_engine:  # in a worker: the screen shows while the engine starts
+            self._start_engine_worker()
 
     def _theme_changed(self, theme) -> None:
         self.preview.set_colors(preview_colors(theme))
@@ -191,13 +192,9 @@ class SegtriageApp(App[int]):
 
         self._store_write(partial(self.store.register_client, "tui"), after=registered)
 
-    @work(thread=True, group="engine")
-    def _startup(self) -> None:
-        if self.start_engine:
-            self._ensure_engine_now()
-
-    def _ensure_engine_now(self) -> None:
-        """(worker thread) start the engine if none runs."""
+    @work(thread=True, group="engine", exclusive=True)
+    def _start_engine_worker(self) -> None:
+        """Start the engine if none runs (ensure_engine waits until it holds its lock)."""
         self.engine_starting = True
         try:
             pid = ensure_engine(self.root)
@@ -208,10 +205,6 @@ class SegtriageApp(App[int]):
         self.engine_starting = False
         self.engine_pid = pid
         self.call_from_thread(self._refresh_status)
-
-    @work(thread=True, group="engine", exclusive=True)
-    def _start_engine_worker(self) -> None:
-        self._ensure_engine_now()
 
     def _heartbeat(self) -> None:
         if self.client_id is not None:
