@@ -157,3 +157,45 @@ def test_data_version_moves_on_foreign_commit(tmp_path):
     v0 = a.data_version()
     b.set_meta("x", 1)
     assert a.data_version() != v0
+
+
+def test_rows_stamp_moves_on_row_changes_only(st):
+    s0 = st.rows_stamp()
+    i = st.upsert_image("a.png", status="unreviewed")
+    s1 = st.rows_stamp()
+    assert s1 != s0
+    st.set_engine_state(state="idle")  # a heartbeat is not a row change
+    j = st.submit_job("predict")
+    st.update_job(j, progress=0.5)
+    assert st.rows_stamp() == s1
+    st.set_status([i], "accepted")
+    s2 = st.rows_stamp()
+    assert s2 != s1
+    m = st.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
+                     train_loss=None, valid_loss=None, valid_dice=None, n_train=0, n_valid=0,
+                     manifest=[])
+    s3 = st.rows_stamp()
+    assert s3 != s2  # a new current model makes rows stale
+    st.put_score(i, m, fold=None, image_sha256=None, mask_sha256=None, precision="x",
+                 prob_path=None, category="agrees", metrics={})
+    assert st.rows_stamp() != s3
+    st.delete_image("a.png")
+    assert st.rows_stamp() != s3
+
+
+def test_list_rows_matches_review_rows(st):
+    i = st.upsert_image("a.png", mask_path="a_mask.png", img_sha256="I", mask_sha256="M",
+                        status="unreviewed")
+    st.upsert_image("b.png", status="no-mask")
+    m = st.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
+                     train_loss=None, valid_loss=None, valid_dice=None, n_train=0, n_valid=0,
+                     manifest=[])
+    st.put_score(i, m, fold=None, image_sha256="I", mask_sha256="OLD", precision="x",
+                 prob_path="p.png", category="disagrees", metrics={"priority": 2.5, "dice": 0.1})
+    lean = {r["path"]: r for r in st.list_rows()}
+    full = {r["path"]: r for r in st.review_rows()}
+    for path in ("a.png", "b.png"):
+        for k in ("id", "status", "category", "priority", "dice", "model_id", "prob_path"):
+            assert lean[path][k] == full[path][k]
+        assert bool(lean[path]["stale"]) == full[path]["stale"]
+    assert lean["a.png"]["stale"] and not lean["b.png"]["stale"]

@@ -103,7 +103,14 @@ def rows_from_dicts(dicts: Iterable[dict]) -> list[Row]:
 
 
 def load_rows(store) -> list[Row]:
-    return rows_from_dicts(store.review_rows())
+    """Every row, streamed from the store's lean query (no list of dicts held at once)."""
+    rows = [Row(d, d["path"]) for d in store.list_rows()]
+    n = len(common_dir([r.path for r in rows]))
+    if n:
+        for r in rows:
+            r.name = r.path[n:]
+    rows.sort(key=lambda r: r.path)  # name order: the stable tie-break of every sort
+    return rows
 
 
 class ReviewModel:

@@ -40,17 +40,6 @@ def pytest_configure(config):
         "filterwarnings", "ignore:Image.Image.getdata is deprecated:DeprecationWarning")
 
 
-def pytest_collection_modifyitems(config, items):
-    """The tmux end-to-end test trains real models (minutes): only with `-m e2e`."""
-    if "e2e" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="end to end (minutes): run with -m e2e")
-    here = Path(__file__).parent
-    for item in items:
-        if "e2e" in item.keywords and here in Path(item.path).parents:
-            item.add_marker(skip)
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
     """Run ``async def`` tests (Pilot) on a fresh event loop; no async plugin needed."""

@@ -3,7 +3,7 @@
 `segtriage DIR` on a small demo folder, as a person would: the list appears, keys move and sort,
 a fake $EDITOR changes a mask and the row turns edited and is re-scored, `r` queues a retrain,
 the tmux server is killed (an SSH drop), and a new `segtriage` shows the job still running or
-finished. Minutes, not seconds: run with `pytest -m e2e tests/tui`.
+finished. It runs in the normal suite (about a minute); `-m 'not e2e'` leaves it out.
 """
 
 from __future__ import annotations
@@ -152,8 +152,8 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
         image = store.image(row_name)
         before = store.score(image["id"])
         first.keys("e")
-        _wait(lambda: (root / f"{image['mask_path']}.edited-by-test").exists(), 30,
-              "the editor ran")
+        first.wait_for(lambda s: (root / f"{image['mask_path']}.edited-by-test").exists(), 30,
+                       "the editor ran")
         mask = np.asarray(Image.open(root / image["mask_path"]).convert("L"))
         assert (mask[2:8, 2:8] == 255).all()
         first.wait_for(lambda s: re.search(rf"{re.escape(row_name)}\s+edited", s), 10,
