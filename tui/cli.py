@@ -216,7 +216,7 @@ def _fmt(v) -> str:
     if v is None:
         return "–"
     if isinstance(v, float):
-        return f"{v:.3f}"
+        return f"{v:.2f}" if abs(v) >= 10 else f"{v:.3f}"
     return str(v)
 
 
@@ -491,10 +491,6 @@ def cmd_cancel(a) -> int:
     return 0
 
 
-REPORT_COLUMNS = ("priority", "category", "confidence", "region_confidence", "label_quality",
-                  "dice", "iou", "ce", "n_pred", "n_mask")
-
-
 def report_rows(root: Path, store) -> list[dict]:
     """Rows for `report`: image, mask, status, model, stale, prob and every score column."""
     cfg = _cfg(root)
@@ -547,12 +543,19 @@ def cmd_report(a) -> int:
     else:
         from rich.table import Table
 
-        t = Table(show_header=True)
-        for c in ("image", "status", *REPORT_COLUMNS, "stale"):
-            t.add_column(c, overflow="fold")
+        # short headers so the table fits 100 columns; every column is in csv/json
+        t = Table(show_header=True, box=None, pad_edge=False)
+        t.add_column("image", overflow="fold", ratio=1)
+        for head in ("status", "category", "prio", "conf", "LQ", "Dice", "IoU", "CE",
+                     "obj p/m", ""):
+            t.add_column(head, no_wrap=True, justify="left" if head in (
+                "status", "category") else "right")
         for r in rows:
-            t.add_row(r["image"], r["status"], *(_fmt(r.get(c)) for c in REPORT_COLUMNS),
-                      "stale" if r["stale"] else "")
+            objs = "–" if r.get("n_pred") is None else f"{r.get('n_pred')}/{_fmt(r.get('n_mask'))}"
+            t.add_row(r["image"], r["status"], r["category"] or "–",
+                      *(_fmt(r.get(c)) for c in ("priority", "confidence", "label_quality",
+                                                 "dice", "iou", "ce")),
+                      objs, "stale" if r["stale"] else "")
         _console().print(t)
     return 0
 
