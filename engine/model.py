@@ -45,9 +45,10 @@ import json
 import math
 import os
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import numpy as np
 import torch
@@ -344,11 +345,17 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, o
           on_progress: Callable[[float, str, float | None], None] | None = None,
           on_epoch: Callable[[dict], None] | None = None,
           should_cancel: Callable[[], bool] | None = None,
-          log: Callable[[str], None] | None = None) -> TrainResult:
+          log: Callable[[str], None] | None = None,
+          fit_context: Callable[[Any], ContextManager] | None = None,
+          extra_cbs: Sequence[Any] = (), save: bool = True) -> TrainResult:
     """Train a U-Net with fit_one_cycle and write its weights atomically to `out_path`.
 
     Unusable pairs are skipped (listed in `TrainResult.skipped` and logged). `valid_idx`
     indexes `items`. Raises TrainCancelled (nothing written) or TrainError.
+
+    For data-parallel ranks (``engine.distributed``): `fit_context(learn)` wraps the fit (e.g.
+    ``learn.distrib_ctx``), `extra_cbs` join it, and `save=False` (ranks other than 0) skips
+    writing the weights and the valid Dice (``valid_dice`` is then None).
     """
     t0 = time.monotonic()
     say = log or (lambda msg: None)
@@ -389,7 +396,8 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, o
 
     cb = _job_callback(n_epochs, on_progress, on_epoch, should_cancel, log)
     try:
-        learn.fit_one_cycle(n_epochs, lr_max=lr, cbs=[cb])
+        with fit_context(learn) if fit_context is not None else nullcontext():
+            learn.fit_one_cycle(n_epochs, lr_max=lr, cbs=[cb, *extra_cbs])
     except (RuntimeError, ValueError, OSError) as e:
         raise TrainError(f"training failed: {type(e).__name__}: {e}") from e
     if cb.cancelled:
@@ -397,15 +405,17 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, o
 
     spec = learn.segtriage_spec
     arch = _cfg(mcfg, "arch", "resnet34")
-    if on_progress is not None:
-        on_progress(1.0, "saving model", 0.0)
-    save_weights(learn.model, out_path, arch=arch, codes=codes, spec=spec,
-                 extra={"pretrained": bool(_cfg(mcfg, "pretrained", False)),
-                        "epochs": n_epochs, "batch_size": bs, "lr": lr})
     valid_pairs = [items[i] for i in learn.segtriage_valid_idx]
-    valid_dice = _valid_dice(learn.model, valid_pairs, codes, spec, dev)
+    valid_dice = None
+    if save:
+        if on_progress is not None:
+            on_progress(1.0, "saving model", 0.0)
+        save_weights(learn.model, out_path, arch=arch, codes=codes, spec=spec,
+                     extra={"pretrained": bool(_cfg(mcfg, "pretrained", False)),
+                            "epochs": n_epochs, "batch_size": bs, "lr": lr})
+        valid_dice = _valid_dice(learn.model, valid_pairs, codes, spec, dev)
+        say(f"saved {out_path}; valid Dice (native size, whole valid set) {_fmt(valid_dice)}")
     last = cb.history[-1] if cb.history else {}
-    say(f"saved {out_path}; valid Dice (native size, whole valid set) {_fmt(valid_dice)}")
     return TrainResult(
         weights=out_path, arch=arch, epochs=n_epochs, train_loss=last.get("train_loss"),
         valid_loss=last.get("valid_loss"), valid_dice=valid_dice,
