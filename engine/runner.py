@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import dist_jobs  # gpus > 1: torchrun ranks
 from .store import Job, Store
 
 log = logging.getLogger("segtriage.engine")
@@ -166,7 +167,11 @@ def job_train(ctx: JobContext) -> dict:
     models_dir = ctx.cfg.state_path(ctx.root) / "models"
     out = models_dir / f"m{mid:04d}.pt"
     t0 = time.monotonic()
-    res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
+    gpus = dist_jobs.job_gpus(ctx)
+    if gpus > 1:  # torchrun ranks; rank 0 writes the weights, the model row is added below
+        res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=gpus, span=(0.0, 1.0), label="")
+    else:
+        res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
     ctx.check()
     info = {"device": str(res.device), "seconds": round(time.monotonic() - t0, 1),
             "history": res.history, "batch_size": getattr(res, "batch_size", None),
@@ -203,14 +208,27 @@ def job_crossval(ctx: JobContext) -> dict:
     mid = ctx.store.next_model_id()
     models_dir = ctx.cfg.state_path(ctx.root) / "models"
     weights, results = [], []
-    for f in range(k):
+    gpus = dist_jobs.job_gpus(ctx)
+    slots, ranks = (dist_jobs.crossval_plan(gpus, k, dist_jobs.rank_device(mcfg, gpus))
+                    if gpus > 1 else (1, 1))
+    if slots > 1:  # GPUs: fold models side by side, one GPU (group) each
+        results = dist_jobs.train_folds_parallel(
+            ctx, rows, mcfg, folds, k, lambda f: models_dir / f"m{mid:04d}_f{f}.pt",
+            slots, ranks)
+        weights = [r.weights.name for r in results]
+    for f in range(k if slots == 1 else 0):
         ctx.check()
         # fold f is held out: the model trains on the others and validates on it, so its
         # valid Dice is an honest out-of-fold figure
         held_out = [i for i, r in enumerate(rows) if folds[r["path"]] == f]
         out = models_dir / f"m{mid:04d}_f{f}.pt"
-        res = _train_one(ctx, rows, mcfg, out, span=(f / k, (f + 1) / k),
-                         label=f"fold {f + 1}/{k} ", fold=f, valid_idx=held_out)
+        if ranks > 1:
+            res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=ranks,
+                                      span=(f / k, (f + 1) / k), label=f"fold {f + 1}/{k} ",
+                                      fold=f, valid_idx=held_out)
+        else:
+            res = _train_one(ctx, rows, mcfg, out, span=(f / k, (f + 1) / k),
+                             label=f"fold {f + 1}/{k} ", fold=f, valid_idx=held_out)
         weights.append(out.name)
         results.append(res)
     ctx.check()
@@ -264,6 +282,9 @@ def job_predict(ctx: JobContext) -> dict:
     weights = [state / "models" / w for w in m["weights"]]
     mcfg = _model_cfg(ctx)
     mcfg.arch = m["arch"]
+    gpus = dist_jobs.job_gpus(ctx)
+    if gpus > 1:  # sharded over torchrun ranks; this process scores and writes every row
+        return dist_jobs.predict_sharded(ctx, m, rows, mcfg, gpus)
     ctx.progress(0.0, f"loading model {m['id']}", force=True)
     predictor = infer.Predictor(weights if len(weights) > 1 else weights[0], m["arch"],
                                 cfg.project.codes, mcfg)
