@@ -80,6 +80,15 @@ def rank_device(mcfg, gpus: int) -> str:
     return "cuda"
 
 
+def follow_up_params(ctx: JobContext) -> dict:
+    """Params for the predict a train/crossval job queues: the same ranks, when launched here
+    (external ranks were started for this job only)."""
+    gpus = ctx.job.params.get("gpus")
+    if gpus is None or ctx.job.params.get("launch") == "external":
+        return {}
+    return {"gpus": gpus}
+
+
 def visible_gpus() -> list[str]:
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
@@ -174,7 +183,8 @@ class Launch:
             return
         now = time.monotonic()
         if self.proc is None:  # external ranks: nothing to signal; stop waiting for them
-            if now - self.stop_sent > grace:
+            running = any(r.get("state") == "running" for r in self.run.ranks().values())
+            if not running or now - self.stop_sent > grace:
                 self.rc = -1
             return
         if self.term_sent is None and now - self.stop_sent > grace:
@@ -291,7 +301,7 @@ def train_spec(*, job_id: int, root: Path, pairs: list[tuple[str, str]], codes, 
             "items": [[a, b] for a, b in pairs], "codes": list(codes),
             "model": dict(vars(mcfg)), "out": out_name, "epochs": mcfg.epochs,
             "valid_idx": valid_idx, "device": device,
-            "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S, "engine_pid": os.getpid()}
+            "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S}
 
 
 def _train_spec(ctx: JobContext, rows, mcfg, out: Path, device: str,
@@ -309,7 +319,7 @@ def predict_spec(*, job_id: int, root: Path, items: list[dict], codes, mcfg, mod
     return {"kind": "predict", "job": job_id, "root": str(root), "items": items,
             "codes": list(codes), "model": dict(vars(mcfg)), "weights": list(model["weights"]),
             "arch": model["arch"], "model_id": model["id"], "device": device,
-            "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S, "engine_pid": os.getpid()}
+            "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S}
 
 
 def _relay(ctx: JobContext, ev: dict, span: tuple[float, float], label: str,

@@ -185,7 +185,8 @@ def job_train(ctx: JobContext) -> dict:
         info=info)
     if new_id != mid:  # only one engine writes models, so this cannot happen; be loud if it does
         raise RuntimeError(f"model id race: expected {mid}, got {new_id}")
-    ctx.store.submit_job("predict", {"scope": "stale"}, requested_by=f"job {ctx.job.id}")
+    ctx.store.submit_job("predict", {"scope": "stale", **dist_jobs.follow_up_params(ctx)},
+                         requested_by=f"job {ctx.job.id}")
     return {"model": new_id, "valid_dice": res.valid_dice, "epochs": res.epochs}
 
 
@@ -243,7 +244,8 @@ def job_crossval(ctx: JobContext) -> dict:
         valid_dice=mean([r.valid_dice for r in results]), n_train=len(rows),
         n_valid=sum(r.n_valid for r in results), manifest=_manifest(rows, folds),
         job_id=ctx.job.id, info=info)
-    ctx.store.submit_job("predict", {"scope": "stale"}, requested_by=f"job {ctx.job.id}")
+    ctx.store.submit_job("predict", {"scope": "stale", **dist_jobs.follow_up_params(ctx)},
+                         requested_by=f"job {ctx.job.id}")
     return {"model": new_id, "folds": k, "valid_dice": mean([r.valid_dice for r in results])}
 
 

@@ -249,6 +249,51 @@ def test_external_ranks_are_done_when_every_marker_says_so(tmp_path):
     assert dist_jobs._external_rc(run) == 1
 
 
+def test_supervise_waits_for_external_ranks_and_a_cancel_ends_the_wait(tmp_path):
+    run = RunFolder.create(tmp_path, 1)
+    launch = dist_jobs.Launch(run, None)  # ranks started by SLURM / on another host
+
+    def ranks_report():
+        run.write_rank(1, {"rank": 1, "world": 2, "state": "done"})
+        run.write_rank(0, {"rank": 0, "world": 2, "state": "done"})
+
+    t = threading.Timer(0.5, ranks_report)
+    t.start()
+    dist_jobs.supervise(FakeCtx(), [launch], on_tick=lambda: None)
+    t.join()
+    assert launch.rc == 0 and run.heartbeat() is not None
+    # cancelled while no rank has started: nothing to wait for
+    run2 = RunFolder.create(tmp_path, 2)
+    with pytest.raises(JobCancelled):
+        dist_jobs.supervise(FakeCtx(cancel_after=2), [dist_jobs.Launch(run2, None)],
+                            on_tick=lambda: None)
+    assert run2.cancel_reason() == "cancel"
+
+
+def test_cli_passes_gpus_and_launch_to_the_jobs(monkeypatch, tmp_path):
+    from segtriage.tui import cli
+
+    got = []
+    monkeypatch.setattr(cli, "_submit_and_follow",
+                        lambda root, kind, params, detach: got.append((kind, params)) or 0)
+    monkeypatch.setattr(cli, "_root", lambda d, **k: Path(d))
+    for argv in (["train", str(tmp_path), "--gpus", "2"],
+                 ["crossval", str(tmp_path), "--gpus", "4", "--folds", "3"],
+                 ["predict", str(tmp_path), "--all", "--gpus", "2", "--launch", "external"],
+                 ["train", str(tmp_path)]):
+        assert cli.main(argv) == 0
+    assert got == [("train", {"gpus": 2}), ("crossval", {"folds": 3, "gpus": 4}),
+                   ("predict", {"scope": "all", "gpus": 2, "launch": "external"}),
+                   ("train", {})]
+
+
+def test_follow_up_predict_keeps_local_gpus_only():
+    job = lambda **p: SimpleNamespace(job=SimpleNamespace(params=p))  # noqa: E731
+    assert dist_jobs.follow_up_params(job()) == {}
+    assert dist_jobs.follow_up_params(job(gpus=4)) == {"gpus": 4}
+    assert dist_jobs.follow_up_params(job(gpus=4, launch="external")) == {}
+
+
 def test_stop_check_sees_the_cancel_file_and_a_stalled_heartbeat(tmp_path):
     from segtriage.engine import distributed
 

@@ -86,18 +86,33 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_arg(s)
     s.add_argument("--epochs", type=int)
     s.add_argument("--arch", choices=["resnet18", "resnet34", "resnet50"])
+    s.add_argument("--gpus", type=int, metavar="N",
+                   help="N GPUs (one torchrun rank each; N CPU ranks without CUDA); "
+                        "default [model] gpus")
+    s.add_argument("--launch", choices=["local", "external"],
+                   help="external: the engine writes the run folder and waits for ranks "
+                        "started elsewhere (SLURM, other hosts; docs/scaling.md)")
     s.add_argument("--detach", action="store_true", help="submit and return at once")
 
     s = sub.add_parser("crossval", help="train K fold models and score out-of-fold")
     _dir_arg(s)
     s.add_argument("--folds", type=int)
     s.add_argument("--epochs", type=int)
+    s.add_argument("--gpus", type=int, metavar="N",
+                   help="N GPUs (one torchrun rank each; N CPU ranks without CUDA); "
+                        "default [model] gpus")
     s.add_argument("--detach", action="store_true")
 
     s = sub.add_parser("predict", help="score images with the current model")
     _dir_arg(s)
     s.add_argument("--all", action="store_true", help="re-predict every image, not only stale")
     s.add_argument("images", nargs="*", help="only these images (paths relative to DIR)")
+    s.add_argument("--gpus", type=int, metavar="N",
+                   help="N GPUs (one torchrun rank each; N CPU ranks without CUDA); "
+                        "default [model] gpus")
+    s.add_argument("--launch", choices=["local", "external"],
+                   help="external: the engine writes the run folder and waits for ranks "
+                        "started elsewhere (SLURM, other hosts; docs/scaling.md)")
     s.add_argument("--detach", action="store_true")
 
     s = sub.add_parser("jobs", help="list jobs")
@@ -442,12 +457,14 @@ def cmd_engine(a) -> int:
 
 
 def cmd_train(a) -> int:
-    params = {k: v for k, v in (("epochs", a.epochs), ("arch", a.arch)) if v is not None}
+    params = {k: v for k, v in (("epochs", a.epochs), ("arch", a.arch), ("gpus", a.gpus),
+                                ("launch", a.launch)) if v is not None}
     return _submit_and_follow(_root(a.dir), "train", params, a.detach)
 
 
 def cmd_crossval(a) -> int:
-    params = {k: v for k, v in (("folds", a.folds), ("epochs", a.epochs)) if v is not None}
+    params = {k: v for k, v in (("folds", a.folds), ("epochs", a.epochs), ("gpus", a.gpus))
+              if v is not None}
     return _submit_and_follow(_root(a.dir), "crossval", params, a.detach)
 
 
@@ -456,6 +473,7 @@ def cmd_predict(a) -> int:
         params = {"scope": "list", "images": [Path(p).as_posix() for p in a.images]}
     else:
         params = {"scope": "all" if a.all else "stale"}
+    params.update({k: v for k, v in (("gpus", a.gpus), ("launch", a.launch)) if v is not None})
     return _submit_and_follow(_root(a.dir), "predict", params, a.detach)
 
 
