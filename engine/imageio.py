@@ -359,9 +359,10 @@ def write_mask(path: Path | str, mask: np.ndarray, *, like: Path | str | None = 
 
 # -- files -------------------------------------------------------------------------------
 
-def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+def atomic_write_bytes(path: Path | str, data: bytes, *, sync: bool = True) -> None:
     """Temp file in the same folder (hidden, ``.tmp``: ignored by the scanner), fsync,
-    os.replace, fsync the folder. Keeps the permission bits of a file it replaces."""
+    os.replace, fsync the folder. Keeps the permission bits of a file it replaces.
+    ``sync=False`` skips both fsyncs (still atomic, not durable): for rebuildable caches."""
     path = Path(path)
     try:
         mode = path.stat().st_mode & 0o7777
@@ -373,8 +374,9 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -383,6 +385,8 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
         except OSError:
             pass
         raise
+    if not sync:
+        return
     try:
         dfd = os.open(path.parent, os.O_RDONLY)
     except OSError:

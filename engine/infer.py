@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import io
 import itertools
-import os
 import queue
 import re
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
@@ -254,21 +252,7 @@ def encode_prob_png(prob: np.ndarray) -> bytes:
 
 def _write(path: Path, data: bytes, sync: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if sync:
-        imageio.atomic_write_bytes(path, data)
-        return
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    imageio.atomic_write_bytes(path, data, sync=sync)
 
 
 def save_prob_png(prob: np.ndarray, path: Path, *, sync: bool = True) -> None:
