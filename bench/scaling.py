@@ -11,12 +11,12 @@ under ``torchrun --nproc_per_node N`` through the engine's own launcher
                     rank (steady state: imports and model loading excluded)
   wall s            the whole torchrun, imports and start-up included (what a small job costs)
 
-CPU ranks share the machine's cores: OMP threads per rank = cores // N. On this 2-core box
-N = 2 gives each rank one core, so the table measures the cost of data parallelism (gradient
+CPU ranks share the machine's cores (--configs RANKSxTHREADS, e.g. 1x2, 1x1, 2x1). On this
+2-core box 2 ranks give each rank one core, so the table measures the cost of data parallelism (gradient
 all-reduce over gloo, duplicated start-up), not a speed-up. GPUs add a device per rank.
 
-  .venv/bin/python bench/scaling.py                          # 96 images 128², resnet34
-  .venv/bin/python bench/scaling.py --ranks 1 2 --count 48 --arch resnet18 --epochs 2
+  .venv/bin/python bench/scaling.py                          # 64 images 128², resnet34
+  .venv/bin/python bench/scaling.py --configs 1x1 2x1 --count 24 --size 64 --arch resnet18
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ from segtriage.engine.demo import make_demo
 from segtriage.engine.runfolder import RunFolder
 
 CODES = ["naw", "aye"]
+LAST_PREDICT: RunFolder | None = None
 
 
 class BenchCtx:
@@ -56,6 +57,13 @@ class BenchCtx:
         pass
 
 
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -66,8 +74,7 @@ def cpu_model() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def run(kind: str, folder: RunFolder, nproc: int, device: str) -> float:
-    threads = max(1, (os.cpu_count() or 1) // nproc) if device == "cpu" else 1
+def run(kind: str, folder: RunFolder, nproc: int, threads: int) -> float:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads)}
     launch = dist_jobs.Launch(folder, dist_jobs.torchrun_cmd(kind, folder.path, nproc),
                               env_for_slot=lambda slot: env)
@@ -76,12 +83,13 @@ def run(kind: str, folder: RunFolder, nproc: int, device: str) -> float:
     return time.perf_counter() - t0
 
 
-def bench_train(root: Path, state: Path, pairs, mcfg, nproc: int, device: str, tag: str):
+def bench_train(root: Path, state: Path, pairs, mcfg, nproc: int, threads: int, device: str,
+                tag: str):
     folder = RunFolder.create(state, 1, f"train-{tag}")
     folder.write_spec(dist_jobs.train_spec(job_id=1, root=root, pairs=pairs, codes=CODES,
                                            mcfg=mcfg, out_name=f"bench-{tag}.pt",
                                            device=device, valid_idx=None))
-    wall = run("train", folder, nproc, device)
+    wall = run("train", folder, nproc, threads)
     res = folder.result()
     epochs = [e for e in folder.events().read() if e["kind"] == "epoch"]
     if len(epochs) >= 2:
@@ -93,15 +101,17 @@ def bench_train(root: Path, state: Path, pairs, mcfg, nproc: int, device: str, t
             "valid_dice": res["valid_dice"], "n_train": res["n_train"]}, f"bench-{tag}.pt"
 
 
-def bench_predict(root: Path, state: Path, names, mcfg, weights: str, nproc: int, device: str,
-                  tag: str):
+def bench_predict(root: Path, state: Path, names, mcfg, weights: str, nproc: int,
+                  threads: int, device: str, tag: str):
     folder = RunFolder.create(state, 2, f"predict-{tag}")
     items = [{"id": i, "path": n, "sha": f"bench{tag}{i:06d}", "fold": None}
              for i, n in enumerate(names)]
     folder.write_spec(dist_jobs.predict_spec(
         job_id=2, root=root, items=items, codes=CODES, mcfg=mcfg, device=device,
         model={"weights": [weights], "arch": mcfg.arch, "id": f"bench{tag}"}))
-    wall = run("predict", folder, nproc, device)
+    wall = run("predict", folder, nproc, threads)
+    global LAST_PREDICT
+    LAST_PREDICT = folder
     total, rate = 0, 0.0
     for p in folder.pred_files():
         ts = sorted(rec["t"] for rec in map(json.loads, p.read_text().splitlines()))
@@ -115,10 +125,33 @@ def bench_predict(root: Path, state: Path, names, mcfg, weights: str, nproc: int
     return {"img_s": rate, "wall_s": wall}
 
 
+def bench_merge(root: Path, predict_folder: RunFolder, arch: str, weights: str) -> float:
+    """The engine's serial part of a sharded prediction: per reported image, the PNG read,
+    the scoring against the mask and the score row (``dist_jobs.store_prediction``), img/s."""
+    from segtriage.engine import index
+    from segtriage.engine.config import load_config
+    from segtriage.engine.store import Store
+
+    cfg = load_config(root)
+    store = Store.open(root)
+    index.scan(root, cfg, store)
+    mid = store.add_model(kind="plain", arch=arch, weights=[weights], config={}, epochs=0,
+                          train_loss=None, valid_loss=None, valid_dice=None, n_train=0,
+                          n_valid=0, manifest=[])
+    recs = [rec for p in predict_folder.pred_files()
+            for rec in map(json.loads, p.read_text().splitlines())]
+    rows = {r["path"]: r for r in store.images()}
+    t0 = time.perf_counter()
+    for rec in recs:
+        assert dist_jobs.store_prediction(root, cfg, store, mid, rows[rec["path"]], rec) is None
+    return len(recs) / (time.perf_counter() - t0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ranks", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--count", type=int, default=96)
+    ap.add_argument("--configs", nargs="+", default=["1x2", "1x1", "2x1"],
+                    help="RANKSxTHREADS per rank (1x2: one process using both cores)")
+    ap.add_argument("--count", type=int, default=64)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--arch", default="resnet34")
     ap.add_argument("--epochs", type=int, default=2)
@@ -138,6 +171,7 @@ def main() -> int:
                            image_size=a.size, batch_size=a.batch_size, epochs=a.epochs,
                            min_steps=0, lr=1e-3, valid_pct=0.2, seed=42, device=a.device,
                            precision="auto", folds=3, gpus=1)
+    load0 = _loadavg()
     print(f"# segtriage scaling bench — {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"# {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"device {a.device}")
@@ -149,16 +183,21 @@ def main() -> int:
     print("|---:|---:|---:|---:|---:|---:|---:|")
     base = None
     try:
-        for n in a.ranks:
-            tag = f"r{n}"
-            tr, weights = bench_train(root, state, pairs, mcfg, n, a.device, tag)
-            pr = bench_predict(root, state, names, mcfg, weights, n, a.device, tag)
+        for conf in a.configs:
+            n, threads = (int(x) for x in conf.lower().split("x"))
+            tag = f"r{n}t{threads}"
+            tr, weights = bench_train(root, state, pairs, mcfg, n, threads, a.device, tag)
+            pr = bench_predict(root, state, names, mcfg, weights, n, threads, a.device, tag)
             base = base or (tr["img_s"], pr["img_s"])
-            threads = max(1, (os.cpu_count() or 1) // n) if a.device == "cpu" else 1
             print(f"| {n} | {threads} | {tr['img_s']:.2f} ({tr['img_s'] / base[0]:.2f}×) | "
                   f"{tr['epoch_s']:.1f} | {tr['wall_s']:.1f} | "
                   f"{pr['img_s']:.1f} ({pr['img_s'] / base[1]:.2f}×) | {pr['wall_s']:.1f} |",
                   flush=True)
+        merge = bench_merge(root, LAST_PREDICT, a.arch, weights)
+        print(f"\nengine merge (PNG read + scoring + score row, one process, serial): "
+              f"{merge:.0f} img/s — the ceiling of a sharded prediction however many ranks")
+        print(f"\n# load average before/after: {load0} / {_loadavg()} (other work on the "
+              "machine slows multi-threaded runs most)")
     finally:
         if a.keep:
             print(f"\n(kept {tmp})")

@@ -49,6 +49,7 @@ CANCEL_GRACE_S = 60.0        # after the cancel file: then SIGTERM to torchrun
 STOP_GRACE_S = 20.0          # the same when the engine stops (the daemon waits 120 s)
 KILL_GRACE_S = 15.0          # after SIGTERM: then SIGKILL
 FINAL_STATES = ("done", "cancelled", "failed")
+MIN_IMAGES_PER_RANK = 4      # a train job's images per rank (valid ones included)
 
 
 # -- what to run where ---------------------------------------------------------------------------
@@ -64,6 +65,9 @@ def job_gpus(ctx: JobContext) -> int:
         raise ValueError(f"gpus must be a whole number, got {v!r}") from None
     if n < 1:
         raise ValueError(f"gpus must be at least 1, got {n}")
+    if n < 2 and ctx.job.params.get("launch") == "external":
+        raise ValueError("launch = external needs gpus = the total number of ranks you will "
+                         "start (2 or more), e.g. --gpus 8 for 2 nodes x 4 GPUs")
     return n
 
 
@@ -87,6 +91,15 @@ def follow_up_params(ctx: JobContext) -> dict:
     if gpus is None or ctx.job.params.get("launch") == "external":
         return {}
     return {"gpus": gpus}
+
+
+def _external(ctx: JobContext) -> bool:
+    return ctx.job.params.get("launch") == "external"
+
+
+def _job_device(ctx: JobContext, mcfg, gpus: int) -> str:
+    # external ranks run on other hosts: they pick CUDA or CPU themselves
+    return "auto" if _external(ctx) else rank_device(mcfg, gpus)
 
 
 def visible_gpus() -> list[str]:
@@ -283,7 +296,7 @@ def supervise(ctx: JobContext, launches: list[Launch], *, on_tick: Callable[[], 
 
 def _launch(ctx: JobContext, run: RunFolder, kind: str, nproc: int, device: str,
             env_for_slot: Callable[[int], dict] | None = None) -> Launch:
-    if ctx.job.params.get("launch") == "external":
+    if _external(ctx):
         ctx.progress(0.0, f"waiting for ranks started elsewhere on run folder {run.path} "
                      "(docs/scaling.md)", force=True)
         return Launch(run, None)
@@ -361,7 +374,12 @@ def train_one(ctx: JobContext, rows, mcfg, out: Path, *, gpus: int,
               span: tuple[float, float], label: str, fold: int | None = None,
               valid_idx: list[int] | None = None):
     """One model on `gpus` ranks (the distributed twin of ``runner._train_one``)."""
-    device = rank_device(mcfg, gpus)
+    if len(rows) < MIN_IMAGES_PER_RANK * gpus:
+        # each rank gets 1/N of the training images; below a batch each, it would train on none
+        raise ValueError(f"{len(rows)} images are too few for {gpus} ranks (at least "
+                         f"{MIN_IMAGES_PER_RANK} per rank): train with --gpus "
+                         f"{max(1, len(rows) // MIN_IMAGES_PER_RANK)} or fewer")
+    device = _job_device(ctx, mcfg, gpus)
     state = ctx.cfg.state_path(ctx.root)
     run = RunFolder.create(state, ctx.job.id, None if fold is None else f"fold-{fold}")
     run.write_spec(_train_spec(ctx, rows, mcfg, out, device, valid_idx))
@@ -380,7 +398,7 @@ def train_one(ctx: JobContext, rows, mcfg, out: Path, *, gpus: int,
 def train_folds_parallel(ctx: JobContext, rows, mcfg, folds: dict[str, int], k: int,
                          out_for: Callable[[int], Path], slots: int, per_slot: int) -> list:
     """The K fold models side by side, `slots` at a time, each on its own GPU group."""
-    if ctx.job.params.get("launch") == "external":
+    if _external(ctx):
         raise ValueError("crossval with launch = external is not supported: run it on the "
                          "engine's host, or train folds one by one")
     groups = gpu_groups(slots, per_slot, visible_gpus())
@@ -419,10 +437,33 @@ def train_folds_parallel(ctx: JobContext, rows, mcfg, folds: dict[str, int], k: 
 
 # -- prediction ----------------------------------------------------------------------------------
 
-def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg, gpus: int) -> dict:
-    """Every image predicted by exactly one rank, scored and stored here, exactly once."""
+def store_prediction(root: Path, cfg, store, model_id: int, row, rec: dict) -> str | None:
+    """One rank-reported image: scored from its probability PNG against the image's current
+    mask, and its row written (the engine's only per-image work). Returns the prediction
+    error, if any."""
     from . import rescore
 
+    fold, prec = rec.get("fold"), rec.get("precision") or ""
+    err, prob = rec.get("error"), None
+    if err is None:
+        try:
+            prob = rescore.load_prob(cfg.state_path(root), rec["prob"])
+        except (OSError, KeyError, ValueError) as e:
+            err = f"cannot read the rank's probability map {rec.get('prob')}: {e}"
+    if err is not None:
+        store.put_score(row["id"], model_id, fold=fold, image_sha256=row["img_sha256"],
+                        mask_sha256=row["mask_sha256"], precision=prec, prob_path=None,
+                        category=None, metrics={}, error=err)
+        return err
+    # a bad mask is recorded in the row by score_and_store, not counted as a prediction error
+    # (as in runner.job_predict)
+    rescore.score_and_store(root, cfg, store, store.image(row["id"]) or row, model_id=model_id,
+                            fold=fold, prob=prob, precision=prec, prob_rel=rec["prob"])
+    return None
+
+
+def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg, gpus: int) -> dict:
+    """Every image predicted by exactly one rank, scored and stored here, exactly once."""
     store, cfg = ctx.store, ctx.cfg
     state = cfg.state_path(ctx.root)
     fold_of: dict[str, int] = {}
@@ -430,7 +471,7 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg, gpus: int) -> di
         fold_of = {e["path"]: e["fold"] for e in m["manifest"] or []}
     items = [{"id": r["id"], "path": r["path"], "sha": r["img_sha256"],
               "fold": fold_of.get(r["path"])} for r in rows]
-    device = rank_device(mcfg, gpus)
+    device = _job_device(ctx, mcfg, gpus)
     run = RunFolder.create(state, ctx.job.id)
     run.write_spec(predict_spec(job_id=ctx.job.id, root=ctx.root, items=items,
                                 codes=cfg.project.codes, mcfg=mcfg, model=m, device=device))
@@ -448,22 +489,9 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg, gpus: int) -> di
             log.warning("predict job %d: unexpected or repeated result %s", ctx.job.id, rec)
             return
         seen.add(iid)
-        r, fold, prec = by_id[iid], rec.get("fold"), rec.get("precision") or ""
-        c["precision"] = c["precision"] or prec
-        err, prob = rec.get("error"), None
-        if err is None:
-            try:
-                prob = rescore.load_prob(state, rec["prob"])
-            except (OSError, KeyError, ValueError) as e:
-                err = f"cannot read the rank's probability map {rec.get('prob')}: {e}"
-        if err is not None:
+        c["precision"] = c["precision"] or rec.get("precision")
+        if store_prediction(ctx.root, cfg, store, m["id"], by_id[iid], rec) is not None:
             c["errors"] += 1
-            store.put_score(iid, m["id"], fold=fold, image_sha256=r["img_sha256"],
-                            mask_sha256=r["mask_sha256"], precision=prec, prob_path=None,
-                            category=None, metrics={}, error=err)
-            return
-        rescore.score_and_store(ctx.root, cfg, store, store.image(iid) or r, model_id=m["id"],
-                                fold=fold, prob=prob, precision=prec, prob_rel=rec["prob"])
 
     def tick() -> None:
         before = len(seen)
@@ -482,6 +510,9 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg, gpus: int) -> di
     if missing:
         raise RuntimeError(f"the ranks reported {len(seen)} of {n} images (first missing: "
                            f"{by_id[missing[0]]['path']}); see {run.path}")
+    ranks = run.ranks()  # what actually ran (external launches decide it themselves)
     return {"model": m["id"], "predicted": len(seen), "errors": c["errors"],
             "precision": c["precision"], "seconds": round(time.monotonic() - t0, 1),
-            "ranks": gpus, "device": device}
+            "ranks": len(ranks) or gpus,
+            "device": ",".join(sorted({str(r.get("device")).split(":")[0]
+                                       for r in ranks.values()})) or device}

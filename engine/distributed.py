@@ -159,8 +159,14 @@ def _valid_reducer(world: int):
 # -- train -----------------------------------------------------------------------------------
 
 def _device_for(spec: dict, local_rank: int) -> str:
-    if spec.get("device") == "cuda":
-        import torch
+    """'cuda:<local rank>' or 'cpu'. 'auto' (external launches: the engine's host may have no
+    GPU while the ranks' hosts do) is decided here."""
+    import torch
+
+    dev = spec.get("device") or "auto"
+    if dev == "auto":
+        dev = "cuda" if torch.cuda.is_available() else "cpu"
+    if dev == "cuda":
         torch.cuda.set_device(local_rank)
         return f"cuda:{local_rank}"
     return "cpu"

@@ -67,6 +67,29 @@ def test_run_folder_state_and_prune(tmp_path):
     assert sorted(p.name for p in (state / "runs").iterdir()) == ["job-4", "job-5"]
 
 
+def test_ranks_find_the_shared_state_through_a_symlinked_runs_folder(tmp_path):
+    """docs/scaling.md: state.db on the engine's local disk, runs/ models/ preds/ symlinked
+    to shared storage; a rank given the run folder writes to the shared models/ and preds/."""
+    shared, local = tmp_path / "shared", tmp_path / "local" / ".segtriage"
+    for sub in ("runs", "models", "preds"):
+        (shared / sub).mkdir(parents=True)
+    local.mkdir(parents=True)
+    for sub in ("runs", "models", "preds"):
+        (local / sub).symlink_to(shared / sub)
+    run = RunFolder.create(local, 7)
+    assert run.state == shared.resolve()
+    assert (run.state / "models").resolve() == (local / "models").resolve()
+
+
+def test_auto_device_is_decided_by_the_rank():
+    from segtriage.engine.distributed import _device_for
+
+    import torch
+    want = "cuda:0" if torch.cuda.is_available() else "cpu"
+    assert _device_for({"device": "auto"}, 0) == want
+    assert _device_for({"device": "cpu"}, 1) == "cpu"
+
+
 # -- unit: the fastai CPU patch ------------------------------------------------------------------
 
 def test_fastai_cpu_patch_is_applied_only_when_needed():
@@ -136,6 +159,15 @@ def test_gpus_come_from_the_job_then_the_config(tiny_demo):
     ctx.job.params["gpus"] = 0
     with pytest.raises(ValueError, match="at least 1"):
         dist_jobs.job_gpus(ctx)
+    ctx.job.params.update(gpus=1, launch="external")  # would silently run here, single
+    with pytest.raises(ValueError, match="total number of ranks"):
+        dist_jobs.job_gpus(ctx)
+
+
+def test_too_few_images_for_the_ranks_is_a_clear_error():
+    with pytest.raises(ValueError, match="too few for 4 ranks.*--gpus 1 or fewer"):
+        dist_jobs.train_one(FakeCtx(), [{}] * 7, SimpleNamespace(), Path("m.pt"), gpus=4,
+                            span=(0.0, 1.0), label="")
 
 
 def test_launch_command_needs_no_path_lookup_and_no_ambiguous_flag(tmp_path):
