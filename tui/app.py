@@ -538,14 +538,16 @@ class SegtriageApp(App[int]):
         def answer(result: dict | None) -> None:
             if not result:
                 return
+            extra = {"gpus": result["gpus"]} if result.get("gpus", 1) > 1 else {}
             if result["kind"] == "crossval":
-                self._submit("crossval", {"folds": result["folds"], "epochs": result["epochs"]},
+                self._submit("crossval", {"folds": result["folds"], "epochs": result["epochs"],
+                                          **extra},
                              f"cross-validation ({result['folds']} folds)")
             else:
-                self._submit("train", {"epochs": result["epochs"]}, "training")
+                self._submit("train", {"epochs": result["epochs"], **extra}, "training")
 
-        self.push_screen(RetrainScreen(m.epochs, m.folds, n, self.cfg.backup.before_train),
-                         answer)
+        self.push_screen(RetrainScreen(m.epochs, m.folds, n, self.cfg.backup.before_train,
+                                       gpus=m.gpus), answer)
 
     def action_predict(self) -> None:
         self._submit("predict", {"scope": "stale"}, "re-predict")

@@ -349,6 +349,14 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         assert "epochs" in str(app.screen.query_one("#retrain-error").render())
         await pilot.press("escape")
         assert len(db(project).jobs()) == 2
+        # more than one GPU: the job asks for torchrun ranks
+        await pilot.press("r")
+        await settle(pilot)
+        app.screen.query_one("#gpus").value = "2"
+        await pilot.click("#start")
+        await settle(pilot)
+        jobs = db(project).jobs()
+        assert (jobs[0].kind, jobs[0].params) == ("train", {"epochs": 8, "gpus": 2})
 
 
 async def test_predict_backup_and_cancel(project):

@@ -1,4 +1,4 @@
-"""The retrain dialog: epochs, plain training or cross-validation (folds)."""
+"""The retrain dialog: epochs, GPUs, plain training or cross-validation (folds)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,14 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
 
 class RetrainScreen(ModalScreen[dict | None]):
-    """Returns {"kind": "train" | "crossval", "epochs": n, "folds": k?} or None."""
+    """Returns {"kind": "train" | "crossval", "epochs": n, "gpus": g, "folds": k?} or None."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
     def __init__(self, epochs: int, folds: int, n_masks: int | None = None,
-                 backup_first: bool = False) -> None:
+                 backup_first: bool = False, gpus: int = 1) -> None:
         super().__init__()
+        self.gpus = gpus
         self.epochs = epochs
         self.folds = folds
         self.n_masks = n_masks
@@ -32,6 +33,9 @@ class RetrainScreen(ModalScreen[dict | None]):
             with Horizontal(classes="field"):
                 yield Label("Epochs")
                 yield Input(str(self.epochs), id="epochs", type="integer", max_length=5)
+            with Horizontal(classes="field"):
+                yield Label("GPUs")  # > 1: torchrun ranks (CPU ranks where there is no GPU)
+                yield Input(str(self.gpus), id="gpus", type="integer", max_length=4)
             with RadioSet(id="mode"):
                 yield RadioButton("Plain: one model on all masks", value=True, id="plain")
                 yield RadioButton("Cross-validation: out-of-fold scores", id="crossval")
@@ -59,9 +63,16 @@ class RetrainScreen(ModalScreen[dict | None]):
         if not 1 <= epochs <= 10_000:
             err.update("epochs: a whole number from 1 to 10000")
             return None
+        try:
+            gpus = int(self.query_one("#gpus", Input).value)
+        except ValueError:
+            gpus = 0
+        if not 1 <= gpus <= 1024:
+            err.update("GPUs: a whole number from 1 to 1024")
+            return None
         crossval = self.query_one("#crossval", RadioButton).value
         if not crossval:
-            return {"kind": "train", "epochs": epochs}
+            return {"kind": "train", "epochs": epochs, "gpus": gpus}
         try:
             folds = int(self.query_one("#folds", Input).value)
         except ValueError:
@@ -69,7 +80,7 @@ class RetrainScreen(ModalScreen[dict | None]):
         if not 2 <= folds <= 20:
             err.update("folds: a whole number from 2 to 20")
             return None
-        return {"kind": "crossval", "epochs": epochs, "folds": folds}
+        return {"kind": "crossval", "epochs": epochs, "folds": folds, "gpus": gpus}
 
     def _submit(self) -> None:
         result = self._result()
