@@ -472,6 +472,14 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg, gpus: int) -> di
     items = [{"id": r["id"], "path": r["path"], "sha": r["img_sha256"],
               "fold": fold_of.get(r["path"])} for r in rows]
     device = _job_device(ctx, mcfg, gpus)
+    if device != "auto":
+        # decided once here: ranks measuring bf16 speed each on a busy machine could disagree,
+        # and scores of two precisions must never share a ranking
+        import torch
+
+        from .device import pick_precision
+        mcfg.precision = pick_precision(getattr(mcfg, "precision", "auto") or "auto",
+                                        torch.device(device))
     run = RunFolder.create(state, ctx.job.id)
     run.write_spec(predict_spec(job_id=ctx.job.id, root=ctx.root, items=items,
                                 codes=cfg.project.codes, mcfg=mcfg, model=m, device=device))
