@@ -253,8 +253,9 @@ def run_train(run: RunFolder, spec: dict, root: Path, rank: int, world: int, loc
         steps = res.steps_per_epoch
         rel = lambda p: _rel(root, p)  # noqa: E731
         # the history's valid figures from the all-rank sums, as the epoch events had them
-        history = [{**h, "valid_loss": e["valid_loss"], "valid_dice": e["valid_dice"]}
-                   for h, e in zip(res.history, reducer.epochs)]
+        red = reducer.epochs + [{}] * (len(res.history) - len(reducer.epochs))  # no valid set
+        history = [{**h, "valid_loss": e.get("valid_loss"), "valid_dice": e.get("valid_dice")}
+                   for h, e in zip(res.history, red)]
         run.write_result({
             "weights": spec["out"], "arch": res.arch, "epochs": res.epochs,
             "train_loss": res.train_loss,
