@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import shutil
-import tempfile
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -35,6 +33,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage import morphology
 
+from .imageio import atomic_write_bytes
 from .segment import threshold_mask
 
 GENERATOR = "segtriage-demo/1"
@@ -315,23 +314,6 @@ def _png_bytes(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _write_atomic(path: Path, data: bytes, *, sync: bool = False) -> None:
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if sync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def make_demo(
     root: Path | str,
     *,
@@ -401,9 +383,9 @@ def make_demo(
         givens[j] = _corrupt(crng, corrupted[j], givens[j], truths[j])
 
     for name, img, given, truth in zip(names, images, givens, truths):
-        _write_atomic(root / f"{name}.png", _png_bytes(img))
-        _write_atomic(root / f"{name}_mask.png", _png_bytes(given.astype(np.uint8) * 255))
-        _write_atomic(tdir / "masks" / f"{name}_mask.png", _png_bytes(truth.astype(np.uint8) * 255))
+        atomic_write_bytes(root / f"{name}.png", _png_bytes(img))
+        atomic_write_bytes(root / f"{name}_mask.png", _png_bytes(given.astype(np.uint8) * 255))
+        atomic_write_bytes(tdir / "masks" / f"{name}_mask.png", _png_bytes(truth.astype(np.uint8) * 255))
 
     by_kind = {k: 0 for k in mix}
     for k in corrupted.values():
@@ -426,7 +408,7 @@ def make_demo(
         "objects": {f"{n}.png": k for n, k in zip(names, nobj)},
     }
     text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    _write_atomic(tdir / "manifest.json", text.encode("utf-8"), sync=True)
+    atomic_write_bytes(tdir / "manifest.json", text.encode("utf-8"), sync=True)
     return {
         "root": str(root),
         "truth": str(tdir),
