@@ -36,6 +36,16 @@ def _dir_arg(p: argparse.ArgumentParser, default: str | None = None) -> None:
         p.add_argument("dir", nargs="?", default=default, help=f"data folder (default {default})")
 
 
+def _scale_args(p: argparse.ArgumentParser, *, launch: bool) -> None:
+    p.add_argument("--gpus", type=int, metavar="N",
+                   help="N GPUs (one torchrun rank each; N CPU ranks without CUDA); "
+                        "default [model] gpus")
+    if launch:
+        p.add_argument("--launch", choices=["local", "external"],
+                       help="external: the engine writes the run folder and waits for ranks "
+                            "started elsewhere (SLURM, other hosts; docs/scaling.md)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="segtriage", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -86,33 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_arg(s)
     s.add_argument("--epochs", type=int)
     s.add_argument("--arch", choices=["resnet18", "resnet34", "resnet50"])
-    s.add_argument("--gpus", type=int, metavar="N",
-                   help="N GPUs (one torchrun rank each; N CPU ranks without CUDA); "
-                        "default [model] gpus")
-    s.add_argument("--launch", choices=["local", "external"],
-                   help="external: the engine writes the run folder and waits for ranks "
-                        "started elsewhere (SLURM, other hosts; docs/scaling.md)")
+    _scale_args(s, launch=True)
     s.add_argument("--detach", action="store_true", help="submit and return at once")
 
     s = sub.add_parser("crossval", help="train K fold models and score out-of-fold")
     _dir_arg(s)
     s.add_argument("--folds", type=int)
     s.add_argument("--epochs", type=int)
-    s.add_argument("--gpus", type=int, metavar="N",
-                   help="N GPUs (one torchrun rank each; N CPU ranks without CUDA); "
-                        "default [model] gpus")
+    _scale_args(s, launch=False)
     s.add_argument("--detach", action="store_true")
 
     s = sub.add_parser("predict", help="score images with the current model")
     _dir_arg(s)
     s.add_argument("--all", action="store_true", help="re-predict every image, not only stale")
     s.add_argument("images", nargs="*", help="only these images (paths relative to DIR)")
-    s.add_argument("--gpus", type=int, metavar="N",
-                   help="N GPUs (one torchrun rank each; N CPU ranks without CUDA); "
-                        "default [model] gpus")
-    s.add_argument("--launch", choices=["local", "external"],
-                   help="external: the engine writes the run folder and waits for ranks "
-                        "started elsewhere (SLURM, other hosts; docs/scaling.md)")
+    _scale_args(s, launch=True)
     s.add_argument("--detach", action="store_true")
 
     s = sub.add_parser("jobs", help="list jobs")
