@@ -43,9 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from segtriage.engine import scoring
+from segtriage.engine import imageio, scoring
 from segtriage.engine.config import load_config
-from segtriage.engine.demo import load_manifest, make_demo
+from segtriage.engine.demo import load_manifest, make_demo, truth_dir
 from segtriage.engine.store import Store
 
 ALL_KINDS = "object_removed+false_object+eroded+dilated+shifted"
@@ -113,7 +113,7 @@ def evaluate(rows: list[dict], pos: np.ndarray, cols: list[str]) -> dict:
     k = int(pos.sum())
     res = {"_random": {"auc": 0.5, "p_at_k": k / len(rows) if rows else None}, "_k": k,
            "_n": len(rows)}
-    for c in cols:
+    for c in [*cols, ORACLE]:
         s = oriented(rows, c)
         if np.all(s == -np.inf):
             continue
@@ -136,7 +136,7 @@ def score_columns(rows: list[dict]) -> list[str]:
 def write_config(root: Path, a) -> None:
     (root / "segtriage.toml").write_text(
         "[model]\n"
-        f'arch = "{a.arch}"\nepochs = {a.epochs}\nmin_steps = {a.min_steps}\n'
+        f'arch = "{a.arch}"\nepochs = {a.epochs}\nmin_steps = {a.min_steps}\nlr = {a.lr}\n'
         f"folds = {a.folds}\nimage_size = {a.size}\n"
         "[engine]\nidle_exit_s = 0\nwatch = \"off\"\n"
         "[backup]\nbefore_train = false\n")
@@ -226,11 +226,16 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
         # cleanlab's soft-minimum recomputed from the stored 8-bit probabilities
         lq_png = scoring.softmin_quality(prob, mask, cfg.scoring.lq_temperature)
         diffs.append(abs(lq_png - sc["lq_softmin"]))
-        rows.append({**sc, "path": img["path"], "mask_path": img["mask_path"]})
+        truth = imageio.read_mask(truth_dir(root) / "masks" / Path(img["mask_path"]).name,
+                                  cfg.project.codes) > 0
+        rows.append({**sc, "path": img["path"], "mask_path": img["mask_path"],
+                     "_pred_dice_truth": scoring.dice(prob > 0.5, truth)})
     rows.sort(key=lambda r: r["path"])
     info = {"model": m["id"], "valid_dice": m["valid_dice"], "epochs": m["epochs"],
             "arch": m["arch"], "n_train": m["n_train"], "n_valid": m["n_valid"],
             "softmin_png_max_abs_diff": max(diffs) if diffs else None,
+            # how well the model segments: its prediction against the hidden truth
+            "pred_dice_truth": float(np.mean([r["_pred_dice_truth"] for r in rows])),
             "categories": {c: sum(r.get("category") == c for r in rows)
                            for c in scoring.CATEGORIES}}
     if kind == "crossval":
@@ -239,9 +244,15 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
     return rows, info
 
 
+ORACLE = "_oracle"
+
+
 def targets(root: Path, rows: list[dict], bad_dice: float) -> dict[str, np.ndarray]:
+    """Which rows are positives; also sets each row's ORACLE value (given Dice to truth)."""
     man = load_manifest(root)
     masks = [Path(r["mask_path"]).name for r in rows]
+    for r, m in zip(rows, masks):
+        r[ORACLE] = man["given_dice"][m]
     corrupted = np.array([m in man["corrupted"] for m in masks])
     bad = np.array([man["given_dice"][m] < bad_dice for m in masks])
     return {"corrupted": corrupted, "bad": bad}
@@ -300,23 +311,25 @@ def config_table(res: dict) -> str:
              "|---|---|" + "---:|" * len(heads)]
     first = res["eval"][kinds[0]]["corrupted"]
     cols = [c for c in first if not c.startswith("_")]
-    for c in ["_random"] + cols:
+    for c in ["_random", ORACLE] + cols:
         cells = []
         for kind, tgt in keys:
             e = res["eval"][kind][tgt].get(c) or {}
             cells += [f2(e.get("auc")), f2(e.get("p_at_k"))]
-        name = "random order" if c == "_random" else (
-            f"**{c}**" if c in ("priority", "lq_softmin") else c)
+        name = {"_random": "random order",
+                ORACLE: "oracle: given Dice to truth"}.get(c, f"**{c}**" if c in (
+                    "priority", "lq_softmin") else c)
         d = "" if c == "_random" else scoring.SORT_KEYS.get(c, "asc")
         lines.append(f"| {name} | {d} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def summary_table(results: list[dict]) -> str:
-    lines = ["| configuration | model | target (K/N) | random P@K | priority P@K (AUC) | "
+    lines = ["| configuration | model | target (K/N) | random P@K | oracle P@K | "
+             "priority P@K (AUC) | "
              "lq_softmin P@K (AUC) | label_quality P@K (AUC) | dice P@K (AUC) | "
              "confidence P@K (AUC) |",
-             "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     for res in results:
         for kind in (k for k in MODEL_KINDS if k in res["eval"]):
             for tgt in ("corrupted", "bad"):
@@ -326,6 +339,7 @@ def summary_table(results: list[dict]) -> str:
                 lines.append(
                     f"| {res['name']} | {'in-sample' if kind == 'plain' else 'out-of-fold'} | "
                     f"{tgt} ({ev['_k']}/{ev['_n']}) | {f2(ev['_random']['p_at_k'])} | "
+                    f"{f2(ev[ORACLE]['p_at_k'])} | "
                     f"{cell('priority')} | {cell('lq_softmin')} | {cell('label_quality')} | "
                     f"{cell('dice')} | {cell('confidence')} |")
     return "\n".join(lines)
@@ -339,8 +353,10 @@ def details(res: dict) -> str:
         if inf.get("folds"):
             extra = ", fold valid Dice " + " / ".join(f2(f["valid_dice"]) for f in inf["folds"])
         out.append(f"- {LABEL[kind]}: model {inf['model']} {inf['arch']}, {inf['epochs']} "
-                   f"epochs, valid Dice {f2(inf['valid_dice'])}{extra}; "
-                   f"{res['seconds'].get(kind, 0):.0f} s with predict; categories "
+                   f"epochs, valid Dice {f2(inf['valid_dice'])}{extra}; prediction's mean "
+                   f"Dice to the truth {f2(inf['pred_dice_truth'])}; "
+                   + (f"{res['seconds'][kind]:.0f} s with predict; " if kind in res["seconds"]
+                      else "") + "categories "
                    + ", ".join(f"{c} {n}" for c, n in inf["categories"].items() if n)
                    + f"; corrupted masks in priority's top K by kind: "
                    + ", ".join(f"{k} {v}" for k, v in res["kinds"][kind].items())
@@ -373,6 +389,7 @@ def main(argv=None) -> int:
     ap.add_argument("--arch", default="resnet34")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--min-steps", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--folds", type=int, default=3)
     ap.add_argument("--bad-dice", type=float, default=0.5,
                     help="'actually bad' = given mask's Dice to truth below this (0.5)")
@@ -434,7 +451,7 @@ def main(argv=None) -> int:
     total = time.monotonic() - t_all
     head = (f"Triage quality, {started:%Y-%m-%d %H:%M %Z}; machine: {machine()}\n"
             f"data: {a.count} demo images of {a.size}², {a.corrupt_frac:.0%} corrupted; "
-            f"model: {a.arch}, {a.epochs} epochs (min_steps {a.min_steps}), "
+            f"model: {a.arch}, {a.epochs} epochs (min_steps {a.min_steps}), lr {a.lr:g}, "
             f"{a.folds} folds; bad = given Dice to truth < {a.bad_dice}; "
             f"{'re-scored from stored probabilities with the current scoring code; ' if a.rescore else ''}"
             f"total {total / 60:.1f} min. P@K = R@K (K = number of positives).")
