@@ -18,13 +18,13 @@ from scipy import ndimage as ndi
 
 from . import objects
 
-SCORING_VERSION = 1  # bump when a formula changes, so stored rows can be re-scored
+SCORING_VERSION = 2  # bump when a formula changes, so stored rows can be re-scored
+# 2: priority is the within-band score alone (no category bands; docs/scoring.md)
 EPS = 1e-6           # probabilities are clamped to [EPS, 1 - EPS] before any log
 
 CATEGORIES = ["disagrees", "uncertain", "agrees", "no-model"]
-# priority = band of the category + a within-band score in [0, 1): the bands never overlap
-_BAND = {"disagrees": 2.0, "uncertain": 1.0, "agrees": 0.0}
-_WITHIN_MAX = 0.999
+_SCORED = ("disagrees", "uncertain", "agrees")  # categories that have a priority
+_PRIORITY_MAX = 0.999
 _U_WEIGHT = 0.1  # doubt only breaks ties: confidence alone barely finds wrong masks (NOTES)
 
 # default sort direction per column for the clients' sort cycling ('desc' = largest first).
@@ -425,17 +425,19 @@ def categorize(metrics: Mapping[str, Any] | None, params: Any = None) -> str:
 
 
 def priority_of(metrics: Mapping[str, Any] | None, category: str | None = None) -> float | None:
-    """Default review order key, higher = review first; None for 'no-model'.
+    """Default review order key in [0, 0.999], higher = review first; None for 'no-model'.
 
-    band(category) ∈ {2 disagrees, 1 uncertain, 0 agrees} + s, with
-    s = 1 − (1 − e)(1 − 0.1·u) ∈ [0, 0.999]: e = 1 − label_quality (confident disagreement,
-    0 without a mask) and u = 2(1 − core_confidence) (mean doubt off the edges), which only
-    breaks near-ties. Both are shares of object area / object count or means over object
-    pixels, so images of any size compare.
+    s = 1 − (1 − e)(1 − 0.1·u): e = 1 − label_quality (confident disagreement, 0 without a
+    mask) and u = 2(1 − core_confidence) (mean doubt off the edges), which only breaks
+    near-ties. Both are shares of object area / object count or means over object pixels, so
+    images of any size compare. The category does not enter (it used to set a band): e is
+    already weighted by the model's confidence pixel by pixel, and an image-level threshold
+    on core confidence put rows with a little disagreement above rows with much more
+    (docs/scoring.md, docs/benchmarks.md "Triage quality").
     """
     if category is None:
         category = categorize(metrics)
-    if category not in _BAND or not metrics:
+    if category not in _SCORED or not metrics:
         return None
     lq = metrics.get("label_quality")
     e = 0.0 if lq is None else min(1.0, max(0.0, 1.0 - lq))
@@ -444,7 +446,7 @@ def priority_of(metrics: Mapping[str, Any] | None, category: str | None = None) 
         core = metrics.get("confidence")
     u = 0.0 if core is None else min(1.0, max(0.0, 2.0 * (1.0 - core)))
     s = 1.0 - (1.0 - e) * (1.0 - _U_WEIGHT * u)
-    return _BAND[category] + min(_WITHIN_MAX, s)
+    return min(_PRIORITY_MAX, s)
 
 
 def _sort_value(row: Mapping[str, Any], key: str):

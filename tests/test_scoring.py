@@ -99,7 +99,7 @@ def test_score_image_row_by_hand():
     # core .8125 < .9 → unsure; Dice .8 is not < .8; lq .892 ≥ .8 → uncertain
     assert d["category"] == "uncertain"
     e, u = 1 - (17 / 18) ** 2, 2 * (1 - 0.8125)
-    assert d["priority"] == pytest.approx(1 + 1 - (1 - e) * (1 - 0.1 * u))
+    assert d["priority"] == pytest.approx(1 - (1 - e) * (1 - 0.1 * u))
 
 
 def test_uint8_probabilities_equal_float_over_255():
@@ -141,7 +141,7 @@ def test_prob_all_zero_and_all_one():
     d = S.score_image(np.ones((5, 5)), np.zeros((5, 5), np.uint8))
     assert d["dice"] == 0.0 and d["ce"] == pytest.approx(13.815510558)
     assert d["label_quality"] == 0.0 and d["extra"] == 1 and d["extra_confident"] == 1
-    assert d["category"] == "disagrees" and d["priority"] == pytest.approx(2.999)
+    assert d["category"] == "disagrees" and d["priority"] == pytest.approx(0.999)
 
 
 def test_single_pixel_image_and_single_pixel_object():
@@ -190,7 +190,8 @@ def test_no_mask_keeps_confidence_and_blanks_agreement():
     assert d["confidence"] == pytest.approx(0.97) and d["n_pred"] == 1
     assert d["category"] == "agrees"
     d = S.score_image(np.full((8, 8), 0.45), None)
-    assert d["category"] == "uncertain" and 1 <= d["priority"] < 2
+    # no mask, no disagreement: only the doubt term, u = 2(1 − .55) = .9 → 0.1·u
+    assert d["category"] == "uncertain" and d["priority"] == pytest.approx(0.09)
 
 
 @pytest.mark.parametrize("prob, mask, msg", [
@@ -248,7 +249,8 @@ def test_wrong_masks_rank_above_the_right_one():
     assert r["category"] == "agrees" and r["label_quality"] > 0.97
     for w in (a, b):
         assert w["category"] == "disagrees"
-        assert w["priority"] > r["priority"] + 1       # a whole band above
+        # priority grows with the confident disagreement e = 1 − label_quality
+        assert w["priority"] >= 1 - w["label_quality"] > r["priority"] + 0.2
         assert w["label_quality"] < r["label_quality"] - 0.05
     assert a["extra_confident"] == 1 and b["missed_confident"] == 1
     order = S.review_order([{"n": "right", **r}, {"n": "rem", **a}, {"n": "add", **b}])
@@ -308,8 +310,8 @@ def test_score_image_invariants(pm):
               "lq_softmin", "frac_uncertain", "margin"):
         assert -1e-9 <= d[k] <= 1 + 1e-9, k
     assert d["iou"] <= d["dice"] + 1e-12
-    band = {"disagrees": 2, "uncertain": 1, "agrees": 0}[d["category"]]
-    assert band <= d["priority"] < band + 1
+    # priority = 1 − (1 − e)(1 − 0.1u) capped at .999: at least e = 1 − label_quality
+    assert min(0.999, 1 - d["label_quality"]) - 1e-9 <= d["priority"] <= 0.999 + 1e-12
     # the prediction's own mask: full agreement, never 'disagrees'
     own = S.score_image(p, (p > 0.5).astype(np.uint8))
     assert own["dice"] == 1.0 and own["label_quality"] == 1.0 and own["category"] != "disagrees"
@@ -337,14 +339,26 @@ def test_categorize_rules():
     assert set(S.CATEGORIES) == {"disagrees", "uncertain", "agrees", "no-model"}
 
 
-def test_priority_bands_never_overlap():
-    worst_agree = S.priority_of({"confidence": 1, "core_confidence": 0.5, "label_quality": 0.0},
-                                "agrees")
-    best_uncertain = S.priority_of({"confidence": 1, "core_confidence": 1.0,
-                                    "label_quality": 1.0}, "uncertain")
-    best_disagree = S.priority_of({"confidence": 1, "core_confidence": 1.0,
-                                   "label_quality": 1.0}, "disagrees")
-    assert worst_agree < best_uncertain < 2 <= best_disagree
+def test_priority_follows_disagreement_not_category():
+    # the category no longer sets a band: the same scores give the same priority whatever
+    # the category, and more confident disagreement always ranks higher (docs/scoring.md)
+    m = {"confidence": 1, "core_confidence": 0.95, "label_quality": 0.4}
+    e, u = 0.6, 2 * (1 - 0.95)
+    p = {c: S.priority_of(m, c) for c in ("disagrees", "uncertain", "agrees")}
+    assert p["disagrees"] == p["uncertain"] == p["agrees"] == pytest.approx(
+        1 - (1 - e) * (1 - 0.1 * u))
+    # a confident image with a little disagreement stays below an unsure one with much more
+    little = S.priority_of({"confidence": 1, "core_confidence": 1.0, "label_quality": 0.9},
+                           "disagrees")
+    much = S.priority_of({"confidence": 1, "core_confidence": 0.8, "label_quality": 0.3},
+                         "uncertain")
+    assert little == pytest.approx(0.1) and much == pytest.approx(1 - 0.3 * 0.96)
+    assert little < much
+    # doubt only breaks ties: at most 0.1 on its own, never above any e ≥ 0.1
+    assert S.priority_of({"confidence": 1, "core_confidence": 0.5, "label_quality": 1.0},
+                         "uncertain") == pytest.approx(0.1)
+    assert S.priority_of({"confidence": 1, "core_confidence": 0.0, "label_quality": 0.0},
+                         "disagrees") == pytest.approx(0.999)
     assert S.priority_of({"confidence": 1}, "no-model") is None
     assert S.priority_of(None) is None
 
