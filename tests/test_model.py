@@ -6,6 +6,7 @@ whole file stays well under two minutes on 2 cores.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -397,3 +398,48 @@ def test_pad_and_crop_policies_make_square_batches_from_mixed_sizes(tmp_path):
         assert set(torch.unique(y).tolist()) <= {0, 1}
         xv, yv = learn.dls.valid.one_batch()
         assert tuple(xv.shape[-2:]) == (32, 32) and tuple(yv.shape[-2:]) == (32, 32)
+
+
+@pytest.mark.slow
+def test_augmentation_moves_each_mask_with_its_image(tmp_path):
+    # four copies of one off-centre disk to train on: unaugmented, every training sample is
+    # the same; augmented (flips, turns, warps, lighting), they differ, and in every sample
+    # the bright pixels are still the mask's pixels. Validation is never augmented.
+    ip, mp = disk_pair(tmp_path, "d", 64, 64, 3)
+    items = [(ip, mp)] * 4 + [disk_pair(tmp_path, f"v{i}", 64, 64, 10 + i) for i in range(2)]
+    masks = {}
+    for on in (False, True):
+        learn = build_learner(items, CODES, mcfg(augment=on), valid_idx=[4, 5])
+        ys = []
+        for _ in range(3):
+            x, y = learn.dls.train.one_batch()
+            # plain tensors (fastai's TensorImage & TensorMask do not mix); normalised, but
+            # the disk is still the bright part
+            grey, yb = torch.Tensor(x).float().mean(1), torch.Tensor(y).bool()
+            for g, m in zip(grey, yb):
+                assert m.any() and (~m).any()
+                cut = (g[m].mean() + g[~m].mean()) / 2
+                bright = g > cut
+                assert (bright & m).sum() / (bright | m).sum() > 0.7, on
+            ys.append(torch.Tensor(y).clone())
+        masks[on] = torch.cat(ys)
+        xv, yv = learn.dls.valid.one_batch()
+        masks[on, "valid"] = torch.Tensor(yv).clone()
+    same = lambda t: all(torch.equal(t[0], s) for s in t[1:])  # noqa: E731
+    assert same(masks[False]) and not same(masks[True])
+    assert torch.equal(masks[False, "valid"], masks[True, "valid"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("segtriage.engine.device", fromlist=["x"]).cpu_has_bf16(),
+                    reason="this CPU has no native bf16")
+def test_cpu_bf16_training_leaves_fp32_weights_and_no_autocast(tmp_path):
+    items = [disk_pair(tmp_path, f"b{i}", 32, 32, i) for i in range(8)]
+    res = train(items, CODES, mcfg(precision="bf16"), tmp_path / "m" / "m.pt", valid_idx=[0, 1])
+    meta = json.loads(sidecar_path(res.weights).read_text())
+    assert meta["train_precision"] == "bf16" and math.isfinite(res.train_loss)
+    assert not torch.is_autocast_enabled("cpu")  # the callback left nothing switched on
+    sd = torch.load(res.weights, weights_only=True)
+    assert all(t.dtype == torch.float32 for t in sd.values() if t.is_floating_point())
+    res32 = train(items, CODES, mcfg(precision="fp32"), tmp_path / "n" / "n.pt", valid_idx=[0, 1])
+    assert json.loads(sidecar_path(res32.weights).read_text())["train_precision"] == "fp32"
