@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_MS = 30_000
 
 STATUSES = ("unreviewed", "accepted", "edited", "flagged", "no-mask", "error")
@@ -161,7 +161,13 @@ CREATE TRIGGER scores_delete_bump AFTER DELETE ON scores BEGIN
 END;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3]
+# v3 → v4: the review order's first page (priority descending) read through an index, so a
+# client shows the top of a 100k-row list without reading every row first (list_head()).
+_V4 = """
+CREATE INDEX scores_priority ON scores(priority);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -544,15 +550,33 @@ class Store:
             rows.append(d)
         return rows
 
+    _LIST_COLS = f"""
+        i.id, i.path, i.mask_path, i.status, i.error,
+        s.model_id, s.category, s.prob_path, s.error AS score_error,
+        {','.join('s.' + k for k in SCORE_COLUMNS)},
+        (s.model_id IS NOT NULL AND (s.model_id IS NOT ? OR s.image_sha256 IS NOT
+         i.img_sha256 OR s.mask_sha256 IS NOT i.mask_sha256)) AS stale"""
     _LIST_SQL = f"""
-        SELECT i.id, i.path, i.mask_path, i.status, i.error,
-               s.model_id, s.category, s.prob_path, s.error AS score_error,
-               {','.join('s.' + k for k in SCORE_COLUMNS)},
-               (s.model_id IS NOT NULL AND (s.model_id IS NOT ? OR s.image_sha256 IS NOT
-                i.img_sha256 OR s.mask_sha256 IS NOT i.mask_sha256)) AS stale
+        SELECT {_LIST_COLS}
         FROM images i
         LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = (
             SELECT MAX(model_id) FROM scores s2 WHERE s2.image_id = i.id)
+        """
+    # CROSS JOIN keeps scores the outer loop, so the priority index drives the order and the
+    # LIMIT stops the walk (only equal priorities are sorted by path, in a small temp b-tree)
+    _HEAD_SCORED_SQL = f"""
+        SELECT {_LIST_COLS}
+        FROM scores s CROSS JOIN images i ON i.id = s.image_id
+        WHERE s.priority IS NOT NULL AND s.model_id = (
+            SELECT MAX(model_id) FROM scores s2 WHERE s2.image_id = s.image_id)
+        ORDER BY s.priority DESC, i.path LIMIT ?
+        """
+    _HEAD_REST_SQL = f"""
+        SELECT {_LIST_COLS}
+        FROM images i
+        LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = (
+            SELECT MAX(model_id) FROM scores s2 WHERE s2.image_id = i.id)
+        WHERE s.priority IS NULL ORDER BY i.path LIMIT ?
         """
 
     def list_rows(self) -> Iterator[dict]:
@@ -564,6 +588,39 @@ class Store:
         names = [d[0] for d in cur.description]
         for r in cur:
             yield dict(zip(names, r))
+
+    def list_head(self, limit: int) -> dict:
+        """The first ``limit`` rows of the default review order, read without touching the rest.
+
+        Same columns as ``list_rows``, in the order the list shows them by default: priority
+        descending, rows without one (unscored, or a newest score with no priority) last, ties
+        and the unscored rows by path. The scored part walks the ``scores_priority`` index from
+        the top and keeps a score row only when it is its image's newest, so a few hundred rows
+        cost a few hundred index steps at any project size; the unscored part is read only
+        when fewer than ``limit`` rows have a priority. Returns ``{"rows": [...], "total": rows
+        in the project, "first_path": smallest path, "last_path": largest path}`` (the path
+        range gives the folder every path shares), all from one read snapshot."""
+        c = self.conn
+        own_tx = not c.in_transaction
+        if own_tx:
+            c.execute("BEGIN")  # deferred: a read snapshot, no lock on writers (WAL)
+        try:
+            cur_model = self.current_model_id()
+            # three subqueries: each alone is O(log n) (b-tree count, index ends); together
+            # in one SELECT they would scan every row
+            total, first, last = c.execute(
+                "SELECT (SELECT COUNT(*) FROM images), (SELECT MIN(path) FROM images),"
+                " (SELECT MAX(path) FROM images)").fetchone()
+            cur = c.execute(self._HEAD_SCORED_SQL, (cur_model, limit))
+            names = [d[0] for d in cur.description]
+            rows = [dict(zip(names, r)) for r in cur]
+            if len(rows) < limit:
+                cur = c.execute(self._HEAD_REST_SQL, (cur_model, limit - len(rows)))
+                rows += [dict(zip(names, r)) for r in cur]
+        finally:
+            if own_tx:
+                c.execute("COMMIT")
+        return {"rows": rows, "total": total, "first_path": first, "last_path": last}
 
     def rows_stamp(self) -> tuple:
         """Changes whenever an image or score row changed, or the current model: clients check

@@ -199,3 +199,124 @@ def test_list_rows_matches_review_rows(st):
             assert lean[path][k] == full[path][k]
         assert bool(lean[path]["stale"]) == full[path]["stale"]
     assert lean["a.png"]["stale"] and not lean["b.png"]["stale"]
+
+
+def test_migrates_a_version_3_database_forward_with_the_priority_index(tmp_path):
+    """v3 → v4 adds scores_priority; rows and scores written under v3 are kept."""
+    db = tmp_path / ".segtriage" / "state.db"
+    db.parent.mkdir()
+    c = sqlite3.connect(db)
+    for step in store_mod.MIGRATIONS[:3]:
+        c.executescript(step)
+    c.execute("PRAGMA user_version=3")
+    c.execute("INSERT INTO images(id, path, status, added_at, updated_at) "
+              "VALUES(1, 'old.png', 'accepted', 1, 1)")
+    c.execute("INSERT INTO models(id, created_at) VALUES(1, 1)")
+    c.execute("INSERT INTO scores(image_id, model_id, computed_at, priority) VALUES(1, 1, 1, 0.7)")
+    c.commit()
+    names = {r[0] for r in c.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "scores_priority" not in names
+    c.close()
+    st = Store(db)
+    assert st.schema_version() == SCHEMA_VERSION == 4
+    names = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "scores_priority" in names
+    assert st.image("old.png")["status"] == "accepted"
+    assert st.score(1)["priority"] == 0.7
+    assert st.rows_stamp()[0] is not None  # v3's trigger counter survived
+
+
+def _model(st):
+    return st.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
+                        train_loss=None, valid_loss=None, valid_dice=None, n_train=0,
+                        n_valid=0, manifest=[])
+
+
+def _review_order(rows):
+    """The list's default order, written out: priority descending, None last, ties by path."""
+    have = sorted((r for r in rows if r["priority"] is not None),
+                  key=lambda r: (-r["priority"], r["path"]))
+    return have + sorted((r for r in rows if r["priority"] is None), key=lambda r: r["path"])
+
+
+def test_list_head_is_the_top_of_the_review_order(st):
+    import random
+
+    rng = random.Random(3)
+    m1 = _model(st)
+    ids = {}
+    for k in range(60):
+        path = f"im/{rng.randrange(10 ** 6):06d}_{k}.png"
+        ids[path] = st.upsert_image(path, mask_path=None, img_sha256="I", mask_sha256=None,
+                                    status="unreviewed")
+    paths = list(ids)
+    for p in paths[:45]:  # scored by model 1; a few exact ties
+        st.put_score(ids[p], m1, fold=None, image_sha256="I", mask_sha256=None, precision="x",
+                     prob_path=None, category="agrees",
+                     metrics={"priority": rng.choice([0.5, 1.0, rng.random() * 3])})
+    m2 = _model(st)
+    for p in paths[:10]:
+        # the newest score decides: lower priority now, or none at all (an error row)
+        st.put_score(ids[p], m2, fold=None, image_sha256="I", mask_sha256=None, precision="x",
+                     prob_path=None, category="uncertain",
+                     metrics={"priority": None if p in paths[:3] else -1.0})
+    full = _review_order(list(st.list_rows()))
+    assert [r["path"] for r in full][:3] != sorted(paths)[:3]  # not trivially name order
+    for limit in (1, 5, 40, 42, 50, 60, 100):
+        head = st.list_head(limit)
+        assert head["total"] == 60
+        assert (head["first_path"], head["last_path"]) == (min(paths), max(paths))
+        assert head["rows"] == full[:limit]  # every column, staleness included
+    stale = {r["path"]: r["stale"] for r in st.list_head(60)["rows"]}
+    assert stale[paths[0]] == 0 and stale[paths[20]] == 1  # scored by the old model only
+
+
+def test_list_head_of_an_empty_or_unscored_project(st):
+    assert st.list_head(10) == {"rows": [], "total": 0, "first_path": None, "last_path": None}
+    for name in ("c.png", "a.png", "b.png"):
+        st.upsert_image(name, status="no-mask")
+    head = st.list_head(2)
+    assert [r["path"] for r in head["rows"]] == ["a.png", "b.png"] and head["total"] == 3
+
+
+def test_list_head_walks_the_priority_index(st):
+    """The scored part is read from the top of scores_priority, not by scanning and sorting
+    every score row: the plan names the index and sorts only ties ('RIGHT PART')."""
+    plan = " | ".join(r[3] for r in st.conn.execute(
+        "EXPLAIN QUERY PLAN " + st._HEAD_SCORED_SQL, (1, 200)))
+    assert "USING INDEX scores_priority" in plan
+    assert "SCAN s" not in plan
+    assert "TEMP B-TREE FOR RIGHT PART OF ORDER BY" in plan
+
+
+def test_list_head_stays_fast_on_many_rows(st):
+    """20k scored rows: the head reads a handful of index steps (SQLite's VM step counter
+    through the progress handler), not every row."""
+    m = _model(st)
+    with st.tx() as c:
+        c.executemany("INSERT INTO images(id, path, status, added_at, updated_at) "
+                      "VALUES(?, ?, 'unreviewed', 0, 0)",
+                      [(i, f"{i:06d}.png") for i in range(1, 20_001)])
+        c.executemany("INSERT INTO scores(image_id, model_id, computed_at, priority) "
+                      "VALUES(?, ?, 0, ?)", [(i, m, (i * 7919) % 20_000 / 7.0)
+                                             for i in range(1, 20_001)])
+
+    def steps(fn) -> int:
+        n = [0]
+
+        def tick():
+            n[0] += 1
+            return 0
+        st.conn.set_progress_handler(tick, 100)
+        try:
+            fn()
+        finally:
+            st.conn.set_progress_handler(None, 100)
+        return n[0]
+
+    whole = steps(lambda: list(st.list_rows()))
+    head = steps(lambda: st.list_head(200))
+    rows = st.list_head(200)["rows"]
+    assert [r["priority"] for r in rows] == sorted((r["priority"] for r in rows), reverse=True)
+    assert rows[0]["priority"] == max(r["priority"] for r in st.list_rows())
+    assert head * 20 < whole, (head, whole)

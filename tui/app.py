@@ -8,6 +8,7 @@ thread workers (each thread has its own SQLite connection), so a key press never
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import partial
 from pathlib import Path
@@ -20,9 +21,11 @@ from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Footer, Input, Static
+from textual.worker import get_current_worker
 
 from . import actions, editor, masks
-from .data import UNSCORED, ChangeWatch, ReviewModel, Row, gather_status, load_rows
+from .data import (FIRST_PAGE, UNSCORED, ChangeWatch, ReviewModel, Row, gather_status,
+                   load_head, load_rows)
 from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen, key_text
@@ -37,6 +40,9 @@ from ..engine.process import engine_pid, ensure_engine  # lifecycle helpers: no 
 
 DEFAULT_THEME = "segtriage-dark"
 DETAIL_DELAY_S = 0.04
+# the loader waits at most this long for the first page to be drawn before it reads the rest
+# (building 100k rows holds the GIL most of the time: the first frame goes first)
+FIRST_FRAME_WAIT_S = 0.5
 
 
 class ActionCommands(Provider):
@@ -63,6 +69,8 @@ class ActionCommands(Provider):
 
 
 class RowsLoaded(Message):
+    """Rows from the loader: every row, or (``model.partial``) the first page at launch."""
+
     def __init__(self, model: ReviewModel, seconds: float) -> None:
         super().__init__()
         self.model = model
@@ -85,7 +93,10 @@ class SegtriageApp(App[int]):
 
     def __init__(self, root: Path, cfg=None, *, renderer: Renderer | None = None,
                  start_engine: bool = True, poll_s: float = 0.25,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 first_page: int = FIRST_PAGE) -> None:
+        """``first_page``: rows read first at launch, in the default review order, and shown
+        while the rest loads (0: wait for every row, the old way; the benchmark compares)."""
         super().__init__()
         from ..engine.store import Store
 
@@ -107,8 +118,11 @@ class SegtriageApp(App[int]):
         self.client_id: int | None = None
         self.engine_pid: int | None = None
         self.engine_starting = False
-        self.loaded = False
+        self.first_page = first_page
+        self.loaded = False          # every row is in (not only the first page)
         self._loading = False
+        self._first_frame = threading.Event()   # the first page was drawn
+        self._decisions: list[tuple[int, str]] = []  # written while the current load ran
         self._reload_pending = False
         self._next_load_at = 0.0
         self._load_seconds = 0.0
@@ -236,12 +250,29 @@ class SegtriageApp(App[int]):
             return
         self._reload_pending = False
         self._loading = True
-        self._load_worker()
+        self._decisions = []  # the load reads a snapshot taken from now on
+        # the first load of a big project shows its first page while the rest loads
+        self._load_worker(head=not self.loaded and self.first_page > 0)
 
     @work(thread=True, group="load")
-    def _load_worker(self) -> None:
+    def _load_worker(self, head: bool = False) -> None:
         t0 = time.perf_counter()
         try:
+            if head:
+                rows, total = load_head(self.store, self.first_page)
+                model = ReviewModel()
+                model.copy_settings(self.model)
+                model.set_rows(rows, total)
+                if model.partial:
+                    self.post_message(RowsLoaded(model, time.perf_counter() - t0))
+                    self._first_frame.wait(FIRST_FRAME_WAIT_S)
+                    if get_current_worker().is_cancelled:
+                        return
+                    t0 = time.perf_counter()
+                else:  # the first page holds every row: it is the whole list
+                    self.post_message(RowsLoaded(model, time.perf_counter() - t0))
+                    self.post_message(SummaryReady(model.summary(), model))
+                    return
             rows = load_rows(self.store)
         except Exception as e:  # noqa: BLE001
             self.call_from_thread(self.notify, f"cannot read the project state: {e}",
@@ -249,29 +280,35 @@ class SegtriageApp(App[int]):
             self._loading = False
             return
         model = ReviewModel()
-        model.sort = self.model.sort
-        model.reversed = self.model.reversed
-        model.name_filter = self.model.name_filter
-        model.status_filter = self.model.status_filter
-        model.category_filter = self.model.category_filter
+        model.copy_settings(self.model)
         model.set_rows(rows)
         self.post_message(RowsLoaded(model, time.perf_counter() - t0))
         self.post_message(SummaryReady(model.summary(), model))  # after: the list shows first
 
     def on_rows_loaded(self, message: RowsLoaded) -> None:
-        self._loading = False
-        self._load_seconds = message.seconds
-        self._next_load_at = time.monotonic() + max(self.poll_s, 2 * message.seconds)
         new = message.model
         old = self.model
+        if new.partial:
+            if self.loaded:  # cannot happen (one loader at a time); never go back to a page
+                self._first_frame.set()
+                return
+            # drawn, then the loader reads the rest
+            self.call_after_refresh(self._first_frame.set)
+        else:
+            self._loading = False
+            self._load_seconds = message.seconds
+            self._next_load_at = time.monotonic() + max(self.poll_s, 2 * message.seconds)
         # settings changed while loading: apply the current ones to the fresh rows
-        if (new.sort, new.reversed) != (old.sort, old.reversed) or \
-                (new.name_filter, new.status_filter, new.category_filter) != \
-                (old.name_filter, old.status_filter, old.category_filter):
-            new.sort, new.reversed = old.sort, old.reversed
-            new.name_filter, new.status_filter = old.name_filter, old.status_filter
-            new.category_filter = old.category_filter
+        if not new.same_settings(old):
+            new.copy_settings(old)
             new.resort()
+        if not new.partial:
+            # decisions written while the loader read: its snapshot may predate them
+            for image_id, status in self._decisions:
+                row = new.by_id.get(image_id)
+                if row is not None and row.status != status:
+                    new.set_status(row, status)
+            self._decisions = []
         keep = self.current_row.id if self.current_row is not None else None
         self.model = new
         lst = self.result_list
@@ -280,7 +317,7 @@ class SegtriageApp(App[int]):
                           self.engine_pid or self.start_engine else
                           "no images in the project state (segtriage scan DIR indexes them)")
         lst.model_changed(keep_id=keep)
-        self.loaded = True
+        self.loaded = not new.partial
         self._render_header()
         self._show_metrics()
 
@@ -292,12 +329,15 @@ class SegtriageApp(App[int]):
     # -- header, metrics, status -----------------------------------------------------------
     def _render_header(self) -> None:
         m = self.model
-        counts = m.status_counts()
-        total = len(m.rows)
-        parts = [f"[b]segtriage[/b] {escape(self.root.name)}", f"{total} images"]
-        for st in ("unreviewed", "no-mask", "edited", "accepted", "flagged", "error"):
-            if counts.get(st):
-                parts.append(f"{counts[st]} {st}")
+        parts = [f"[b]segtriage[/b] {escape(self.root.name)}"]
+        if m.partial:  # counts of the first page would be wrong: say what is shown
+            parts.append(f"first {len(m.rows)} of {m.total} images")
+        else:
+            counts = m.status_counts()
+            parts.append(f"{len(m.rows)} images")
+            for st in ("unreviewed", "no-mask", "edited", "accepted", "flagged", "error"):
+                if counts.get(st):
+                    parts.append(f"{counts[st]} {st}")
         if not self.loaded:
             parts.append("[$foreground-muted]loading…[/]")
         right = f"sort: {m.sort.title} {'▼' if m.descending else '▲'}"
@@ -321,7 +361,10 @@ class SegtriageApp(App[int]):
                 score = self.store.score(row.id)
             except Exception as e:  # noqa: BLE001
                 score = {"error": f"cannot read scores: {e}"}
-        self.metrics.show(score, row, self.summary, self.model.histogram())
+        summary = self.summary
+        if self.model.partial:
+            summary = self.model.summary()  # "loading", not the last load's facts
+        self.metrics.show(score, row, summary, self.model.histogram())
 
     def _refresh_status(self) -> None:
         """Gather the status pane's facts in a worker: a dozen queries (some scan the mask
@@ -423,13 +466,19 @@ class SegtriageApp(App[int]):
         self.result_list.refresh_row(row)
         self._render_header()
 
+    def _decide(self, row: Row, status: str) -> None:
+        """A review decision: shown at once, written to the store, and remembered until the
+        running load is in (its snapshot may be older than the write)."""
+        self._set_status_local(row, status)
+        self._store_write(partial(self.store.set_status, [row.id], status),
+                          after=lambda _r: self._decisions.append((row.id, status)))
+
     # -- review actions --------------------------------------------------------------------
     def action_accept(self) -> None:
         row = self._need_row()
         if row is None:
             return
-        self._set_status_local(row, "accepted")
-        self._store_write(partial(self.store.set_status, [row.id], "accepted"))
+        self._decide(row, "accepted")
         self.result_list.action_cursor_down()
 
     def action_flag(self) -> None:
@@ -437,8 +486,7 @@ class SegtriageApp(App[int]):
         if row is None:
             return
         new = "unreviewed" if row.status == "flagged" else "flagged"
-        self._set_status_local(row, new)
-        self._store_write(partial(self.store.set_status, [row.id], new))
+        self._decide(row, new)
         self.result_list.action_cursor_down()
 
     def action_next_review(self) -> None:
@@ -532,8 +580,8 @@ class SegtriageApp(App[int]):
 
     def action_retrain(self) -> None:
         m = self.cfg.model
-        n = sum(1 for r in self.model.rows if r.mask_path and r.status not in ("flagged",
-                                                                               "error"))
+        n = None if self.model.partial else sum(  # no count from the first page alone
+            1 for r in self.model.rows if r.mask_path and r.status not in ("flagged", "error"))
 
         def answer(result: dict | None) -> None:
             if not result:
@@ -631,6 +679,9 @@ class SegtriageApp(App[int]):
                 self.model.set_filter(status=None, category=value)
             self._view_changed(keep)
 
+        if self.model.partial:  # the choices, without counts until every row is in
+            self.push_screen(FilterScreen(None, None, None), answer)
+            return
         self.push_screen(FilterScreen(self.model.status_counts(), self.model.category_counts(),
                                       len(self.model.rows)), answer)
 
@@ -664,11 +715,12 @@ class SegtriageApp(App[int]):
         self.exit(0)
 
 
-def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = True) -> int:
+def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = True,
+            first_page: int = FIRST_PAGE) -> int:
     """Open the review app on a data folder; returns the exit status for the command line.
 
     ``renderer`` overrides ``[tui] image_renderer``; ``start_engine=False`` only looks (no
-    engine is started; queued jobs wait for one)."""
+    engine is started; queued jobs wait for one); ``first_page`` as in SegtriageApp."""
     import sqlite3
     import sys
 
@@ -692,7 +744,8 @@ def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = Tru
     from ..engine.store import StoreError
 
     try:
-        app = SegtriageApp(root, cfg, renderer=image_renderer, start_engine=start_engine)
+        app = SegtriageApp(root, cfg, renderer=image_renderer, start_engine=start_engine,
+                           first_page=first_page)
     except (StoreError, OSError, sqlite3.Error) as e:
         print(f"segtriage: cannot open the project state of {root}: {e}", file=sys.stderr)
         return 2

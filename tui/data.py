@@ -3,7 +3,9 @@
 Rows are kept as small slotted objects (a 100k-row project is ~100k of them), sorted once per
 sort change into ``order`` (indices into ``rows``) and filtered into ``view``. Nothing here
 touches Textual; the app reloads rows in a thread worker when the store's ``data_version``
-moves, and the list widget only reads ``view``.
+moves, and the list widget only reads ``view``. At launch the loader first reads only the top
+of the default review order (``load_head``: ORDER BY … LIMIT through an index), so a 100k-row
+project shows its first screen at once; the whole list replaces that page when it is in.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ NEEDS_REVIEW = ("unreviewed", "no-mask")
 # scoring pulls scipy, 0.7 s of start-up the list does not need.
 CATEGORY_ORDER = ("disagrees", "uncertain", "agrees", "no-model")
 UNSCORED = "unscored"  # the category count of rows without a score
+# rows read first at launch, in the default review order, before the whole list (a screen
+# holds ~40; the rest of the page is there for the first page-down keys)
+FIRST_PAGE = 200
+# lists up to this size are sorted in plain Python: the first page shows without importing
+# numpy (~0.1-0.2 s); bigger lists use numpy's argsort (the same order, tested)
+SMALL_SORT = 2000
 
 
 class Row:
@@ -113,8 +121,33 @@ def load_rows(store) -> list[Row]:
     return rows
 
 
+def load_head(store, limit: int = FIRST_PAGE) -> tuple[list[Row], int]:
+    """The first ``limit`` rows of the default review order (the store's ``list_head``) and the
+    number of rows in the project. The rows come back in path order, like ``load_rows``, with
+    the same names: the folder every path shares is the one the smallest and the largest path
+    share (the longest common prefix of a set of strings is that of its min and max)."""
+    head = store.list_head(limit)
+    bounds = [p for p in (head["first_path"], head["last_path"]) if p is not None]
+    n = len(common_dir(bounds))
+    rows = [Row(d, d["path"][n:]) for d in head["rows"]]
+    rows.sort(key=lambda r: r.path)
+    return rows, head["total"]
+
+
+def _order_small(raw: list, descending: bool) -> list[int]:
+    """The order numpy's stable argsort gives (see ReviewModel.resort), in plain Python:
+    values ascending or descending, ties in their given order, None and NaN last."""
+    have = [i for i, v in enumerate(raw) if v is not None and v == v]
+    have.sort(key=raw.__getitem__, reverse=descending)  # stable in both directions
+    return have + [i for i, v in enumerate(raw) if v is None or v != v]
+
+
 class ReviewModel:
-    """All rows, their sort order and the filtered view the list shows."""
+    """All rows, their sort order and the filtered view the list shows.
+
+    ``total`` is set while only the first page of a bigger project is loaded (the rows of the
+    default review order's top): the list shows them, counts and summaries wait for the rest.
+    """
 
     def __init__(self, rows: list[Row] | None = None):
         self.rows: list[Row] = []
@@ -129,14 +162,39 @@ class ReviewModel:
         self._sort_values = None   # float values of a numeric sort column (for the histogram)
         self._hist: dict | None = None
         self._status_counts: dict[str, int] | None = None
+        self.total: int | None = None             # rows in the project, while partial
         self.set_rows(rows or [])
 
     # -- loading ---------------------------------------------------------------------------
-    def set_rows(self, rows: list[Row]) -> None:
+    def set_rows(self, rows: list[Row], total: int | None = None) -> None:
+        """``rows`` in path order; ``total`` when they are only the first page of ``total``."""
         self.rows = rows
         self.by_id = {r.id: r for r in rows}
+        self.total = total if total is not None and total > len(rows) else None
         self._status_counts = None
         self.resort()
+
+    @property
+    def partial(self) -> bool:
+        """Only the first page is loaded: counts, summaries and the histogram would be wrong."""
+        return self.total is not None
+
+    @property
+    def missing(self) -> int:
+        """Rows of the project not loaded yet."""
+        return 0 if self.total is None else self.total - len(self.rows)
+
+    def copy_settings(self, other: "ReviewModel") -> None:
+        """Take ``other``'s sort and filters (before set_rows, or followed by resort())."""
+        self.sort, self.reversed = other.sort, other.reversed
+        self.name_filter = other.name_filter
+        self.status_filter = other.status_filter
+        self.category_filter = other.category_filter
+
+    def same_settings(self, other: "ReviewModel") -> bool:
+        return (self.sort, self.reversed, self.name_filter, self.status_filter,
+                self.category_filter) == (other.sort, other.reversed, other.name_filter,
+                                          other.status_filter, other.category_filter)
 
     # -- sorting and filtering --------------------------------------------------------------
     @property
@@ -161,9 +219,8 @@ class ReviewModel:
 
         numpy's stable argsort on floats (strings by rank, None as NaN, which argsort puts
         last in both directions since -NaN is NaN): ties keep name order. 100k rows in tens
-        of milliseconds; numpy is imported on first use (the first sort runs in the loader)."""
-        import numpy as np
-
+        of milliseconds; numpy is imported on first use (the first sort runs in the loader).
+        Small lists (the first page) take the same order from ``_order_small``."""
         attr = self.sort.attr
         rows = self.rows
         self._sort_values = None
@@ -183,10 +240,16 @@ class ReviewModel:
             rank = {v: float(i) for i, v in enumerate(known + extra)}
             raw = [None if v is None else rank[v] for v in raw]
         nan = float("nan")
-        values = np.fromiter((nan if v is None else v for v in raw), dtype=float,
-                             count=len(raw))
-        order = np.argsort(-values if self.descending else values, kind="stable")
-        self.order = order.tolist()
+        if len(raw) <= SMALL_SORT:
+            self.order = _order_small(raw, self.descending)
+            values = [nan if v is None else float(v) for v in raw]
+        else:
+            import numpy as np
+
+            values = np.fromiter((nan if v is None else v for v in raw), dtype=float,
+                                 count=len(raw))
+            order = np.argsort(-values if self.descending else values, kind="stable")
+            self.order = order.tolist()
         if attr in NUMERIC or attr == "objects_diff":
             self._sort_values = values
         self.refilter()
@@ -269,7 +332,10 @@ class ReviewModel:
 
     def summary(self) -> dict:
         """Data-set facts for the metrics pane, over every row (not only the filtered ones):
-        counts, means. O(rows): computed by the loader thread, once per load."""
+        counts, means. O(rows): computed by the loader thread, once per load. While only the
+        first page is loaded: ``{"loading": True, "n": rows in the project}``."""
+        if self.partial:
+            return {"loading": True, "n": self.total}
         means = {}
         for col in ("confidence", "label_quality", "dice", "ce"):
             vals = [v for r in self.rows if (v := getattr(r, col)) is not None]
@@ -286,10 +352,11 @@ class ReviewModel:
     def histogram(self, bins: int = 20) -> dict | None:
         """Histogram of the sort column over every row (numeric columns only), from the
         values the last sort computed: {"title", "lo", "hi", "counts"}."""
-        if self._hist is None and self._sort_values is not None:
+        if self._hist is None and self._sort_values is not None and not self.partial:
             import numpy as np
 
-            v = self._sort_values[~np.isnan(self._sort_values)]
+            v = np.asarray(self._sort_values, dtype=float)
+            v = v[~np.isnan(v)]
             if v.size:
                 lo, hi = float(v.min()), float(v.max())
                 if hi == lo:

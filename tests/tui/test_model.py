@@ -125,3 +125,96 @@ def test_change_watch_reloads_rows_only_when_their_stamp_moves():
     assert watch.changed() and not watch.rows_changed()
     store.stamp = ("b",)
     assert watch.rows_changed()
+
+
+def test_small_lists_sort_like_numpy(monkeypatch):
+    """The first page is sorted in plain Python (no numpy import before the first frame):
+    the same order as numpy's argsort for every column and direction, ties and None."""
+    import random
+
+    from segtriage.tui import data
+
+    rng = random.Random(7)
+    dicts = []
+    for i in range(300):
+        scored = rng.random() < 0.8
+        pick = (lambda *v: rng.choice(v)) if scored else (lambda *v: None)
+        dicts.append(dict(
+            id=i, path=f"d{rng.randrange(4)}/{rng.randrange(10 ** 5):05d}_{i}.png",
+            status=rng.choice(["unreviewed", "accepted", "flagged", "no-mask", "edited"]),
+            priority=pick(0.5, 1.0, rng.random() * 3, -0.0, 0.0),
+            confidence=pick(rng.random(), 0.9), label_quality=pick(rng.random()),
+            dice=pick(rng.random(), 1.0), ce=pick(rng.random() * 2),
+            category=pick("agrees", "disagrees", "uncertain", "no-model"),
+            n_pred=pick(0, 1, 5), n_mask=pick(0, 2, 3), model_id=1 if scored else None))
+    rows = rows_from_dicts(dicts)
+    for sort in SORTS:
+        for rev in (False, True):
+            monkeypatch.setattr(data, "SMALL_SORT", 10 ** 6)
+            small = ReviewModel(rows)
+            small.set_sort(sort.id, reversed=rev)
+            monkeypatch.setattr(data, "SMALL_SORT", 0)
+            big = ReviewModel(rows)
+            big.set_sort(sort.id, reversed=rev)
+            assert small.order == big.order, (sort.id, rev)
+            assert small.histogram() == big.histogram()
+
+
+def test_common_dir_of_the_smallest_and_largest_path_is_that_of_all():
+    """The first page names its rows from the path range alone (store.list_head)."""
+    import random
+
+    from segtriage.tui.data import common_dir
+
+    rng = random.Random(11)
+    parts = ["im", "img", "a", "a/b", "im/x", "im/x/y", "", "imA"]
+    for _ in range(2000):
+        paths = []
+        for _k in range(rng.randrange(1, 6)):
+            d = rng.choice(parts)
+            paths.append((d + "/" if d else "") + rng.choice(["p.png", "q.png", "b.png", "x"]))
+        assert common_dir([min(paths), max(paths)]) == common_dir(paths), paths
+
+
+def test_load_head_is_the_top_of_the_full_load(tmp_path):
+    from segtriage.engine.store import Store
+    from segtriage.tui.data import load_head, load_rows
+
+    st = Store(tmp_path / ".segtriage" / "state.db")
+    m = st.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
+                     train_loss=None, valid_loss=None, valid_dice=None, n_train=0, n_valid=0,
+                     manifest=[])
+    for i in range(30):
+        iid = st.upsert_image(f"images/s{i % 3}/{i:03d}.png", status="unreviewed")
+        if i % 4:
+            st.put_score(iid, m, fold=None, image_sha256=None, mask_sha256=None,
+                         precision="x", prob_path=None, category="agrees",
+                         metrics={"priority": (i * 37 % 11) / 3, "dice": i / 30})
+    full = ReviewModel(load_rows(st))
+    rows, total = load_head(st, 12)
+    assert total == 30 and len(rows) == 12
+    assert [r.path for r in rows] == sorted(r.path for r in rows)   # path order, like load_rows
+    head = ReviewModel()
+    head.set_rows(rows, total)
+    assert head.partial and head.missing == 18
+    got = [(r.id, r.name, r.priority, r.stale) for r in head.view]
+    want = [(r.id, r.name, r.priority, r.stale) for r in full.view[:12]]
+    assert got == want and got[0][1].startswith("s")             # "images/" dropped as in full
+    all_rows, total = load_head(st, 100)
+    whole = ReviewModel()
+    whole.set_rows(all_rows, total)
+    assert not whole.partial and [r.id for r in whole.view] == [r.id for r in full.view]
+
+
+def test_a_first_page_has_no_counts_or_histogram():
+    m = ReviewModel()
+    m.set_rows(_rows(), total=1000)
+    assert m.partial and m.missing == 996
+    assert names(m) == ["a.png", "d.png", "b.png", "c.png"]
+    assert m.summary() == {"loading": True, "n": 1000}
+    assert m.histogram() is None
+    m.set_sort("dice")                       # sorts and filters work on what is there
+    assert names(m) == ["a.png", "d.png", "b.png", "c.png"]
+    whole = ReviewModel()
+    whole.set_rows(_rows(), total=4)         # the page held every row: a whole list
+    assert not whole.partial and whole.summary()["n"] == 4

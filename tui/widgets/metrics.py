@@ -110,6 +110,9 @@ def other_lines(score: dict | None, width: int = 60) -> list[str]:
 def summary_lines(summary: dict | None, hist: dict | None = None, width: int = 60) -> list[str]:
     if not summary:
         return []
+    if summary.get("loading"):  # only the first page is in: no counts or means yet
+        return [f"[$primary]── data set ──[/] {summary['n']} images · "
+                "[$foreground-muted]loading…[/]"]
     lines = [f"[$primary]── data set ──[/] {summary['n']} images · {summary['scored']} scored"
              + (f" · [$warning]{summary['stale']} stale[/]" if summary["stale"] else "")]
     means = summary["means"]

@@ -132,8 +132,7 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
         """The view was re-sorted, filtered or reloaded: keep the cursor on ``keep_id`` when it
         is still shown, else at the same index."""
         idx = self.model.index_of(keep_id) if keep_id is not None else None
-        n = len(self.model.view)
-        self.virtual_size = Size(self.size.width, n + 1)
+        self.virtual_size = Size(self.size.width, self._lines())
         self.set_cursor(self.cursor if idx is None else idx, center=idx is not None)
         self.refresh()
 
@@ -143,6 +142,10 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
         for i, r in enumerate(self.model.view[top:top + self.size.height]):
             if r is row:
                 self.refresh_line(top + i + 1)
+
+    def _lines(self) -> int:
+        """Header, rows, and a "loading" line under the first page while the rest loads."""
+        return len(self.model.view) + 1 + (1 if self.model.partial else 0)
 
     @property
     def row(self) -> Row | None:
@@ -174,7 +177,7 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
             self.scroll_to(y=top, animate=False, immediate=True)
 
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(self.size.width, len(self.model.view) + 1)
+        self.virtual_size = Size(self.size.width, self._lines())
         self._scroll_to_cursor()
 
     # -- actions ---------------------------------------------------------------------------
@@ -243,6 +246,10 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
         index = round(self.scroll_y) + y - 1
         view = self.model.view
         if index >= len(view):
+            if index == len(view) and self.model.partial:  # under the first page
+                text = f"… {self.model.missing} more images loading"
+                return Strip([Segment(" " + text, base + styles["missing"])]
+                             ).adjust_cell_length(width, base)
             if y == 1 and not view:  # say why the list is empty
                 text = self.empty_text if not self.model.filtered else \
                     "no rows match the filters (escape clears them)"
