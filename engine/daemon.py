@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import index
+from . import index, scoring
 from .config import ConfigError, load_config
 from .process import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
 from .rescore import rescore_image
@@ -91,6 +91,7 @@ class Engine:
         rep = index.scan(self.root, self.cfg, store)
         log.info("scan: %s", rep.to_json().get("counts"))
         self._rescore_masks_edited_offline()
+        self._queue_rescore_if_scoring_changed()
         store.set_engine_state(state="idle", watcher=self.watcher.state)
         threading.Thread(target=self._probe_device, daemon=True).start()
         self._queue_predict_if_stale()
@@ -156,6 +157,16 @@ class Engine:
                 n += rescore_image(self.root, self.cfg, self.store, r["id"])
         if n:
             log.info("re-scored %d mask(s) edited while the engine was not running", n)
+
+    def _queue_rescore_if_scoring_changed(self) -> None:
+        """Rows scored by an older formula (an upgrade) are re-scored from their stored
+        probabilities, as a job: a mixed list would order old and new priorities together."""
+        n = self.store.outdated_scores(scoring.SCORING_VERSION)
+        if n and not any(j.kind == "rescore" for j in self.store.active_jobs()):
+            log.info("%d score row(s) from an older scoring version: queueing a re-score", n)
+            self.store.submit_job("rescore", {"reason": f"scoring version "
+                                              f"{scoring.SCORING_VERSION}"},
+                                  requested_by="engine")
 
     def _queue_predict_if_stale(self) -> None:
         store = self.store

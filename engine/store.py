@@ -636,6 +636,14 @@ class Store:
             "WHERE i.status != 'error' AND (s.image_id IS NULL OR s.image_sha256 IS NOT "
             "i.img_sha256) ORDER BY i.path", (model_id,)).fetchall()
 
+    def outdated_scores(self, version: int) -> int:
+        """Score rows (newest model of each image) computed by an older scoring formula."""
+        return self.conn.execute(
+            "SELECT COUNT(*) FROM scores s WHERE s.error IS NULL AND s.model_id = ("
+            "SELECT MAX(model_id) FROM scores s2 WHERE s2.image_id = s.image_id) AND "
+            "COALESCE(json_extract(s.metrics, '$.scoring_version'), 0) < ?",
+            (version,)).fetchone()[0]
+
     # -- jobs ------------------------------------------------------------------------------
     def submit_job(self, kind: str, params: dict | None = None, *,
                    requested_by: str = "cli") -> int:

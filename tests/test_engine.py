@@ -231,6 +231,30 @@ def test_masks_edited_while_the_engine_was_down_are_rescored_at_start(trained, t
         assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict
 
 
+def test_rows_from_an_older_scoring_version_are_rescored_at_start(trained, tmp_path):
+    # as after an upgrade whose formulas changed: the rows carry an older scoring_version
+    # and a priority on another scale; the engine re-scores them from the stored
+    # probabilities (a 'rescore' job, no model run) so that one order holds one scale
+    from segtriage.engine import scoring
+    root = _copy(trained, tmp_path / "v")
+    store = Store.open(root)
+    with store.tx() as c:
+        c.execute("UPDATE scores SET priority = priority + 2, metrics = "
+                  "json_set(metrics, '$.scoring_version', 1)")
+    n = len(store.review_rows())
+    assert store.outdated_scores(scoring.SCORING_VERSION) == n > 0
+    n_predict = len([j for j in store.jobs() if j.kind == "predict"])
+    with engine_process(root):
+        wait_for(lambda: any(j.kind == "rescore" for j in store.jobs()), 30, what="rescore job")
+        (job,) = [j for j in store.jobs() if j.kind == "rescore"]
+        assert wait_job(store, job.id).state == "done" and "scoring version" in job.params["reason"]
+    assert store.outdated_scores(scoring.SCORING_VERSION) == 0
+    rows = store.review_rows(full=True)
+    assert all(r["scoring_version"] == scoring.SCORING_VERSION for r in rows)
+    assert all(r["priority"] is None or 0 <= r["priority"] < 1 for r in rows)
+    assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict
+
+
 def test_crossval_scores_each_mask_with_the_fold_model_that_never_saw_it(trained, tmp_path):
     root = _copy(trained, tmp_path / "cv")
     store = Store.open(root)
