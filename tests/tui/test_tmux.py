@@ -83,6 +83,15 @@ class Tmux:
         subprocess.run(["tmux", "-S", self.sock, "kill-server"], capture_output=True)
 
 
+def top_names(shot: str, n: int) -> list[str]:
+    """The image names of the list's first ``n`` rows (under the header line)."""
+    names = []
+    for line in shot.splitlines()[2:2 + n]:
+        t = line.split()
+        names.append(t[1] if t[:1] == ["~"] else (t[0] if t else ""))
+    return names
+
+
 def _wait(pred, timeout: float, what: str):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -148,10 +157,15 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
         # opens is the one under the cursor; a late reload may move rows between reading the
         # screen and the key press (the cursor follows its row), so the test follows the file
         # the editor was given rather than a screen line.
+        # the list catches up with the store on its own poll: wait until it shows the scored
+        # review order (priority descending, ties by name) before going to the top
+        by_priority = sorted((r for r in store.review_rows() if r["priority"] is not None),
+                             key=lambda r: (-r["priority"], r["path"]))
+        expected = [Path(r["path"]).name for r in by_priority[:3]]
+        first.wait_for(lambda s: top_names(s, 3) == expected, 30, "the scored review order")
         first.keys("g")
         time.sleep(0.5)
-        top_two = {line.split()[0] if line.split()[0] != "~" else line.split()[1]
-                   for line in first.screen().splitlines()[2:4]}
+        top_two = set(top_names(first.screen(), 2))
         before = {r["path"]: store.score(r["id"]) for r in store.review_rows()}
         first.keys("e")
         marker = _wait(lambda: next(root.rglob("*.edited-by-test"), None), 30, "the editor ran")
