@@ -571,13 +571,7 @@ class Store:
             SELECT MAX(model_id) FROM scores s2 WHERE s2.image_id = s.image_id)
         ORDER BY s.priority DESC, i.path LIMIT ?
         """
-    _HEAD_REST_SQL = f"""
-        SELECT {_LIST_COLS}
-        FROM images i
-        LEFT JOIN scores s ON s.image_id = i.id AND s.model_id = (
-            SELECT MAX(model_id) FROM scores s2 WHERE s2.image_id = i.id)
-        WHERE s.priority IS NULL ORDER BY i.path LIMIT ?
-        """
+    _HEAD_REST_SQL = _LIST_SQL + "WHERE s.priority IS NULL ORDER BY i.path LIMIT ?"
 
     def list_rows(self) -> Iterator[dict]:
         """The list's columns for every image, streamed, ``stale`` worked out in SQL.
