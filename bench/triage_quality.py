@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segtriage.engine import imageio, scoring
+from segtriage.engine import imageio, objects, scoring
 from segtriage.engine.config import load_config
 from segtriage.engine.demo import load_manifest, make_demo, truth_dir
 from segtriage.engine.store import Store
@@ -222,6 +222,7 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
     m = models[-1]
     images = {r["id"]: r for r in store.images()}
     rows, diffs = [], []
+    unmatched = {side: {"real": 0, "not": 0} for side in ("extra", "missed")}
     for sc in store.scores_for_model(m["id"]):
         img = images[sc["image_id"]]
         if sc.get("error"):
@@ -238,6 +239,7 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
                                   cfg.project.codes) > 0
         rows.append({**sc, "path": img["path"], "mask_path": img["mask_path"],
                      "_pred_dice_truth": scoring.dice(prob > 0.5, truth)})
+        unmatched_vs_truth(prob, mask, truth, cfg.scoring.match_iou, unmatched)
     rows.sort(key=lambda r: r["path"])
     info = {"model": m["id"], "valid_dice": m["valid_dice"], "epochs": m["epochs"],
             "arch": m["arch"], "n_train": m["n_train"], "n_valid": m["n_valid"],
@@ -245,11 +247,36 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
             # how well the model segments: its prediction against the hidden truth
             "pred_dice_truth": float(np.mean([r["_pred_dice_truth"] for r in rows])),
             "categories": {c: sum(r.get("category") == c for r in rows)
-                           for c in scoring.CATEGORIES}}
+                           for c in scoring.CATEGORIES},
+            "unmatched_objects": unmatched}
     if kind == "crossval":
         info["folds"] = (m.get("info") or {}).get("folds")
     store.close()
     return rows, info
+
+
+def unmatched_vs_truth(prob, mask, truth, match_iou: float, counts: dict,
+                       min_px: int = 9) -> None:
+    """Count the unmatched objects (≥ min_px) of prediction and mask by whether they are real
+    (mostly on the truth's foreground): how often the model is right when it sees an object
+    the mask lacks ('extra') and when it does not see one the mask has ('missed'); the
+    evidence behind lq_object counting extra objects only (docs/scoring.md)."""
+    if mask is None:
+        return
+    lp, n_pred = objects.label(prob > 0.5)
+    lm, n_mask = objects.label(mask > 0)
+    m = objects.match_labels(lp, n_pred, lm, n_mask, match_iou)
+    for side, labels, n, matched in (("extra", lp, n_pred, m.pred_matched),
+                                     ("missed", lm, n_mask, m.mask_matched)):
+        if n == 0:
+            continue
+        area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        on_truth = np.bincount(labels.ravel(), truth.ravel().astype(np.float64),
+                               minlength=n + 1)[1:]
+        keep = ~matched & (area >= min_px)
+        real = keep & (on_truth >= 0.5 * area)
+        counts[side]["real"] += int(real.sum())
+        counts[side]["not"] += int((keep & ~real).sum())
 
 
 ORACLE = "_oracle"
@@ -367,6 +394,31 @@ def summary_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def glance_table(results: list[dict]) -> str:
+    """P@K only, a row per configuration and model: the default order beside the
+    soft-minimum, hard Dice and the oracle, for each target."""
+    cols = ("priority", "lq_softmin", "dice", ORACLE)
+    names = {"priority": "**priority**", "lq_softmin": "soft-min", "dice": "Dice",
+             ORACLE: "oracle"}
+    lines = ["| configuration | model | valid Dice | "
+             + " | ".join(f"{t}: {names[c]}" for t in TARGETS for c in cols) + " |",
+             "|---|---|---:|" + "---:|" * (len(TARGETS) * len(cols))]
+    for res in results:
+        for kind in (k for k in MODEL_KINDS if k in res["eval"]):
+            inf = res["info"][kind]
+            vd = f2(inf["valid_dice"])
+            if inf.get("folds"):
+                vd = " / ".join(f2(f["valid_dice"]) for f in inf["folds"])
+            cells = []
+            for tgt in TARGETS:
+                ev = res["eval"][kind][tgt]
+                for c in cols:
+                    v = f2(ev[c]["p_at_k"]) if c in ev else "–"
+                    cells.append(f"**{v}**" if c == "priority" else v)
+            lines.append(f"| {res['name']} | {LABEL[kind]} | {vd} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def details(res: dict) -> str:
     out = []
     for kind in (k for k in MODEL_KINDS if k in res["info"]):
@@ -382,6 +434,12 @@ def details(res: dict) -> str:
                    + ", ".join(f"{c} {n}" for c, n in inf["categories"].items() if n)
                    + f"; corrupted masks in priority's top K by kind: "
                    + ", ".join(f"{k} {v}" for k, v in res["kinds"][kind].items())
+                   + "; unmatched objects that are real objects (truth): model sees, mask "
+                   + "lacks {real}/{t}".format(t=sum(inf["unmatched_objects"]["extra"].values()),
+                                               **inf["unmatched_objects"]["extra"])
+                   + ", mask has, model does not see {real}/{t}".format(
+                       t=sum(inf["unmatched_objects"]["missed"].values()),
+                       **inf["unmatched_objects"]["missed"])
                    + ("" if inf["softmin_png_max_abs_diff"] is None else
                       f"; lq_softmin PNG recompute max |Δ| "
                       f"{inf['softmin_png_max_abs_diff']:.4f}"))
@@ -482,7 +540,8 @@ def main(argv=None) -> int:
             f"{'re-scored from stored probabilities with the current scoring code; ' if a.rescore else ''}"
             f"total {f'{total / 60:.1f} min' if total >= 60 else f'{total:.0f} s'}. "
             "P@K = R@K (K = number of positives).")
-    print(f"## Summary\n\n{head}\n\n{summary_table(results)}\n", flush=True)
+    print(f"## Summary\n\n{head}\n\n{summary_table(results)}\n\nP@K at a glance:\n\n"
+          f"{glance_table(results)}\n", flush=True)
     if a.json:
         a.json.write_text(json.dumps({"header": head, "results": results}, indent=1,
                                      default=str))
