@@ -18,8 +18,9 @@ from scipy import ndimage as ndi
 
 from . import objects
 
-SCORING_VERSION = 2  # bump when a formula changes, so stored rows can be re-scored
+SCORING_VERSION = 3  # bump when a formula changes, so stored rows can be re-scored
 # 2: priority is the within-band score alone (no category bands; docs/scoring.md)
+# 3: lq_object counts the objects the mask lacks, not those the model does not see
 EPS = 1e-6           # probabilities are clamped to [EPS, 1 - EPS] before any log
 
 CATEGORIES = ["disagrees", "uncertain", "agrees", "no-model"]
@@ -327,11 +328,14 @@ def _label_quality(g, pred, y, band, match, prm) -> dict:
     Pixel: d(x) = g(x)·[ŷ ≠ y] = max(0, 1 − 2 p_y(x)) is 0 where the model agrees or is unsure
     and 1 where it is certain the label is wrong; its sum over the object area (|ŷ ∪ y| plus
     a small floor) is the share of the objects' area the model confidently contradicts.
-    Object: each unmatched object (missed mask object, extra predicted object) counts with
-    the mean of d over its pixels (how much of it the model confidently contradicts), small
-    ones in proportion to their area; the sum over the number of distinct objects is the
-    share of objects that are confidently wrong. Every object weighs the same here, so one
-    missing small object among large ones still shows.
+    Object: each extra predicted object (one the mask lacks) counts with the mean of d over
+    its pixels (how much of it the model confidently contradicts), small ones in proportion
+    to their area; the sum over the number of distinct objects is the share of objects the
+    mask confidently misses. Every object weighs the same here, so one small object left out
+    among large ones still shows. Mask objects the model does not see count by their area
+    only (in the pixel term): a model's "nothing here" is much weaker evidence than its
+    "an object here" (small faint objects are what segmentation models miss; measured in
+    docs/scoring.md).
     Both use d with a boundary tolerance for the pixel term (see below).
     Error regions: connected blobs of confident disagreement (d ≥ 2·confident − 1) away from
     every edge, at least object-sized; they catch a wrong object the matching cannot see,
@@ -362,10 +366,10 @@ def _label_quality(g, pred, y, band, match, prm) -> dict:
 
     w_extra, c_extra = unmatched(match.pred_labels, match.n_pred, match.pred_areas,
                                  match.pred_matched)
-    w_missed, c_missed = unmatched(match.mask_labels, match.n_mask, match.mask_areas,
-                                   match.mask_matched)
+    _, c_missed = unmatched(match.mask_labels, match.n_mask, match.mask_areas,
+                            match.mask_matched)
     n_obj = match.n_pred + match.n_mask - len(match.pairs)
-    f_obj = float(w_extra.sum() + w_missed.sum()) / n_obj if n_obj else 0.0
+    f_obj = float(w_extra.sum()) / n_obj if n_obj else 0.0  # extra objects only: see above
     lq_pixel, lq_object = 1.0 - min(1.0, f_pix), 1.0 - min(1.0, f_obj)
     return {"lq_pixel": lq_pixel, "lq_object": lq_object,
             "label_quality": lq_pixel * lq_object,

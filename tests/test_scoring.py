@@ -88,17 +88,18 @@ def test_score_image_row_by_hand():
     # label quality: only pixel 3 differs, margin 1. Its gap to the edges: 2 px to ŷ's edge
     # + 1 px to y's edge − 1 = 2 → tolerance 2/3. f_pix = (2/3) / (|ŷ∨y| 3 + floor 9) = 1/18.
     assert d["lq_pixel"] == pytest.approx(1 - 1 / 18)
-    # missed 1-px object: contradiction 1, size weight 1/9, over 2 distinct objects → 1/18
-    assert d["lq_object"] == pytest.approx(1 - 1 / 18)
-    assert d["label_quality"] == pytest.approx((17 / 18) ** 2)
+    # the missed 1-px mask object counts by its area only (above), not as an object: the
+    # object term counts extra predicted objects, and there are none
+    assert d["lq_object"] == 1.0
+    assert d["label_quality"] == pytest.approx(17 / 18)
     # every pixel is within 2 px of an edge: all band, no interior, so core = region
     assert d["uncertainty_boundary"] == pytest.approx((0.2 + 0.8 + 0.5 + 0.0) / 4)
     assert d["uncertainty_interior"] is None and d["uncertainty_background"] is None
     assert d["core_confidence"] == pytest.approx(0.8125)
     assert d["disagreement_confidence"] == 1.0
-    # core .8125 < .9 → unsure; Dice .8 is not < .8; lq .892 ≥ .8 → uncertain
+    # core .8125 < .9 → unsure; Dice .8 is not < .8; lq .944 ≥ .8 → uncertain
     assert d["category"] == "uncertain"
-    e, u = 1 - (17 / 18) ** 2, 2 * (1 - 0.8125)
+    e, u = 1 / 18, 2 * (1 - 0.8125)
     assert d["priority"] == pytest.approx(1 - (1 - e) * (1 - 0.1 * u))
 
 
@@ -250,11 +251,30 @@ def test_wrong_masks_rank_above_the_right_one():
     for w in (a, b):
         assert w["category"] == "disagrees"
         # priority grows with the confident disagreement e = 1 − label_quality
-        assert w["priority"] >= 1 - w["label_quality"] > r["priority"] + 0.2
+        assert w["priority"] >= 1 - w["label_quality"] > r["priority"] + 0.05
         assert w["label_quality"] < r["label_quality"] - 0.05
     assert a["extra_confident"] == 1 and b["missed_confident"] == 1
+    # the object the mask lost counts as an object too; the added one only by its area
+    assert a["lq_object"] < 0.9 and b["lq_object"] == 1.0
     order = S.review_order([{"n": "right", **r}, {"n": "rem", **a}, {"n": "add", **b}])
     assert order[-1]["n"] == "right"
+
+
+def test_an_object_the_mask_lacks_outweighs_one_the_model_does_not_see():
+    """The same disk, wrong both ways round: the pixel term sees the same contradiction, but
+    only the object the model sees and the mask lacks counts as an object (docs/scoring.md:
+    a model's "nothing here" is weaker evidence than its "an object here")."""
+    with_disk, truth, yy, xx = _scene()
+    disk = (yy - 40) ** 2 + (xx - 16) ** 2 < 64
+    sd = ndi.distance_transform_edt(truth & ~disk) - ndi.distance_transform_edt(~(truth & ~disk))
+    without_disk = (1 / (1 + np.exp(-1.5 * sd))).astype(np.float32)
+    lacks = S.score_image(with_disk, (truth & ~disk).astype(np.uint8))   # model sees it
+    unseen = S.score_image(without_disk, truth.astype(np.uint8))         # model denies it
+    assert lacks["extra"] == 1 and unseen["missed"] == 1
+    assert lacks["lq_pixel"] == pytest.approx(unseen["lq_pixel"], abs=0.05)
+    assert unseen["lq_object"] == 1.0 and lacks["lq_object"] == pytest.approx(1 - 1 / 4, abs=0.03)
+    assert lacks["priority"] > unseen["priority"] + 0.05
+    assert unseen["missed_confident"] == 1 and unseen["category"] == "disagrees"
 
 
 def test_label_quality_is_comparable_across_image_sizes():
