@@ -307,8 +307,11 @@ def targets(root: Path, rows: list[dict], bad_dice: float
             "bad": (bad, every)}
 
 
-def kind_recall(root: Path, rows: list[dict], col: str, k: int) -> dict[str, str]:
-    """For the corrupted masks: how many of each corruption kind land in the top k."""
+def kind_recall(root: Path, rows: list[dict], col: str, k: int,
+                bad_dice: float) -> dict[str, str]:
+    """For the corrupted masks: how many of each corruption kind land in the top k; and how
+    many uncorrupted masks do, with how many of those are wrong anyway (given Dice to truth
+    < bad_dice)."""
     man = load_manifest(root)
     s = oriented(rows, col)
     top = set(np.argsort(-s, kind="mergesort")[:k])
@@ -317,6 +320,10 @@ def kind_recall(root: Path, rows: list[dict], col: str, k: int) -> dict[str, str
         idx = [i for i, r in enumerate(rows)
                if man["corrupted"].get(Path(r["mask_path"]).name) == kind]
         out[kind] = f"{sum(i in top for i in idx)}/{len(idx)}"
+    clean = [Path(rows[i]["mask_path"]).name for i in top]
+    clean = [m for m in clean if m not in man["corrupted"]]
+    wrong = sum(man["given_dice"][m] < bad_dice for m in clean)
+    out["uncorrupted"] = f"{len(clean)} ({wrong} of them with given Dice to truth < {bad_dice})"
     return out
 
 
@@ -432,7 +439,7 @@ def details(res: dict) -> str:
                    + (f"{res['seconds'][kind]:.0f} s with predict; " if kind in res["seconds"]
                       else "") + "categories "
                    + ", ".join(f"{c} {n}" for c, n in inf["categories"].items() if n)
-                   + f"; corrupted masks in priority's top K by kind: "
+                   + f"; in priority's top K: corrupted by kind "
                    + ", ".join(f"{k} {v}" for k, v in res["kinds"][kind].items())
                    + "; unmatched objects that are real objects (truth): model sees, mask "
                    + "lacks {real}/{t}".format(t=sum(inf["unmatched_objects"]["extra"].values()),
@@ -521,7 +528,7 @@ def main(argv=None) -> int:
                                      for t, (pos, keep) in tg.items()}
                 res["info"][kind] = info
                 res["kinds"][kind] = kind_recall(root, rows, "priority",
-                                                 int(tg["corrupted"][0].sum()))
+                                                 int(tg["corrupted"][0].sum()), a.bad_dice)
             results.append(res)
             print(f"\n### {name}\n\n{details(res)}\n\n{config_table(res)}\n", flush=True)
     finally:
