@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/inference.py
 	$(VENV)/bin/python bench/triage_quality.py
 	$(VENV)/bin/python bench/tui.py
+	$(VENV)/bin/python bench/cpu_threads.py
 
 clean-demo:
 	-$(VENV)/bin/segtriage engine stop $(DEMO)

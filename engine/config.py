@@ -133,6 +133,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
         "precision": ("auto", _choice("auto", "fp32", "bf16", "fp16"),
                       "inference and mixed-precision training (CPU: bf16 only)"),
         "gpus": (1, _int(1, 1024), "GPUs (processes) for training and prediction"),
+        "cpu_threads": (0, _int(0, 1024),
+                        "torch threads on the CPU; 0 = auto: one per core, but one core left "
+                        "free in bf16 (docs/benchmarks.md, CPU threads)"),
     },
     "scoring": {
         "uncertain_threshold": (0.8, _float(0.5, 1.0),

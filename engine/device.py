@@ -6,6 +6,7 @@ in fp32 are never mixed in one ranking (their argmax agree on ~99.998 % of pixel
 from __future__ import annotations
 
 import functools
+import os
 import time
 from pathlib import Path
 
@@ -66,6 +67,35 @@ def pick_precision(pref: str, device: torch.device) -> str:
     if device.type == "mps" and pref != "fp32":
         raise DeviceError(f"precision {pref!r} is not supported on mps here; use fp32")
     return pref
+
+
+# torch's own choice, read at import: before anything here changes it (the bf16 probe
+# below sets 1 thread for a moment, possibly in another thread)
+_DEFAULT_THREADS = torch.get_num_threads()
+
+
+def set_cpu_threads(device: torch.device, precision: str, setting: int = 0) -> int | None:
+    """Set torch's intra-op threads for work on the CPU; the number set, None off the CPU.
+
+    setting > 0: that many. 0 (auto): torch's default (one per core, or OMP_NUM_THREADS when
+    set), but in bf16 one fewer, at least 1. oneDNN's bf16 kernels wait for every thread at
+    each step, so one thread pushed off its core by any other busy process stalls them all:
+    measured on 2 cores (bench/cpu_threads.py, docs/benchmarks.md "CPU threads"), a step with
+    both cores ran 3x slower beside one busy process and 8x beside a second training, while
+    one thread ran as fast in every case, and an engine training alone took ~1.2x as long per
+    epoch with one thread as with two. fp32 degrades gently and keeps every core.
+    """
+    if torch.device(device).type != "cpu":
+        return None
+    n = int(setting or 0)
+    if n <= 0:
+        n = _DEFAULT_THREADS
+        if precision == "bf16" and "OMP_NUM_THREADS" not in os.environ:
+            n -= 1
+    n = max(1, n)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def precision_tag(device: torch.device, precision: str) -> str:

@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from . import imageio
-from .device import autocast_dtype, pick_device, pick_precision, precision_tag
+from .device import (autocast_dtype, pick_device, pick_precision, precision_tag,
+                     set_cpu_threads)
 from .model import InputSpec, ModelError, load_model, read_sidecar, spec_from
 
 
@@ -71,6 +72,7 @@ class Predictor:
                   for p in paths]
         self._setup(models, codes, spec, dev,
                     precision if precision is not None else _cfg(mcfg, "precision", "auto"))
+        set_cpu_threads(dev, self.precision, _cfg(mcfg, "cpu_threads", 0))
         self.weights = paths
 
     @classmethod

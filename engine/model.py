@@ -64,7 +64,7 @@ import numpy as np
 import torch
 
 from . import imageio
-from .device import pick_device, pick_precision
+from .device import pick_device, pick_precision, set_cpu_threads
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 SIZE_POLICIES = ("resize", "crop", "pad")
@@ -442,6 +442,7 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, o
         learn.add_cb(cpu_bf16)
     else:
         prec = "fp32"
+    threads = set_cpu_threads(dev, prec, _cfg(mcfg, "cpu_threads", 0))
 
     bs, steps = learn.segtriage_bs, len(learn.dls.train)
     n_epochs = int(epochs or _cfg(mcfg, "epochs", 8))
@@ -453,7 +454,8 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, o
     n_valid = len(learn.dls.valid_ds)
     say(f"training {learn.segtriage_spec} arch {_cfg(mcfg, 'arch', 'resnet34')} on {dev}: "
         f"{len(learn.dls.train_ds)} train / {n_valid} valid images, bs {bs}, {steps} steps "
-        f"x {n_epochs} epochs, lr {lr}, {prec}")
+        f"x {n_epochs} epochs, lr {lr}, {prec}"
+        + (f", {threads} CPU thread{'s' if threads != 1 else ''}" if threads else ""))
 
     cb = _job_callback(n_epochs, on_progress, on_epoch, should_cancel, log)
     try:

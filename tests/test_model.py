@@ -17,8 +17,9 @@ import torch
 from PIL import Image
 
 from segtriage.engine import imageio
+from segtriage.engine import device as device_mod
 from segtriage.engine.device import (DeviceError, pick_device, pick_precision,
-                                     precision_tag)
+                                     precision_tag, set_cpu_threads)
 from segtriage.engine.infer import (Predictor, ProbWriter, load_prob_png, pad_geometry,
                                     prob_relpath, save_prob_png)
 from segtriage.engine.model import (InputSpec, ModelError, TrainCancelled, TrainError,
@@ -149,6 +150,26 @@ def test_device_choice():
     with pytest.raises(DeviceError):
         pick_precision("int4", cpu)
     assert precision_tag(cpu, "bf16") == "cpu-bf16"
+
+
+def test_cpu_threads_leave_a_core_free_in_bf16_only(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(device_mod, "_DEFAULT_THREADS", 4)  # as if torch chose 4 cores
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    cpu = torch.device("cpu")
+    try:
+        assert set_cpu_threads(cpu, "bf16") == 3 == torch.get_num_threads()
+        assert set_cpu_threads(cpu, "fp32") == 4 == torch.get_num_threads()
+        assert set_cpu_threads(cpu, "bf16", 2) == 2 == torch.get_num_threads()  # configured
+        monkeypatch.setattr(device_mod, "_DEFAULT_THREADS", 1)
+        assert set_cpu_threads(cpu, "bf16") == 1                 # never below one
+        monkeypatch.setenv("OMP_NUM_THREADS", "4")               # the user's choice stands
+        monkeypatch.setattr(device_mod, "_DEFAULT_THREADS", 4)
+        assert set_cpu_threads(cpu, "bf16") == 4
+        assert set_cpu_threads(torch.device("cuda"), "bf16") is None
+        assert torch.get_num_threads() == 4                      # untouched off the CPU
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_pretrained_without_cache_fails_fast_with_advice(tmp_path, monkeypatch, demo):
