@@ -7,6 +7,7 @@ delays re-scoring an edited mask.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import signal
@@ -135,6 +136,17 @@ class Engine:
             self.device = f"unavailable ({e})"
 
     def _start_job(self, job) -> None:
+        # each job reads [model], [scoring] and [backup] anew, so an edit (say [scoring] before
+        # a rescore) needs no restart; where the state lives, the layout the watcher follows and
+        # the engine's own settings stay as started. A broken file fails the job, not the engine.
+        try:
+            new = load_config(self.root)
+            self.cfg = dataclasses.replace(self.cfg, model=new.model, scoring=new.scoring,
+                                           backup=new.backup)
+        except ConfigError as e:
+            log.error("job %d (%s) not started: %s", job.id, job.kind, e)
+            self.store.finish_job(job.id, "failed", error=f"ConfigError: {e}")
+            return
         ctx = JobContext(self.root, self.cfg, self.store, job, self.stopping)
         self.current_job = job.id
 

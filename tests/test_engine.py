@@ -275,3 +275,29 @@ def test_crossval_scores_each_mask_with_the_fold_model_that_never_saw_it(trained
     # each fold model validated on exactly its held-out fold
     for f, info in enumerate(m["info"]["folds"]):
         assert info["n_train"] == sum(1 for v in fold_of.values() if v != f)
+
+
+def test_each_job_reads_the_config_file_anew(trained, tmp_path):
+    # `segtriage rescore` after editing [scoring] must use the edit, with the engine already
+    # running; a broken config file fails that job with the file's message, and the engine
+    # goes on to run the next job once the file is fixed
+    root = _copy(trained, tmp_path / "c")
+    store = Store.open(root)
+    before = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
+    with engine_process(root):
+        (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 0.999\n")
+        jid = store.submit_job("rescore", {})
+        assert wait_job(store, jid).state == "done"
+        after = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
+        assert all(after[p] >= before[p] for p in before)
+        assert sum(after.values()) > sum(before.values())  # more pixels count as unsure
+        (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 'high'\n")
+        job = wait_job(store, store.submit_job("rescore", {}))
+        assert job.state == "failed" and "segtriage.toml" in job.error
+        assert "uncertain_threshold" in job.error
+        (root / "segtriage.toml").write_text("")
+        assert wait_job(store, store.submit_job("rescore", {})).state == "done"
+    # back to the default τ (from the stored 8-bit maps, so not bit-equal to the first scores)
+    restored = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
+    assert restored == pytest.approx(before, abs=0.05)
+    assert sum(restored.values()) < sum(after.values())
