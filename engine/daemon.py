@@ -135,17 +135,24 @@ class Engine:
         except Exception as e:  # noqa: BLE001
             self.device = f"unavailable ({e})"
 
-    def _start_job(self, job) -> None:
-        # each job reads [model], [scoring] and [backup] anew, so an edit (say [scoring] before
-        # a rescore) needs no restart; where the state lives, the layout the watcher follows and
-        # the engine's own settings stay as started. A broken file fails the job, not the engine.
+    def _reload_config(self) -> ConfigError | None:
+        """Take [model], [scoring] and [backup] from the config file as it is now, so an edit
+        (say [scoring] before a rescore) needs no restart; where the state lives, the layout
+        the watcher follows and the engine's own settings stay as started. On a broken file
+        the previous settings stay and the error is returned."""
         try:
             new = load_config(self.root)
-            self.cfg = dataclasses.replace(self.cfg, model=new.model, scoring=new.scoring,
-                                           backup=new.backup)
         except ConfigError as e:
-            log.error("job %d (%s) not started: %s", job.id, job.kind, e)
-            self.store.finish_job(job.id, "failed", error=f"ConfigError: {e}")
+            return e
+        self.cfg = dataclasses.replace(self.cfg, model=new.model, scoring=new.scoring,
+                                       backup=new.backup)
+        return None
+
+    def _start_job(self, job) -> None:
+        err = self._reload_config()
+        if err is not None:  # fail the job, not the engine
+            log.error("job %d (%s) not started: %s", job.id, job.kind, err)
+            self.store.finish_job(job.id, "failed", error=f"ConfigError: {err}")
             return
         ctx = JobContext(self.root, self.cfg, self.store, job, self.stopping)
         self.current_job = job.id
@@ -192,6 +199,9 @@ class Engine:
 
     def _handle_changes(self, rels: list[str]) -> None:
         store = self.store
+        err = self._reload_config()  # an edited mask is scored as a job would score it
+        if err is not None:
+            log.warning("config not re-read, the previous settings stay: %s", err)
         if self.watcher.rescan_needed:
             self.watcher.rescan_needed = False
             index.scan(self.root, self.cfg, store)

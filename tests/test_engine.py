@@ -297,7 +297,19 @@ def test_each_job_reads_the_config_file_anew(trained, tmp_path):
         assert "uncertain_threshold" in job.error
         (root / "segtriage.toml").write_text("")
         assert wait_job(store, store.submit_job("rescore", {})).state == "done"
-    # back to the default τ (from the stored 8-bit maps, so not bit-equal to the first scores)
-    restored = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
-    assert restored == pytest.approx(before, abs=0.05)
-    assert sum(restored.values()) < sum(after.values())
+        # back to the default τ (from the stored 8-bit maps, so not bit-equal to the first)
+        restored = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
+        assert restored == pytest.approx(before, abs=0.05)
+        assert sum(restored.values()) < sum(after.values())
+        # a mask edited after a config edit is re-scored (no job) with the edited config too
+        (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 0.999\n")
+        row = store.image("img_005.png")
+        mask_path = root / row["mask_path"]
+        m = np.asarray(Image.open(mask_path)).copy()
+        m[10:30, 10:30] = 255
+        Image.fromarray(m).save(mask_path, format="PNG")
+        wait_for(lambda: store.score(row["id"])["mask_sha256"] != row["mask_sha256"], 30,
+                 what="re-score of the edited mask")
+        (now,) = [r for r in store.review_rows(full=True) if r["path"] == "img_005.png"]
+        assert now["frac_uncertain"] == pytest.approx(after["img_005.png"])
+        assert now["frac_uncertain"] > restored["img_005.png"]
