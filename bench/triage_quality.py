@@ -266,11 +266,11 @@ def unmatched_vs_truth(prob, mask, truth, match_iou: float, counts: dict,
     lp, n_pred = objects.label(prob > 0.5)
     lm, n_mask = objects.label(mask > 0)
     m = objects.match_labels(lp, n_pred, lm, n_mask, match_iou)
-    for side, labels, n, matched in (("extra", lp, n_pred, m.pred_matched),
-                                     ("missed", lm, n_mask, m.mask_matched)):
+    for side, labels, n, area, matched in (
+            ("extra", lp, n_pred, m.pred_areas, m.pred_matched),
+            ("missed", lm, n_mask, m.mask_areas, m.mask_matched)):
         if n == 0:
             continue
-        area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
         on_truth = np.bincount(labels.ravel(), truth.ravel().astype(np.float64),
                                minlength=n + 1)[1:]
         keep = ~matched & (area >= min_px)
@@ -430,6 +430,10 @@ def details(res: dict) -> str:
     out = []
     for kind in (k for k in MODEL_KINDS if k in res["info"]):
         inf = res["info"][kind]
+
+        def real_of(side: str, c=inf["unmatched_objects"]) -> str:
+            return f"{c[side]['real']}/{c[side]['real'] + c[side]['not']}"
+
         extra = ""
         if inf.get("folds"):
             extra = ", fold valid Dice " + " / ".join(f2(f["valid_dice"]) for f in inf["folds"])
@@ -442,11 +446,7 @@ def details(res: dict) -> str:
                    + f"; in priority's top K: corrupted by kind "
                    + ", ".join(f"{k} {v}" for k, v in res["kinds"][kind].items())
                    + "; unmatched objects that are real objects (truth): model sees, mask "
-                   + "lacks {real}/{t}".format(t=sum(inf["unmatched_objects"]["extra"].values()),
-                                               **inf["unmatched_objects"]["extra"])
-                   + ", mask has, model does not see {real}/{t}".format(
-                       t=sum(inf["unmatched_objects"]["missed"].values()),
-                       **inf["unmatched_objects"]["missed"])
+                   + f"lacks {real_of('extra')}, mask has, model does not see {real_of('missed')}"
                    + ("" if inf["softmin_png_max_abs_diff"] is None else
                       f"; lq_softmin PNG recompute max |Δ| "
                       f"{inf['softmin_png_max_abs_diff']:.4f}"))
