@@ -526,8 +526,16 @@ class SegtriageApp(App[int]):
                 self.notify(f"opened {rel} in {Path(argv[0]).name}; save it and the row "
                             "updates")
                 return
+            failed = None
             with self.suspend():
-                rc = self.run_terminal_editor(argv, self.root)
+                # an exception leaving this block would skip Textual's resume and leave a
+                # blank, dead screen: catch it inside, report it once the app is back
+                try:
+                    rc = self.run_terminal_editor(argv, self.root)
+                except editor.EditorError as e:
+                    failed = e
+            if failed is not None:
+                raise failed
         except SuspendNotSupported:
             self.notify("this terminal cannot hand itself to an editor; set [editor] mode = "
                         "\"gui\" in segtriage.toml", severity="error", timeout=10)
@@ -586,7 +594,8 @@ class SegtriageApp(App[int]):
         def answer(result: dict | None) -> None:
             if not result:
                 return
-            extra = {"gpus": result["gpus"]} if result.get("gpus", 1) > 1 else {}
+            # always what the dialog showed: left out, a `[model] gpus` above 1 would win
+            extra = {"gpus": result["gpus"]}
             if result["kind"] == "crossval":
                 self._submit("crossval", {"folds": result["folds"], "epochs": result["epochs"],
                                           **extra},

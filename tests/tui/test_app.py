@@ -330,7 +330,7 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         await pilot.press("enter")
         await settle(pilot)
         jobs = db(project).jobs()
-        assert [(j.kind, j.params) for j in jobs] == [("train", {"epochs": 3})]
+        assert [(j.kind, j.params) for j in jobs] == [("train", {"epochs": 3, "gpus": 1})]
         await pilot.press("r")
         await settle(pilot)
         await pilot.click("#crossval")
@@ -338,7 +338,8 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         await pilot.click("#start")
         await settle(pilot)
         jobs = db(project).jobs()
-        assert (jobs[0].kind, jobs[0].params) == ("crossval", {"folds": 4, "epochs": 8})
+        assert (jobs[0].kind, jobs[0].params) == ("crossval", {"folds": 4, "epochs": 8,
+                                                           "gpus": 1})
         assert jobs[0].state == "queued"
         # a bad value keeps the dialog open with a message
         await pilot.press("r")
@@ -357,6 +358,22 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         await settle(pilot)
         jobs = db(project).jobs()
         assert (jobs[0].kind, jobs[0].params) == ("train", {"epochs": 8, "gpus": 2})
+
+
+async def test_retrain_dialog_one_gpu_overrides_the_configured_number(project):
+    (project / "segtriage.toml").write_text("[model]\ngpus = 4\n")
+    app = make_app(project)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        gpus = app.screen.query_one("#gpus")
+        assert gpus.value == "4"
+        gpus.value = "1"
+        await pilot.click("#start")
+        await settle(pilot)
+        (job,) = db(project).jobs()
+        assert job.params == {"epochs": 8, "gpus": 1}
 
 
 async def test_predict_backup_and_cancel(project):

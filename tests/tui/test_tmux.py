@@ -147,7 +147,7 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
         first.keys("Enter")
         job = _wait(lambda: next((j for j in store.jobs() if j.kind == "train"), None), 10,
                     "the train job")
-        assert job.params == {"epochs": 1}
+        assert job.params == {"epochs": 1, "gpus": 1}
         _wait(lambda: store.current_model_id() is not None, 600, "the first model")
         _wait(lambda: all(r["model_id"] == store.current_model_id() and not r["stale"]
                           for r in store.review_rows() if r["status"] != "error"),
@@ -202,3 +202,27 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
         second.keys("q")
     finally:
         second.kill_server()
+
+
+def test_an_editor_that_does_not_exist_leaves_a_working_app(tmp_path, monkeypatch):
+    # Textual's suspend() resumes only when its block ends normally: an editor that cannot
+    # start used to leave a blank screen that took no keys
+    from .conftest import build_project
+
+    root = build_project(tmp_path / "p", monkeypatch)
+    exe = Path(sys.executable).with_name("segtriage")
+    env = {"EDITOR": "no-such-editor-xyz", "PATH": os.environ.get("PATH", ""),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    term = Tmux(tmp_path / "sock")
+    try:
+        term.start(f"{exe} {root} --no-engine", env)
+        term.wait_for(lambda s: "alpha.png" in s, 30, "the list")
+        term.keys("e")
+        term.wait_for(lambda s: "editor not found" in s and "no-such-editor-xyz" in s, 10,
+                      "the error, with the app back on screen")
+        term.keys("j")  # keys work again: the cursor moves off the first row
+        term.wait_for(lambda s: "sort: review order" in s, 5, "the app's header")
+        term.keys("q")
+        term.wait_for(lambda s: "alpha.png" not in s, 10, "the app quits")
+    finally:
+        term.kill_server()
