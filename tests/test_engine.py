@@ -286,7 +286,10 @@ def test_each_job_reads_the_config_file_anew(trained, tmp_path):
     before = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
     with engine_process(root):
         (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 0.999\n")
-        jid = store.submit_job("rescore", {})
+        from segtriage.tui import cli
+
+        assert cli.main(["rescore", str(root)]) == 0  # follows the job until it is done
+        (jid,) = [j.id for j in store.jobs() if j.kind == "rescore"]
         assert wait_job(store, jid).state == "done"
         after = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
         assert all(after[p] >= before[p] for p in before)

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 COMMANDS = (
-    "demo", "init", "scan", "segment", "engine", "train", "predict", "crossval", "jobs",
-    "cancel", "report", "models", "rollback", "status", "backup", "backups", "verify",
+    "demo", "init", "scan", "segment", "engine", "train", "predict", "crossval", "rescore",
+    "jobs", "cancel", "report", "models", "rollback", "status", "backup", "backups", "verify",
     "restore", "prune", "history", "revert", "open",
 )
 
@@ -113,6 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     _scale_args(s, launch=True)
     s.add_argument("--detach", action="store_true")
 
+    s = sub.add_parser("rescore", help="re-score every image from its stored probabilities "
+                                       "(after a [scoring] change; no model run)")
+    _dir_arg(s)
+    s.add_argument("--detach", action="store_true")
+
     s = sub.add_parser("jobs", help="list jobs")
     _dir_arg(s)
     s.add_argument("--json", action="store_true")
@@ -199,6 +204,18 @@ def _root(d: str, *, must_exist: bool = True) -> Path:
     return root.resolve()
 
 
+def _new_root(d: str) -> Path:
+    """A folder that may not exist yet (created here); a file of that name is an error."""
+    root = _root(d, must_exist=False)
+    if root.exists() and not root.is_dir():
+        raise SystemExit(_err(f"{d}: not a folder"))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise SystemExit(_err(f"cannot create {d}: {e}")) from None
+    return root
+
+
 def _cfg(root: Path):
     from ..engine.config import ConfigError, load_config
 
@@ -208,11 +225,21 @@ def _cfg(root: Path):
         raise SystemExit(_err(str(e))) from None
 
 
-def _store(root: Path):
-    from ..engine.store import Store
+def _store(root: Path, *, create: bool = True):
+    """The folder's project state. ``create=False`` (commands that only read or change what is
+    there) refuses a folder that was never indexed instead of leaving a new state behind."""
+    import sqlite3
 
-    cfg = _cfg(root)
-    return Store(cfg.state_path(root) / "state.db")
+    from ..engine.store import Store, StoreError
+
+    db = _cfg(root).state_path(root) / "state.db"
+    if not create and not db.exists():
+        raise SystemExit(_err(f"{root} is not a segtriage project yet (no {db}); index it "
+                              f"with `segtriage scan {root}` or open it with `segtriage {root}`"))
+    try:
+        return Store(db)
+    except (StoreError, OSError, sqlite3.Error) as e:
+        raise SystemExit(_err(f"cannot open the project state of {root}: {e}")) from None
 
 
 def _ago(ts: float | None) -> str:
@@ -288,11 +315,15 @@ def follow_job(store, job_id: int, *, console=None) -> int:
     return 0 if job.state == "done" else 1
 
 
-def _submit_and_follow(root: Path, kind: str, params: dict, detach: bool) -> int:
+def _submit_and_follow(root: Path, kind: str, params, detach: bool) -> int:
+    """Index DIR, submit the job, start the engine if needed, follow. ``params`` is a dict,
+    or a function of the store giving one once the scan has run."""
     store = _store(root)
     from ..engine import index
 
     index.scan(root, _cfg(root), store)
+    if callable(params):
+        params = params(store)
     job_id = store.submit_job(kind, params, requested_by="cli")
     pid = _need_engine(root)
     console = _console()
@@ -316,6 +347,8 @@ def cmd_demo(a) -> int:
     from ..engine import demo, index
 
     root = _root(a.dir, must_exist=False)
+    if root.exists() and not root.is_dir():
+        return _err(f"{a.dir}: not a folder")
     manifest = demo.truth_dir(root) / "manifest.json"
     same = False
     if manifest.exists():
@@ -327,8 +360,11 @@ def cmd_demo(a) -> int:
             if not manifest.exists():
                 return _err(f"{root} exists and is not a segtriage demo folder; "
                             "choose another DIR")
-        summary = demo.make_demo(root, count=a.count, size=a.size, seed=a.seed,
-                                 overwrite=manifest.exists())
+        try:
+            summary = demo.make_demo(root, count=a.count, size=a.size, seed=a.seed,
+                                     overwrite=manifest.exists())
+        except ValueError as e:
+            return _err(str(e))
         console.print(f"demo data set: {summary.get('count')} images of {a.size}² in {root}; "
                       f"truth in {demo.truth_dir(root)}")
     store = _store(root)
@@ -352,8 +388,7 @@ def cmd_demo(a) -> int:
 def cmd_init(a) -> int:
     from ..engine.config import ConfigError, write_template
 
-    root = _root(a.dir, must_exist=False)
-    root.mkdir(parents=True, exist_ok=True)
+    root = _new_root(a.dir)
     try:
         path = write_template(root, force=a.force)
     except ConfigError as e:
@@ -466,17 +501,48 @@ def cmd_crossval(a) -> int:
     return _submit_and_follow(_root(a.dir), "crossval", params, a.detach)
 
 
+def _image_paths(root: Path, store, args: list[str]) -> list[str]:
+    """The project's image paths (relative to DIR) for paths given on the command line:
+    relative to the current folder or to DIR, absolute, or a mask's path for its image."""
+    rows = store.images()
+    by_image = {r["path"]: r["path"] for r in rows}
+    by_mask = {r["mask_path"]: r["path"] for r in rows if r["mask_path"]}
+    out, unknown = [], []
+    for arg in args:
+        found = None
+        for cand in (Path(arg).expanduser().resolve(), root / arg):
+            try:
+                rel = cand.resolve().relative_to(root).as_posix()
+            except ValueError:
+                continue
+            found = by_image.get(rel) or by_mask.get(rel)
+            if found:
+                break
+        (out if found else unknown).append(found or arg)
+    if unknown:
+        raise SystemExit(_err(f"not an image of {root} (or its mask): {', '.join(unknown)}; "
+                              "`segtriage report DIR` lists them"))
+    return list(dict.fromkeys(out))
+
+
 def cmd_predict(a) -> int:
-    if a.images:
-        params = {"scope": "list", "images": [Path(p).as_posix() for p in a.images]}
-    else:
-        params = {"scope": "all" if a.all else "stale"}
-    params.update({k: v for k, v in (("gpus", a.gpus), ("launch", a.launch)) if v is not None})
-    return _submit_and_follow(_root(a.dir), "predict", params, a.detach)
+    root = _root(a.dir)
+    scale = {k: v for k, v in (("gpus", a.gpus), ("launch", a.launch)) if v is not None}
+
+    def params(store) -> dict:
+        if a.images:
+            return {"scope": "list", "images": _image_paths(root, store, a.images), **scale}
+        return {"scope": "all" if a.all else "stale", **scale}
+
+    return _submit_and_follow(root, "predict", params, a.detach)
+
+
+def cmd_rescore(a) -> int:
+    return _submit_and_follow(_root(a.dir), "rescore", {}, a.detach)
 
 
 def cmd_jobs(a) -> int:
-    store = _store(_root(a.dir))
+    store = _store(_root(a.dir), create=False)
     jobs = store.jobs(limit=a.limit)
     if a.json:
         print(json.dumps([vars(j) for j in jobs], indent=2, default=str))
@@ -494,7 +560,7 @@ def cmd_jobs(a) -> int:
 
 
 def cmd_cancel(a) -> int:
-    store = _store(_root(a.dir))
+    store = _store(_root(a.dir), create=False)
     job_id = a.job
     if job_id is None:
         running = [j for j in store.active_jobs() if j.state == "running"]
@@ -530,16 +596,29 @@ def report_rows(root: Path, store) -> list[dict]:
 
 
 def sort_rows(rows: list[dict], key: str, reverse: bool = False) -> list[dict]:
+    """Rows in the column's own direction (SORT_KEYS: the rows most worth a look first);
+    ``reverse`` flips it. Rows without a value stay last either way."""
     from ..engine import scoring
 
-    return scoring.review_order(rows, key=key, reverse=(None if not reverse else True))
+    desc = scoring.SORT_KEYS.get(key, "asc") == "desc"
+    return scoring.review_order(rows, key=key, reverse=desc != reverse)
+
+
+def report_columns(rows: list[dict]) -> list[str]:
+    """Every column any row has, in first-seen order: unscored rows lack the score columns,
+    and the first row must not decide what the others may show."""
+    return list(dict.fromkeys(k for r in rows for k in r)) or ["image"]
 
 
 def cmd_report(a) -> int:
     root = _root(a.dir)
-    rows = report_rows(root, _store(root))
-    if rows and a.sort not in rows[0] and a.sort != "image":
-        return _err(f"unknown sort column {a.sort!r}; columns: {', '.join(rows[0])}")
+    from ..engine import scoring
+
+    rows = report_rows(root, _store(root, create=False))
+    columns = report_columns(rows)
+    if a.sort not in columns and a.sort not in scoring.SORT_KEYS:
+        return _err(f"unknown sort column {a.sort!r}; columns: {', '.join(columns)}")
+    rows = [dict.fromkeys(columns) | r for r in rows]  # every row carries every column
     if a.sort == "image":
         rows.sort(key=lambda r: r["image"], reverse=a.reverse)
     else:
@@ -551,33 +630,34 @@ def cmd_report(a) -> int:
     elif a.format == "csv":
         import csv
 
-        keys = list(rows[0]) if rows else ["image"]
-        w = csv.DictWriter(sys.stdout, fieldnames=keys, extrasaction="ignore")
+        w = csv.DictWriter(sys.stdout, fieldnames=columns)
         w.writeheader()
         for r in rows:
             w.writerow({k: ("" if v is None else v) for k, v in r.items()})
     else:
         from rich.table import Table
 
-        # short headers so the table fits 100 columns; every column is in csv/json
-        t = Table(show_header=True, box=None, pad_edge=False)
-        t.add_column("image", overflow="fold", ratio=1)
+        # the app's list in short: fits 80 columns with names of 12 characters; names may
+        # take up to 24 before folding, which squeezes the numbers; every column is in csv/json
+        t = Table(show_header=True, box=None, pad_edge=False, padding=(0, 1, 0, 0))
+        t.add_column("~", no_wrap=True)
+        t.add_column("image", overflow="fold",
+                     min_width=min(24, max((len(r["image"]) for r in rows), default=5)))
         for head in ("status", "category", "prio", "conf", "LQ", "Dice", "IoU", "CE",
-                     "obj p/m", ""):
+                     "obj p/m"):
             t.add_column(head, no_wrap=True, justify="left" if head in (
                 "status", "category") else "right")
         for r in rows:
             objs = "–" if r.get("n_pred") is None else f"{r.get('n_pred')}/{_fmt(r.get('n_mask'))}"
-            t.add_row(r["image"], r["status"], r["category"] or "–",
+            t.add_row("~" if r["stale"] else "", r["image"], r["status"], r["category"] or "–",
                       *(_fmt(r.get(c)) for c in ("priority", "confidence", "label_quality",
-                                                 "dice", "iou", "ce")),
-                      objs, "stale" if r["stale"] else "")
+                                                 "dice", "iou", "ce")), objs)
         _console().print(t)
     return 0
 
 
 def cmd_models(a) -> int:
-    store = _store(_root(a.dir))
+    store = _store(_root(a.dir), create=False)
     models, cur = store.models(), store.current_model_id()
     if a.json:
         print(json.dumps([{k: v for k, v in m.items() if k != "manifest"} | {
@@ -599,7 +679,7 @@ def cmd_models(a) -> int:
 
 def cmd_rollback(a) -> int:
     root = _root(a.dir)
-    store = _store(root)
+    store = _store(root, create=False)
     from ..engine.store import StoreError
 
     try:
@@ -618,7 +698,7 @@ def cmd_rollback(a) -> int:
 def status_dict(root: Path) -> dict:
     from ..engine.process import engine_pid
 
-    store = _store(root)
+    store = _store(root, create=False)
     pid = engine_pid(root)
     eng = store.engine_state() if pid else {}
     model = store.current_model()
@@ -686,7 +766,10 @@ def cmd_backups(a) -> int:
     from ..engine import backup
 
     root = _root(a.dir)
-    snaps = backup.list_snapshots(root, _cfg(root), dest=_dest(a), store=_store(root))
+        # the project's notes are joined in where it has a state; a wiped folder lists them too
+    indexed = (_cfg(root).state_path(root) / "state.db").exists()
+    snaps = backup.list_snapshots(root, _cfg(root), dest=_dest(a),
+                                  store=_store(root) if indexed else None)
     if a.json:
         print(json.dumps(snaps, indent=2, default=str))
         return 0
@@ -753,7 +836,7 @@ def cmd_history(a) -> int:
     from ..engine.backup import BackupError
 
     try:
-        versions = history.history(root, _cfg(root), _store(root), a.path)
+        versions = history.history(root, _cfg(root), _store(root, create=False), a.path)
     except (BackupError, KeyError, ValueError, FileNotFoundError) as e:
         return _err(str(e))
     if a.json:
@@ -779,7 +862,7 @@ def cmd_revert(a) -> int:
     from ..engine.backup import BackupError
 
     try:
-        res = history.revert(root, _cfg(root), _store(root), a.path, a.version)
+        res = history.revert(root, _cfg(root), _store(root, create=False), a.path, a.version)
     except (BackupError, KeyError, ValueError, FileNotFoundError) as e:
         return _err(str(e))
     if res.get("changed"):
@@ -796,6 +879,15 @@ HANDLERS = {name: globals()[f"cmd_{name}"] for name in COMMANDS}
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `segtriage [DIR]` opens the app: anything that is not a command or an option is a folder
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-") \
+            and not Path(argv[0]).expanduser().exists():
+        import difflib
+
+        near = difflib.get_close_matches(argv[0], COMMANDS, n=1)
+        if near or len(argv) > 1:  # `segtriage reprot DIR`: a mistyped command, not a folder
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            return _err(f"{argv[0]!r} is neither a command nor a folder{hint} "
+                        f"(commands: {', '.join(COMMANDS)})")
     if not argv or (argv[0] not in COMMANDS and not argv[0].startswith("-")):
         argv = ["open", *argv]
     elif argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
@@ -807,6 +899,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `segtriage report DIR | head`: the reader left; no traceback, and none at exit when
+        # Python flushes stdout again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

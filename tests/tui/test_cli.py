@@ -1,0 +1,134 @@
+"""The command line's own behaviour on the fixture project: sorting and columns of `report`,
+and a clear message (no traceback, nothing created) for every kind of wrong input."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from segtriage.tui import cli
+
+EXE = [sys.executable, "-m", "segtriage.tui.cli"]
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    rc = cli.main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def names(rows) -> list[str]:
+    return [r["image"] for r in rows]
+
+
+def test_report_reverse_flips_the_columns_own_direction(project, capsys):
+    _, out, _ = run(capsys, "report", project, "--format", "json")
+    default = json.loads(out)
+    # priority descending, unscored rows last either way
+    assert names(default)[:4] == ["alpha.png", "delta.png", "charlie.png", "bravo.png"]
+    _, out, _ = run(capsys, "report", project, "--format", "json", "--reverse")
+    assert names(json.loads(out))[:4] == ["bravo.png", "charlie.png", "delta.png", "alpha.png"]
+    _, out, _ = run(capsys, "report", project, "--format", "json", "--sort", "dice")
+    assert names(json.loads(out))[:4] == ["delta.png", "alpha.png", "charlie.png", "bravo.png"]
+    _, out, _ = run(capsys, "report", project, "--format", "json", "--sort", "dice",
+                    "--reverse")
+    assert names(json.loads(out))[:4] == ["bravo.png", "charlie.png", "alpha.png", "delta.png"]
+
+
+def test_report_columns_do_not_depend_on_the_first_row(project, capsys):
+    # foxtrot (no mask, no score) comes first: every row still carries every score column
+    rc, out, _ = run(capsys, "report", project, "--format", "csv", "--sort", "image",
+                     "--reverse")
+    assert rc == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert rows[0]["image"] == "foxtrot.png" and rows[0]["priority"] == ""
+    for col in ("priority", "dice", "ce", "label_quality", "solidity", "n_pred"):
+        assert col in rows[0], col
+    assert {r["image"]: r["dice"] for r in rows}["bravo.png"] == "0.96"
+    _, out, _ = run(capsys, "report", project, "--format", "json", "--sort", "image")
+    keys = [set(r) for r in json.loads(out)]
+    assert all(k == keys[0] for k in keys) and "solidity" in keys[0]
+    # a column no row has yet is still a valid sort; a made-up one is not
+    assert run(capsys, "report", project, "--sort", "entropy")[0] == 0
+    rc, _, err = run(capsys, "report", project, "--sort", "niceness")
+    assert rc == 2 and "unknown sort column 'niceness'" in err
+
+
+def test_report_table_fits_80_columns(project):
+    out = subprocess.run([*EXE, "report", str(project)], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "80"}, timeout=60)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and all(len(line) <= 80 for line in lines)
+    assert lines[0].split()[:4] == ["~", "image", "status", "category"]
+    assert lines[1].split()[0] == "alpha.png"            # whole names, one line per row
+    assert any(line.split()[:2] == ["~", "charlie.png"] for line in lines)  # stale
+    assert len(lines) == 1 + 6
+
+
+def test_a_closed_pipe_ends_quietly(project):
+    out = subprocess.run(f"{sys.executable} -m segtriage.tui.cli report {project} "
+                         "--format json | head -1", shell=True, capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout == "[\n" and "Traceback" not in out.stderr, out.stderr
+
+
+def test_a_mistyped_command_is_named(project, capsys):
+    rc, _, err = run(capsys, "reprot", project)
+    assert rc == 2 and "'reprot' is neither a command nor a folder" in err
+    assert "did you mean 'report'" in err
+    rc, _, err = run(capsys, "no-such-folder")
+    assert rc == 2 and "no-such-folder: no such folder" in err
+
+
+def test_reading_commands_leave_a_folder_that_was_never_indexed_alone(tmp_path, capsys):
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    for argv in (["report", fresh], ["status", fresh], ["jobs", fresh], ["models", fresh],
+                 ["history", fresh, "a.png"], ["cancel", fresh], ["rollback", fresh, "1"]):
+        rc, _, err = run(capsys, *argv)
+        assert rc == 2 and "is not a segtriage project yet" in err, argv
+        assert f"segtriage scan {fresh}" in err
+    assert not (fresh / ".segtriage").exists()
+
+
+def test_a_damaged_state_database_is_a_message(project, capsys):
+    (project / ".segtriage" / "state.db").write_bytes(b"this is not sqlite" * 100)
+    for name in ("state.db-wal", "state.db-shm"):
+        (project / ".segtriage" / name).unlink(missing_ok=True)
+    rc, _, err = run(capsys, "report", project)
+    assert rc == 2 and "cannot open the project state of" in err
+    assert "file is not a database" in err
+
+
+def test_files_and_bad_sizes_given_where_a_folder_is_made(tmp_path, capsys):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    rc, _, err = run(capsys, "init", f)
+    assert rc == 2 and "afile: not a folder" in err
+    rc, _, err = run(capsys, "demo", f, "--no-tui", "--no-train")
+    assert rc == 2 and "afile: not a folder" in err
+    rc, _, err = run(capsys, "demo", tmp_path / "d", "--count", "0", "--no-tui", "--no-train")
+    assert rc == 2 and "count must be >= 1" in err
+    assert f.read_text() == "x"
+
+
+def test_predict_takes_image_paths_as_a_shell_gives_them(project, monkeypatch):
+    from segtriage.engine.store import Store
+
+    store = Store.open(project)
+    monkeypatch.chdir(project.parent)
+    got = cli._image_paths(project, store, [f"{project.name}/alpha.png",      # from here
+                                            "bravo.png",                       # from DIR
+                                            str(project / "charlie_mask.png"),  # a mask
+                                            "alpha.png"])                      # twice
+    assert got == ["alpha.png", "bravo.png", "charlie.png"]
+    with pytest.raises(SystemExit) as e:
+        cli._image_paths(project, store, ["alpha.png", "zulu.png", "/etc/passwd"])
+    assert e.value.code == 2
