@@ -55,7 +55,9 @@ import json
 import math
 import os
 import time
-from contextlib import nullcontext
+import shutil
+import tempfile
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
@@ -173,11 +175,14 @@ def effective_batch_size(n_train: int, bs: int) -> int:
     return max(2, min(bs, n_train // MIN_STEPS_PER_EPOCH))
 
 
-def check_items(items: Sequence[tuple[Path, Path]], codes: Sequence[str]
+def check_items(items: Sequence[tuple[Path, Path]], codes: Sequence[str],
+                mask_names: Sequence[Path] | None = None
                 ) -> tuple[list[int], list[tuple[Path, str]], tuple[int, int] | None]:
     """Decode every pair once before training: (usable indices, [(file, problem)], first HW).
 
     A bad file found mid-training would kill the run; found here it is skipped and reported.
+    ``mask_names``: the masks' own paths where ``items`` holds frozen copies (messages name
+    the person's file, not the copy).
     """
     good, bad, first = [], [], None
     for i, (img, msk) in enumerate(items):
@@ -185,7 +190,10 @@ def check_items(items: Sequence[tuple[Path, Path]], codes: Sequence[str]
             h, w = imageio.read_image(img).shape[:2]
             imageio.read_mask(msk, codes, expect_shape=(h, w))
         except (imageio.ImageError, imageio.MaskError, OSError, ValueError) as e:
-            bad.append((Path(img), str(e)))
+            msg = str(e)
+            if mask_names is not None:
+                msg = msg.replace(str(msk), str(mask_names[i]))
+            bad.append((Path(img), msg))
             continue
         good.append(i)
         if first is None:
@@ -396,6 +404,28 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
+@contextmanager
+def frozen_masks(items: Sequence[tuple[Path, Path]], where: Path):
+    """The pairs with each mask replaced by a copy taken now, deleted afterwards.
+
+    fastai reads every mask again each epoch, and fixing masks while the model trains is the
+    loop this tool is for: a save mid-run (half-written, a new size, a deleted file) would
+    otherwise fail the whole job, and a finished edit would mix two versions into one model.
+    Copies are plain file copies (masks are small); a mask that cannot be copied keeps its
+    path and check_items reports it."""
+    where.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".train-masks-", dir=where) as d:
+        out = []
+        for i, (img, msk) in enumerate(items):
+            copy = Path(d) / f"{i}{Path(msk).suffix}"
+            try:
+                shutil.copyfile(msk, copy)
+            except OSError:
+                copy = Path(msk)
+            out.append((Path(img), copy))
+        yield out
+
+
 def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, out_path: Path,
           *, epochs: int | None = None, valid_idx: Sequence[int] | None = None,
           on_progress: Callable[[float, str, float | None], None] | None = None,
@@ -413,12 +443,21 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, o
     ``learn.distrib_ctx``), `extra_cbs` join it, and `save=False` (ranks other than 0) skips
     writing the weights and the valid Dice (``valid_dice`` is then None).
     """
+    items = [(Path(a), Path(b)) for a, b in items]
+    with frozen_masks(items, Path(out_path).parent) as frozen:
+        return _train(frozen, [m for _, m in items], codes, mcfg, out_path, epochs=epochs,
+                      valid_idx=valid_idx, on_progress=on_progress, on_epoch=on_epoch,
+                      should_cancel=should_cancel, log=log, fit_context=fit_context,
+                      extra_cbs=extra_cbs, save=save)
+
+
+def _train(items, mask_names, codes, mcfg, out_path, *, epochs, valid_idx, on_progress,
+           on_epoch, should_cancel, log, fit_context, extra_cbs, save) -> TrainResult:
     t0 = time.monotonic()
     say = log or (lambda msg: None)
     out_path = Path(out_path)
-    items = [(Path(a), Path(b)) for a, b in items]
     codes = list(codes)
-    good, bad, first_hw = check_items(items, codes)
+    good, bad, first_hw = check_items(items, codes, mask_names)
     for path, why in bad:
         say(f"skipping {path}: {why}")
     if not good:

@@ -378,6 +378,40 @@ def test_cancel_takes_effect_within_one_batch(demo, tmp_path):
 
 
 @pytest.mark.slow
+def test_masks_saved_while_the_model_trains_do_not_break_the_run(demo, tmp_path):
+    # the person fixes masks during a retrain: fastai reads masks every epoch, so a save
+    # mid-run (another size, half-written, deleted) must not reach the run it started from
+    import shutil
+
+    _, src = demo
+    data = tmp_path / "data"
+    data.mkdir()
+    items = []
+    for ip, mp in src:
+        items.append((Path(shutil.copy(ip, data)), Path(shutil.copy(mp, data))))
+    items[0][1].write_bytes(b"not a png")  # broken from the start: skipped, named as itself
+    edits = {"done": False}
+
+    def on_epoch(d):
+        if not edits["done"]:
+            edits["done"] = True
+            write_png(items[1][1], np.zeros((17, 5), np.uint8))       # another size
+            items[2][1].write_bytes(items[2][1].read_bytes()[:40])   # half-written
+            items[3][1].unlink()                                     # gone
+            for _, m in items[4:]:  # the valid set's too: read again for the valid Dice
+                write_png(m, np.zeros((9, 9), np.uint8))
+
+    out = tmp_path / "models" / "m.pt"
+    res = train(items, CODES, mcfg(epochs=2), out, on_epoch=on_epoch)
+    assert edits["done"] and res.epochs == 2 and len(res.history) == 2
+    assert res.valid_dice is not None and res.valid_dice > 0
+    assert [(p, "not a png" in why or "cannot" in why or "mask" in why)
+            for p, why in res.skipped] == [(items[0][0], True)]
+    assert str(items[0][1]) in res.skipped[0][1] and ".train-masks-" not in res.skipped[0][1]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.pt", "m.pt.json"]  # copies gone
+
+
+@pytest.mark.slow
 def test_empty_valid_set_and_min_steps(tmp_path):
     items = [disk_pair(tmp_path, f"e{i}", 36, 40, i) for i in range(8)]
     res = train(items, CODES, mcfg(min_steps=8, image_size=0), tmp_path / "m" / "m.pt",
