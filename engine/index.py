@@ -227,7 +227,7 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")  # never treat as 'everything gone'
     report = ScanReport(root=str(root))
-    disc = layout.discover(root, cfg)
+    disc = layout.discover(root, cfg, known=store.get_meta("layout_kind"))
     report.kind = disc.kind
     sig = _signature(cfg)
     revalidate = store.get_meta("scan_signature") != sig
@@ -238,8 +238,13 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     seen: set[str] = set()
     if progress is not None:
         progress(0, total)
+    hidden = _hidden_mask_dirs(root, cfg, disc.kind, disc.problems)
     for n, pair in enumerate(disc.pairs, 1):
         row = rows.get(pair.image)
+        if _mask_out_of_sight(pair, row, hidden):
+            seen.add(pair.image)
+            report.unchanged += 1
+            continue
         try:
             fields, sha = _evaluate(root, cfg, pair, row, dups.get(pair.image), report,
                                     revalidate=revalidate, rehash=rehash)
@@ -282,6 +287,26 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     return report
 
 
+def _hidden_mask_dirs(root: Path, cfg, kind: str, problems) -> list[str]:
+    """Folders whose masks cannot be seen now: a split layout's masks folder that is missing,
+    and every folder that could not be listed."""
+    dirs = [p for p, k, _m in problems if k == "unreadable"]
+    masks_dir = layout._norm(cfg.layout.masks_dir)
+    if kind == "split" and not (Path(root) / masks_dir).is_dir():
+        dirs.append(masks_dir)
+    return dirs
+
+
+def _mask_out_of_sight(pair, row, hidden: list[str]) -> bool:
+    """A row whose mask lies in a folder that cannot be seen keeps its mask, hash and the
+    person's decision: without this, a masks folder on a disk unmounted for a moment turned
+    every row 'no-mask', and 'unreviewed' when it came back (accepted and flagged lost)."""
+    if pair.mask is not None or row is None or not row["mask_path"]:
+        return False
+    m = row["mask_path"]
+    return any(d == "." or m == d or m.startswith(d + "/") for d in hidden)
+
+
 def _finish(report: ScanReport, store, t0: float) -> None:
     report.counts = store.status_counts()
     report.total = sum(report.counts.values())
@@ -295,7 +320,7 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
     deleted, or None when the path is not part of the data set. Folder changes need scan()."""
     root = Path(root)
     rel = layout._norm(relpath)
-    kind = layout.detect_kind(root, cfg)
+    kind = layout.detect_kind(root, cfg, known=store.get_meta("layout_kind"))
     role, key = layout.classify(rel, cfg, kind)
     if role is None:
         return None
@@ -310,8 +335,13 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
     group_paths = {rel} | images_now | {p.mask for p in disc.pairs if p.mask} \
         | set(disc.orphan_masks)
     store.delete_problems(group_paths)
+    hidden = _hidden_mask_dirs(root, cfg, kind, [])
+    kept: set[str] = set()
     for pair in disc.pairs:
         row = store.image(pair.image)
+        if _mask_out_of_sight(pair, row, hidden):
+            kept.add(pair.image)
+            continue
         try:
             fields, sha = _evaluate(root, cfg, pair, row, dups.get(pair.image), report)
         except FileNotFoundError:
@@ -328,7 +358,8 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
     if role == "image" and rel not in images_now and store.image(rel) is not None:
         store.delete_image(rel)
         touched = rel
-    if role == "mask" and touched is None and before is not None:
+    if role == "mask" and touched is None and before is not None \
+            and before["path"] not in kept:
         # the mask went (or moved away): its image row was re-evaluated above if it exists
         touched = before["path"]
     for m in disc.orphan_masks:

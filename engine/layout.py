@@ -105,12 +105,16 @@ def is_ignored(relpath: str | os.PathLike, cfg) -> bool:
 
 # -- classifying one path --------------------------------------------------------------------
 
-def detect_kind(root: Path | str, cfg) -> str:
+def detect_kind(root: Path | str, cfg, known: str | None = None) -> str:
+    """``[layout] kind``, or for ``auto`` what the folder looks like. ``known``: the kind the
+    project was indexed as; a split project whose masks folder is gone for a moment (an
+    unmounted disk, a rename) stays split rather than turning every image maskless."""
     kind = cfg.layout.kind
     if kind in ("seed", "split"):
         return kind
     root = Path(root)
-    if (root / cfg.layout.images_dir).is_dir() and (root / cfg.layout.masks_dir).is_dir():
+    if (root / cfg.layout.images_dir).is_dir() and (
+            known == "split" or (root / cfg.layout.masks_dir).is_dir()):
         return "split"
     return "seed"
 
@@ -306,10 +310,11 @@ def _collect(root: str, cfg, kind: str, starts: list[str], disc: Discovery,
     return images, masks
 
 
-def discover(root: Path | str, cfg) -> Discovery:
-    """Every image/mask pair under ``root``: sorted, deterministic, never following loops."""
+def discover(root: Path | str, cfg, known: str | None = None) -> Discovery:
+    """Every image/mask pair under ``root``: sorted, deterministic, never following loops.
+    ``known`` as in detect_kind."""
     root_s = os.fspath(root)
-    kind = detect_kind(root_s, cfg)
+    kind = detect_kind(root_s, cfg, known)
     disc = Discovery(kind)
     if kind == "seed":
         starts = [""]

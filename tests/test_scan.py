@@ -366,3 +366,66 @@ def test_progress_starts_at_zero(root, cfg, store):
     seen = []
     index.scan(root, cfg, store, progress=lambda d, t: seen.append((d, t)))
     assert seen == [(0, 1), (1, 1)]
+
+
+def _decided_split(root, cfg, store) -> dict:
+    for n in ("a", "b", "c"):
+        img(root / "images" / f"{n}.png"); msk(root / "masks" / f"{n}.png")
+    index.scan(root, cfg, store)
+    store.set_status([store.image("images/a.png")["id"]], "accepted")
+    store.set_status([store.image("images/b.png")["id"]], "flagged")
+    return {p: (r["status"], r["mask_path"], r["mask_sha256"]) for p, r in rows(store).items()}
+
+
+def test_a_masks_folder_gone_for_a_moment_keeps_every_decision(root, cfg, store):
+    before = _decided_split(root, cfg, store)
+    (root / "masks").rename(root / "masks.off")          # a disk unmounted, a rename
+    rep = index.scan(root, cfg, store)
+    assert rep.kind == "split"
+    now = {p: (r["status"], r["mask_path"], r["mask_sha256"]) for p, r in rows(store).items()}
+    assert now == before
+    assert ("masks", "missing-folder") in [(p, k) for p, k, _m in rep.problems]
+    # the watcher sees the masks go one by one: the rows stay as they are too
+    assert index.index_one(root, cfg, store, "masks/a.png") is None
+    assert store.image("images/a.png")["status"] == "accepted"
+    (root / "masks.off").rename(root / "masks")
+    index.scan(root, cfg, store)
+    assert {p: (r["status"], r["mask_path"], r["mask_sha256"])
+            for p, r in rows(store).items()} == before
+    # one mask deleted for real, with its folder there, is a row without a mask
+    (root / "masks" / "c.png").unlink()
+    index.scan(root, cfg, store)
+    assert store.image("images/c.png")["status"] == "no-mask"
+
+
+def test_a_broken_masks_link_does_not_turn_a_split_project_into_a_seed_one(root, cfg, store):
+    before = _decided_split(root, cfg, store)
+    (root / "masks").rename(root / "masks.real")
+    (root / "masks").symlink_to(root / "unmounted" / "masks")
+    rep = index.scan(root, cfg, store)
+    assert cfg.layout.kind == "auto" and rep.kind == "split"
+    assert {p: r["status"] for p, r in rows(store).items()} == {p: v[0] for p, v in
+                                                               before.items()}
+    (root / "masks").unlink()
+    (root / "masks.real").rename(root / "masks")
+    index.scan(root, cfg, store)
+    assert {p: (r["status"], r["mask_path"], r["mask_sha256"])
+            for p, r in rows(store).items()} == before
+
+
+def test_an_unreadable_masks_subfolder_keeps_its_rows_masks(root, cfg, store, monkeypatch):
+    img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
+    img(root / "images" / "y.png"); msk(root / "masks" / "y.png")
+    index.scan(root, cfg, store)
+    store.set_status([store.image("images/s/x.png")["id"]], "flagged")
+    real = os.scandir
+
+    def flaky(path):
+        if os.fspath(path).rstrip("/").endswith("masks/s"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", flaky)
+    index.scan(root, cfg, store)
+    row = store.image("images/s/x.png")
+    assert (row["status"], row["mask_path"]) == ("flagged", "masks/s/x.png")
