@@ -80,7 +80,7 @@ class Engine:
     def _main(self) -> None:
         store = self.store = Store(self.state / "state.db")
         log.info("engine %d started for %s", os.getpid(), self.root)
-        requeued = store.recover_interrupted()
+        requeued = store.recover_interrupted(crashed=True)  # a clean stop left none running
         if requeued:
             log.info("re-queued interrupted jobs as %s", requeued)
         store.set_engine_state(pid=os.getpid(), host=socket.gethostname(), state="scanning",

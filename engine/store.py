@@ -734,21 +734,39 @@ class Store:
                               (job_id,)).fetchone()
         return bool(r and r[0])
 
-    def recover_interrupted(self, requeue: bool = True) -> list[int]:
-        """At engine start: jobs left 'running' by a dead engine are marked interrupted and,
-        unless cancelled, queued again as a fresh job carrying the same params."""
+    MAX_CRASHES = 2  # a job that took the engine down this often is not run again
+
+    def recover_interrupted(self, requeue: bool = True, *, crashed: bool = False) -> list[int]:
+        """Jobs left 'running' are marked interrupted and, unless cancelled, queued again as a
+        fresh job carrying the same params: at a clean stop (``crashed=False``), and at start
+        for jobs of an engine that died (``crashed=True``). A job whose runs the engine died
+        in MAX_CRASHES times (out of memory, a native crash) fails instead: re-queued, it would
+        take down every engine a client starts."""
         out = []
         with self.tx() as c:
             rows = c.execute("SELECT * FROM jobs WHERE state='running'").fetchall()
             for r in rows:
                 now = _now()
-                c.execute("UPDATE jobs SET state='interrupted', finished_at=?, "
-                          "message='engine stopped while running' WHERE id=?", (now, r["id"]))
+                params = _loads(r["params"]) or {}
+                crashes = int(params.get("crashes", 0)) + (1 if crashed else 0)
+                if crashes >= self.MAX_CRASHES and not r["cancel_requested"]:
+                    c.execute("UPDATE jobs SET state='failed', finished_at=?, error=? "
+                              "WHERE id=?", (now, (
+                                  f"the engine died {crashes} times while running this job "
+                                  "(out of memory? see logs/engine.log); not run again: "
+                                  "submit it anew to retry"), r["id"]))
+                    c.execute("INSERT INTO events(ts, job_id, kind, data) VALUES(?,?, 'job', ?)",
+                              (now, r["id"], _dumps({"state": "failed"})))
+                    continue
+                c.execute("UPDATE jobs SET state='interrupted', finished_at=?, message=? "
+                          "WHERE id=?", (now, "engine died while running" if crashed else
+                                         "engine stopped while running", r["id"]))
                 c.execute("INSERT INTO events(ts, job_id, kind, data) VALUES(?,?, 'job', ?)",
                           (now, r["id"], _dumps({"state": "interrupted"})))
                 if requeue and not r["cancel_requested"]:
-                    params = _loads(r["params"]) or {}
                     params["resumed_from"] = r["id"]
+                    if crashes:
+                        params["crashes"] = crashes
                     cur = c.execute("INSERT INTO jobs(kind, params, created_at, requested_by)"
                                     " VALUES(?,?,?, 'recovery')",
                                     (r["kind"], _dumps(params), now))

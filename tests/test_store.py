@@ -84,6 +84,21 @@ def test_recover_interrupted_requeues_with_params(st):
     assert nj.state == "queued" and nj.params == {"scope": "all", "resumed_from": j}
 
 
+def test_a_job_the_engine_keeps_dying_in_is_not_run_forever(st):
+    j = st.submit_job("train", {"epochs": 3})
+    st.claim_job(pid=1)
+    (j2,) = st.recover_interrupted(crashed=True)          # the engine died once: run again
+    assert st.job(j2).params == {"epochs": 3, "resumed_from": j, "crashes": 1}
+    st.claim_job(pid=2)
+    (j3,) = st.recover_interrupted()                      # a clean stop does not count
+    assert st.job(j3).params == {"epochs": 3, "resumed_from": j2, "crashes": 1}
+    st.claim_job(pid=3)
+    assert st.recover_interrupted(crashed=True) == []     # died again: not a third time
+    failed = st.job(j3)
+    assert failed.state == "failed" and "died 2 times" in failed.error
+    assert st.active_jobs() == []
+
+
 def test_staleness_follows_model_and_content(st):
     i = st.upsert_image("a.png", mask_path="a_mask.png", img_sha256="I1", mask_sha256="M1",
                         status="unreviewed")
