@@ -6,6 +6,7 @@ Layout of a backup destination (default ``<state_dir>/backups``; better on anoth
     snapshots/<id>.json     one manifest per snapshot: {relpath: {sha, size}}, masks, models
     tmp/                    files being written (renamed into objects/ when complete)
     lock                    flock: writers share it, prune takes it alone
+    owner.json              the one project that writes here: {"project": id, "root": path}
 
 Safety rules this module keeps:
 - Every write is temp file + fsync + rename, and an object is re-hashed after it is written, so a
@@ -15,6 +16,9 @@ Safety rules this module keeps:
 - Restore re-hashes every object before it writes anything and writes each file atomically; the
   file it replaces is stored first, so a restore can be undone.
 - Objects referenced by mask history (``mask_versions``) are never garbage-collected.
+- One project per destination (``owner.json``, checked by every writer): prune collects what
+  no manifest and no history row of *this* project references, and another project's history
+  rows live in another database, so a shared destination would lose them.
 
 No torch or fastai here: clients import this module.
 """
@@ -96,8 +100,11 @@ def _dest_error(dest: Path, e: OSError, doing: str) -> BackupError:
 class ObjectStore:
     """Files stored once each under their sha256. Nothing is created until the first write."""
 
-    def __init__(self, dest: Path | str):
+    def __init__(self, dest: Path | str, owner: dict | None = None):
+        """``owner`` (``owner_of``): the project that writes; every ``lock()`` checks the
+        destination is its own (``owner.json``)."""
         self.dest = Path(dest)
+        self.owner = owner
         self.objects_dir = self.dest / "objects"
         self.snapshots_dir = self.dest / "snapshots"
         self.tmp_dir = self.dest / "tmp"
@@ -148,9 +155,51 @@ class ObjectStore:
             raise _dest_error(self.dest, e, "locking") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            if self.owner is not None:
+                self._claim()
             yield
         finally:
             os.close(fd)  # closing releases the flock
+
+    def _claim(self) -> None:
+        """Refuse a destination that belongs to another project; take a new or unowned one.
+        The same project id (a moved folder) or the same folder (a wiped .segtriage/, then a
+        restore) is the same project, and the record follows it."""
+        f = self.dest / "owner.json"
+        st = self.owner.get("store")
+        me = {"project": st.project_id() if st is not None else None,
+              "root": str(self.owner["root"])}
+        try:
+            cur = json.loads(f.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            cur = None
+        except (OSError, ValueError) as e:
+            raise BackupError(f"{f}: unreadable ({e}); it names the project that owns this "
+                              "backup destination: fix or remove it") from None
+        if cur is None:
+            good, _bad = self.manifests()
+            others = sorted({m["root"] for m in good if m.get("root")} - {me["root"]})
+            if others:
+                raise self._shared(others[0])
+        elif not ((me["project"] and cur.get("project") == me["project"])
+                  or cur.get("root") == me["root"]):
+            raise self._shared(cur.get("root") or "another project")
+        if cur != me:
+            tmp = self.dest / f".owner-{secrets.token_hex(4)}"
+            try:
+                tmp.write_text(json.dumps(me, indent=1), encoding="utf-8")
+                os.replace(tmp, f)
+            except OSError as e:
+                tmp.unlink(missing_ok=True)
+                raise _dest_error(self.dest, e, "recording the owner") from None
+
+    def _shared(self, other: str) -> BackupError:
+        return BackupError(
+            f"backup destination {self.dest} belongs to {other}, not {self.owner['root']}: "
+            "segtriage keeps one project per destination, so that pruning or restoring one "
+            "never touches another's files. Set [backup] destination to a folder of its own "
+            f"(e.g. {self.dest / Path(self.owner['root']).name}); if {other} no longer uses "
+            f"it, delete {self.dest / 'owner.json'}")
 
     # -- writing (the two methods below are the seams the fault tests patch)
     def _ensure_dirs(self, doing: str) -> None:
@@ -326,8 +375,15 @@ def default_destination(root: Path | str, cfg) -> Path:
     return p if p.is_absolute() else Path(root) / p
 
 
-def _open_store(root: Path, cfg, dest: Path | str | None) -> ObjectStore:
-    return ObjectStore(Path(dest) if dest is not None else default_destination(root, cfg))
+def owner_of(root: Path | str, store=None) -> dict:
+    """Who writes to a destination: the project's folder and state (its id is read, or made,
+    only when something is written)."""
+    return {"root": str(Path(root).resolve()), "store": store}
+
+
+def _open_store(root: Path, cfg, dest: Path | str | None, store=None) -> ObjectStore:
+    return ObjectStore(Path(dest) if dest is not None else default_destination(root, cfg),
+                       owner=owner_of(root, store))
 
 
 def _new_snapshot_id(ts: float) -> str:
@@ -380,7 +436,7 @@ def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
     ``skipped`` instead of failing the whole snapshot.
     """
     root = Path(root)
-    obj = _open_store(root, cfg, dest)
+    obj = _open_store(root, cfg, dest, store)
     report = progress or (lambda f, m: None)
     rels, mask_set = _data_files(root, cfg, store)
     if (root / CONFIG_NAME).is_file():
@@ -458,7 +514,7 @@ def list_snapshots(root: Path | str, cfg, dest: Path | str | None = None, *,
     """Snapshots oldest first, from the manifests (the source of truth). ``recorded`` says
     whether this project's ``backups`` table knows the snapshot (pass ``store`` to join);
     unreadable manifests appear with an ``error`` key."""
-    obj = _open_store(Path(root), cfg, dest)
+    obj = _open_store(Path(root), cfg, dest, store)
     good, bad = obj.manifests()
     rows = {}
     if store is not None:
@@ -572,7 +628,7 @@ def verify(root: Path | str, cfg, dest: Path | str | None = None, *, store=None,
     """Re-hash every stored object; report missing and corrupt ones with what uses them,
     including the mask history's objects when ``dest`` is the history's destination."""
     root = Path(root)
-    obj = _open_store(root, cfg, dest)
+    obj = _open_store(root, cfg, dest, store)
     good, bad = obj.manifests()
     rep = VerifyReport(destination=obj.dest, snapshots=len(good), bad_manifests=bad)
     refs = _references(obj, good, _history_store_of(root, cfg, obj, store))
@@ -609,7 +665,7 @@ def restore(root: Path | str, cfg, store, snapshot_id: str, *, to: Path | str | 
     root = Path(root)
     target = Path(to) if to is not None else root
     in_place = target.resolve() == root.resolve()
-    obj = _open_store(root, cfg, dest)
+    obj = _open_store(root, cfg, dest, store)
     report = progress or (lambda f, m: None)
     with obj.lock():
         m = resolve_snapshot(obj, snapshot_id)
@@ -673,7 +729,7 @@ def prune(root: Path | str, cfg, *, keep: int, dest: Path | str | None = None,
     if store is None:
         from .store import Store
         store = Store.open(root, state_dir=cfg.project.state_dir)
-    obj = _open_store(root, cfg, dest)
+    obj = _open_store(root, cfg, dest, store)
     if not obj.dest.is_dir():
         return {"kept": [], "deleted": [], "objects_deleted": 0, "bytes_freed": 0}
     with obj.lock(exclusive=True):

@@ -160,7 +160,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
                  "terminal: suspend the TUI; gui: launch detached"),
     },
     "backup": {
-        "destination": ("", _str, "snapshot store; empty: <state_dir>/backups (prefer another disk)"),
+        "destination": ("", _str, "snapshot store; empty: <state_dir>/backups (prefer "
+                                  "another disk; one folder per project)"),
         "before_train": (True, _bool, "snapshot automatically before every training job"),
     },
     "engine": {

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .backup import BackupError, ObjectStore, _utc_iso, default_destination
+from .backup import BackupError, ObjectStore, _utc_iso, default_destination, owner_of
 from .imageio import MaskError, read_mask, sha256_file
 from .imageio import write_mask as _write_mask_file
 
@@ -27,9 +27,9 @@ class HistoryError(BackupError, ValueError):
     """A history request that cannot be met (no such path or version, nothing to undo)."""
 
 
-def history_store(root: Path | str, cfg) -> ObjectStore:
+def history_store(root: Path | str, cfg, store=None) -> ObjectStore:
     """History objects always live in the configured (default) backup destination."""
-    return ObjectStore(default_destination(root, cfg))
+    return ObjectStore(default_destination(root, cfg), owner=owner_of(root, store))
 
 
 def mask_diff(a: np.ndarray, b: np.ndarray) -> tuple[int | None, float | None]:
@@ -55,7 +55,7 @@ def _compare(obj: ObjectStore, cfg, prev_sha: str, sha: str) -> tuple[int | None
 
 def _save(root: Path, cfg, store, rel_mask: str, source: str,
           image_id: int | None) -> tuple[int | None, str]:
-    obj = history_store(root, cfg)
+    obj = history_store(root, cfg, store)
     with obj.lock():
         sha, _added = obj.put_file(root / rel_mask)
         versions = store.mask_versions(rel_mask)
@@ -184,7 +184,7 @@ def revert(root: Path | str, cfg, store, path: str | Path, version: int | None =
     out = {"path": rel, "image": image, "version": idx + 1, "sha": target["sha256"]}
     if target["sha256"] == cur:
         return {**out, "changed": False, "new_version": None}
-    obj = history_store(root, cfg)
+    obj = history_store(root, cfg, store)
     with obj.lock():
         obj.copy_out(target["sha256"], mpath)  # refuses a corrupt object, writes atomically
     vid, sha = _save(root, cfg, store, rel, "revert", None)

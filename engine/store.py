@@ -347,6 +347,19 @@ class Store:
             c.execute("INSERT INTO meta(key, value) VALUES(?, ?) "
                       "ON CONFLICT(key) DO UPDATE SET value=excluded.value", (key, _dumps(value)))
 
+    def project_id(self) -> str:
+        """This project's id, made on first use: it names the project in the backup
+        destination it owns (a moved folder keeps it)."""
+        pid = self.get_meta("project_id")
+        if not pid:
+            import uuid
+
+            with self.tx() as c:  # two first callers at once agree on one id
+                c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('project_id', ?)",
+                          (_dumps(uuid.uuid4().hex),))
+            pid = self.get_meta("project_id")
+        return pid
+
     # -- images ----------------------------------------------------------------------------
     _IMAGE_FIELDS = ("mask_path", "width", "height", "img_size", "img_mtime_ns", "img_sha256",
                      "mask_size", "mask_mtime_ns", "mask_sha256", "status", "error")

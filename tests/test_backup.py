@@ -504,3 +504,59 @@ def test_no_shell_anywhere():
                                                   and kw.value.value is False):
                         bad.append(f"{f.relative_to(repo)}:{node.lineno} shell=")
     assert bad == []
+
+
+def test_one_destination_serves_one_project(tmp_path):
+    # two folders pointed at one disk: prune of one used to delete the other's snapshots and
+    # objects, and `restore latest` could write one project's files into the other
+    shared = tmp_path / "usb" / "backups"
+    roots = []
+    for name in ("a", "b"):
+        root = tmp_path / name
+        root.mkdir()
+        _write_pair(root, f"{name}0", 1 if name == "a" else 2)
+        (root / "segtriage.toml").write_text(f'[backup]\ndestination = "{shared}"\n')
+        roots.append(root)
+    (a, b) = roots
+    ca, sa = load_config(a), Store.open(a)
+    _index(a, ca, sa)
+    first = backup.snapshot(a, ca, sa)
+    cb, sb = load_config(b), Store.open(b)
+    _index(b, cb, sb)
+    with pytest.raises(BackupError, match=r"belongs to .*/a, not .*/b.*a folder of its own"):
+        backup.snapshot(b, cb, sb)
+    with pytest.raises(BackupError, match="belongs to"):  # mask history writes too
+        save_mask_version(b, cb, sb, "b0_mask.png", "scan")
+    with pytest.raises(BackupError, match="belongs to"):
+        backup.prune(b, cb, keep=1, store=sb)
+    assert [s["id"] for s in backup.list_snapshots(a, ca)] == [first["id"]]
+    assert backup.verify(a, ca).ok
+    # the same project moved to another folder is still the owner (its id goes with it)
+    moved = tmp_path / "a-moved"
+    a.rename(moved)
+    cm, sm = load_config(moved), Store.open(moved)
+    backup.snapshot(moved, cm, sm)
+    # a wiped .segtriage/ at the owner's path is the owner too (restore, then back up again)
+    import shutil
+
+    shutil.rmtree(moved / ".segtriage")
+    sm2 = Store.open(moved)
+    backup.restore(moved, cm, sm2, "latest")
+    _index(moved, cm, sm2)
+    backup.snapshot(moved, cm, sm2)
+    assert json.loads((shared / "owner.json").read_text())["root"] == str(moved.resolve())
+
+
+def test_a_destination_already_shared_is_refused_until_one_project_owns_it(project, tmp_path):
+    # destinations written before owner.json existed: manifests of two folders in one place
+    root, cfg, store = project
+    dest = tmp_path / "dest"
+    backup.snapshot(root, cfg, store, dest=dest)
+    (dest / "owner.json").unlink()
+    m = next((dest / "snapshots").glob("*.json"))
+    other = json.loads(m.read_text())
+    other["root"] = "/elsewhere/project"
+    (dest / "snapshots" / "0-other.json").write_text(json.dumps(other))
+    with pytest.raises(BackupError, match="belongs to /elsewhere/project"):
+        backup.prune(root, cfg, keep=1, dest=dest, store=store)
+    assert len(list((dest / "snapshots").glob("*.json"))) == 2  # nothing deleted
