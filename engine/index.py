@@ -227,11 +227,13 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")  # never treat as 'everything gone'
     report = ScanReport(root=str(root))
+    # rows before the walk: a pair the engine's watcher indexes while this (client) scan
+    # walks a big folder is then neither in `rows` nor in `seen`, instead of 'gone'
+    rows = {r["path"]: r for r in store.images()}
     disc = layout.discover(root, cfg, known=store.get_meta("layout_kind"))
     report.kind = disc.kind
     sig = _signature(cfg)
     revalidate = store.get_meta("scan_signature") != sig
-    rows = {r["path"]: r for r in store.images()}
     dups = _dups(disc)
     writer = _Writer(root, cfg, store, report)
     total = len(disc.pairs)
@@ -269,7 +271,8 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     # a folder that could not be listed (permissions, a network hiccup) keeps its rows
     unreadable = [p for p, k, _m in disc.problems if k == "unreadable"]
     gone = sorted(p for p in set(rows) - seen
-                  if not any(d == "." or p.startswith(d + "/") for d in unreadable))
+                  if not any(d == "." or p.startswith(d + "/") for d in unreadable)
+                  and not (root / p).exists())  # created again since the walk passed it
     if gone:
         with store.tx():
             for p in gone:

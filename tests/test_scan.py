@@ -429,3 +429,20 @@ def test_an_unreadable_masks_subfolder_keeps_its_rows_masks(root, cfg, store, mo
     index.scan(root, cfg, store)
     row = store.image("images/s/x.png")
     assert (row["status"], row["mask_path"]) == ("flagged", "masks/s/x.png")
+
+
+def test_a_pair_indexed_by_the_engine_during_a_clients_walk_is_kept(root, cfg, store,
+                                                                    monkeypatch):
+    img(root / "a.png"); msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    real = index.layout.discover
+
+    def walk_while_the_engine_indexes(root_, cfg_, known=None):
+        disc = real(root_, cfg_, known)       # the client's walk (minutes on a big folder)
+        img(root / "new.png", seed=3); msk(root / "new_mask.png", seed=3)
+        index.index_one(root, cfg, store, "new_mask.png")   # the engine's watcher meanwhile
+        return disc
+
+    monkeypatch.setattr(index.layout, "discover", walk_while_the_engine_indexes)
+    rep = index.scan(root, cfg, store)
+    assert rep.removed == 0 and store.image("new.png")["mask_path"] == "new_mask.png"
