@@ -451,7 +451,7 @@ def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
     snap_id = _new_snapshot_id(ts)
     report(0.0, f"snapshot {snap_id}: {total} files")
     with obj.lock():
-        previous = obj.manifests()[0]
+        previous = [m for m in obj.manifests()[0] if not m.get("partial")]
         prev = previous[-1] if previous else None
         entries = [(rel, root / rel, files) for rel in rels]
         entries += [(rel, p, model_entries) for rel, p in model_files]
@@ -547,8 +547,11 @@ def resolve_snapshot(obj: ObjectStore, snapshot_id: str) -> dict:
     good, _bad = obj.manifests()
     if not good:
         raise BackupError(f"no snapshots in {obj.dest}")
-    if snapshot_id == "latest":
-        return good[-1]
+    if snapshot_id == "latest":  # the newest whole snapshot, not what a restore kept
+        whole = [m for m in good if not m.get("partial")]
+        if not whole:
+            raise BackupError(f"no whole snapshot in {obj.dest} (only files kept by restores)")
+        return whole[-1]
     hits = [m for m in good if m["id"] == snapshot_id] or [
         m for m in good if m["id"].startswith(snapshot_id)]
     if len(hits) != 1:
@@ -688,13 +691,18 @@ def restore(root: Path | str, cfg, store, snapshot_id: str, *, to: Path | str | 
                 f"snapshot {m['id']} cannot be restored: the stored copies of "
                 f"{', '.join(bad[:5])}{' …' if len(bad) > 5 else ''} are missing or corrupt "
                 f"in {obj.dest}; nothing was written (run `segtriage verify`)")
+        # keep what is there now before replacing any of it: stored, in the mask history for
+        # masks, and named by a manifest of its own, so prune keeps it and `restore` of that
+        # snapshot undoes this one
         kept: list[dict] = []
-        for i, (label, path, sha) in enumerate(todo):
-            if path.is_file():  # keep what is there now before replacing it
-                if in_place and label in masks:  # ... and in the mask history
+        for label, path, _sha in todo:
+            if path.is_file():
+                if in_place and label in masks:
                     save_mask_version(root, cfg, store, label, "scan")
                 old_sha, _n = obj.put_file(path)
                 kept.append({"path": label, "sha": old_sha})
+        undo = _write_kept(obj, store, kept, masks, m["id"], target) if kept else None
+        for i, (label, path, sha) in enumerate(todo):
             obj.copy_out(sha, path)
             if in_place and label in masks:
                 save_mask_version(root, cfg, store, label, "restore")
@@ -703,7 +711,30 @@ def restore(root: Path | str, cfg, store, snapshot_id: str, *, to: Path | str | 
     if in_place:
         store.add_event("restore", {"snapshot": m["id"], "restored": len(todo), "kept": kept})
     return {"snapshot": m["id"], "target": str(target), "files": len(entries),
-            "restored": len(todo), "unchanged": unchanged, "kept": kept}
+            "restored": len(todo), "unchanged": unchanged, "kept": kept, "undo": undo}
+
+
+def _write_kept(obj: ObjectStore, store, kept: list[dict], masks: set[str], restoring: str,
+                target: Path) -> str:
+    """A manifest of the files a restore is about to replace (only those: restoring it puts
+    them back). Returns its snapshot id."""
+    ts = time.time()
+    snap_id = _new_snapshot_id(ts)
+    note = f"before restoring {restoring}"
+    files = {k["path"]: {"sha": k["sha"], "size": obj.path(k["sha"]).stat().st_size}
+             for k in kept if not k["path"].startswith("models/")}
+    models = {k["path"][len("models/"):]: {"sha": k["sha"],
+                                           "size": obj.path(k["sha"]).stat().st_size}
+              for k in kept if k["path"].startswith("models/")}
+    obj.write_manifest(snap_id, {
+        "format": MANIFEST_FORMAT, "id": snap_id, "created_ts": ts, "created_at": _utc_iso(ts),
+        "root": str(target.resolve()), "note": note, "job_id": None, "files": files,
+        "masks": sorted(p for p in files if p in masks), "models": {"files": models},
+        "bytes_added": 0, "masks_changed": 0, "previous": None, "skipped": [],
+        "partial": True})
+    store.add_backup(destination=str(obj.dest), snapshot=snap_id, files=len(kept),
+                     bytes_added=0, masks_changed=0, job_id=None, note=note)
+    return snap_id
 
 
 def _update_mask_row(store, rel: str, path: Path, sha: str) -> None:
@@ -738,7 +769,11 @@ def prune(root: Path | str, cfg, *, keep: int, dest: Path | str | None = None,
             # an unreadable manifest may reference anything: collecting garbage could destroy it
             raise BackupError(f"{obj.dest} has unreadable manifests ({bad[0]['file']}): "
                               "fix or remove them before pruning")
-        drop, stay = good[:-keep], good[-keep:]
+        # keep the newest `keep` whole snapshots, and what restores kept since the oldest
+        whole = [m for m in good if not m.get("partial")]
+        cutoff = whole[-keep]["created_ts"] if len(whole) >= keep else float("-inf")
+        stay = [m for m in good if m["created_ts"] >= cutoff]
+        drop = [m for m in good if m["created_ts"] < cutoff]
         for m in drop:
             (obj.snapshots_dir / f"{m['id']}.json").unlink(missing_ok=True)
         _fsync_dir(obj.snapshots_dir)

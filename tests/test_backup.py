@@ -337,9 +337,23 @@ def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     assert h[1]["pixels_changed"] == 5
     # the image row follows the restored mask
     assert store.image("plain.png")["mask_sha256"] == sha256_file(root / "plain_mask.png")
-    # restoring again changes nothing
+    # restoring again changes nothing ("latest" is the newest whole snapshot)
     again = backup.restore(root, cfg, store, "latest")
-    assert (again["restored"], again["kept"]) == (0, [])
+    assert (again["restored"], again["kept"], again["undo"]) == (0, [], None)
+    # what the restore replaced has a snapshot of its own: listed, kept by prune, and
+    # restoring it undoes the restore (the deleted mask stays: it was not there to keep)
+    listed = {s["id"]: s for s in backup.list_snapshots(root, cfg, store=store)}
+    assert listed[res["undo"]]["note"] == f"before restoring {snap['id']}"
+    assert listed[res["undo"]]["files"] == 2 and listed[res["undo"]]["recorded"]
+    pruned = backup.prune(root, cfg, keep=1, store=store)
+    assert pruned["deleted"] == [] and set(pruned["kept"]) == {snap["id"], res["undo"]}
+    backup.restore(root, cfg, store, res["undo"])
+    assert (root / "plain_mask.png").read_bytes() == changed_mask
+    assert (root / "with space.png").read_bytes() == changed_image
+    assert backup.verify(root, cfg).ok
+    # a newer whole snapshot makes the restore's leftovers old enough to prune
+    backup.snapshot(root, cfg, store)
+    assert res["undo"] in backup.prune(root, cfg, keep=1, store=store)["deleted"]
 
 
 def test_restore_to_another_folder(project, tmp_path):

@@ -811,7 +811,9 @@ def cmd_restore(a) -> int:
         return _err(str(e))
     print(f"restored snapshot {res['snapshot']} into {res['target']}: {res['restored']} "
           f"file(s) written, {res['unchanged']} unchanged, {len(res['kept'])} replaced "
-          "version(s) kept in the store")
+          "version(s) kept in the store"
+          + (f" as snapshot {res['undo']} (`segtriage restore {a.dir} {res['undo']}` undoes "
+             "this)" if res.get("undo") else ""))
     return 0
 
 
