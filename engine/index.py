@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from typing import Any, Callable
 from . import layout
 from .imageio import ImageError, MaskError, fingerprint, image_info, read_mask, sha256_file
 from .layout import Discovery, Pair
+
+log = logging.getLogger(__name__)
 
 DUP_PREFIX = "duplicate name: "
 FLUSH_EVERY = 256          # rows per write transaction (keeps the write lock short)
@@ -81,10 +84,35 @@ def _record_version(root: Path, cfg, store, rel_mask: str, sha: str, image_id: i
     if hist is not None and hasattr(hist, "save_mask_version"):
         try:
             hist.save_mask_version(root, cfg, store, rel_mask, source=source, image_id=image_id)
-            return
-        except Exception as e:  # noqa: BLE001 - destination full/missing: keep at least the row
-            report.warnings.append(f"{rel_mask}: mask history not kept ({e})")
+        except Exception as e:  # noqa: BLE001 - destination full/missing/another project's
+            # no row without its bytes (revert and verify would find it missing): the next
+            # scan's catch-up stores this content once the destination takes it
+            msg = f"{rel_mask}: mask history not kept yet ({e})"
+            if msg not in report.warnings:  # the catch-up may try the same mask again
+                report.warnings.append(msg)
+                log.warning(msg)  # the engine's log: the watcher's re-index has no report
+        return
     store.add_mask_version(rel_mask, sha, source, image_id=image_id)
+
+
+def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport) -> None:
+    """Version every mask seen (of ``rows`` and ``disc``) whose current content the history
+    lacks: masks whose row is an error, orphan and duplicate masks (no row to hang a change
+    on), and contents a full or unplugged destination could not take before."""
+    latest = store.latest_mask_shas()
+    todo = [(r["mask_path"], r["mask_sha256"], r["id"]) for r in rows
+            if r is not None and r["mask_path"] and r["mask_sha256"]
+            and latest.get(r["mask_path"]) != r["mask_sha256"]]
+    loose = list(disc.orphan_masks) + [p for p, k, _m in disc.problems if k == "duplicate-mask"]
+    for m in loose:
+        try:
+            sha = sha256_file(root / m)
+        except OSError:
+            continue
+        if latest.get(m) != sha:
+            todo.append((m, sha, None))
+    for rel, sha, image_id in todo:
+        _record_version(root, cfg, store, rel, sha, image_id, report)
 
 
 # -- one pair ------------------------------------------------------------------------------
@@ -278,6 +306,7 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
             for p in gone:
                 store.delete_image(p)
     report.removed = len(gone)
+    _catch_up_history(root, cfg, store, store.images(), disc, report)
 
     problems = [p for p in disc.problems if p[0] not in dups]  # those rows carry the error
     problems += [_orphan_problem(cfg, disc.kind, m) for m in disc.orphan_masks]
@@ -365,6 +394,8 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
             and before["path"] not in kept:
         # the mask went (or moved away): its image row was re-evaluated above if it exists
         touched = before["path"]
+    _catch_up_history(root, cfg, store, [store.image(p.image) for p in disc.pairs], disc,
+                      report)
     for m in disc.orphan_masks:
         store.upsert_problem(*_orphan_problem(cfg, kind, m))
     for p, k, m in disc.problems:

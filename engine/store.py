@@ -823,6 +823,12 @@ class Store:
         return self.conn.execute("SELECT * FROM mask_versions WHERE path=? ORDER BY id",
                                  (path,)).fetchall()
 
+    def latest_mask_shas(self) -> dict[str, str]:
+        """path → content of the newest history version of every mask."""
+        return dict(self.conn.execute(
+            "SELECT path, sha256 FROM mask_versions WHERE id IN "
+            "(SELECT MAX(id) FROM mask_versions GROUP BY path)").fetchall())
+
     def mask_edits_since(self, ts: float | None) -> int:
         """Masks changed by a person or a tool (not the first scan) after ``ts``."""
         return self.conn.execute(

@@ -175,7 +175,11 @@ def test_versions_without_history_module(root, cfg, store, monkeypatch):
     assert len(v) == 1 and v[0]["sha256"] == store.image("a.png")["mask_sha256"]
 
 
-def test_failing_history_falls_back_to_a_plain_row(root, cfg, store, monkeypatch):
+def test_a_history_that_cannot_be_written_is_caught_up_later(root, cfg, store, monkeypatch):
+    # a full or unplugged destination: no version row without its bytes (revert and verify
+    # would find it missing), and the next scan stores the content once it can
+    from segtriage.engine import history
+
     class Broken:
         @staticmethod
         def save_mask_version(*a, **kw):
@@ -184,8 +188,32 @@ def test_failing_history_falls_back_to_a_plain_row(root, cfg, store, monkeypatch
     monkeypatch.setattr(index, "_history", lambda: Broken)
     img(root / "a.png"); msk(root / "a_mask.png")
     rep = index.scan(root, cfg, store)
-    assert len(store.mask_versions("a_mask.png")) == 1
-    assert rep.warnings == ["a_mask.png: mask history not kept (backup destination is full)"]
+    assert store.mask_versions("a_mask.png") == []
+    assert rep.warnings == ["a_mask.png: mask history not kept yet (backup destination is "
+                            "full)"]
+    monkeypatch.setattr(index, "_history", lambda: history)
+    rep = index.scan(root, cfg, store)           # nothing changed on disk
+    (v,) = store.mask_versions("a_mask.png")
+    assert rep.warnings == [] and v["sha256"] == store.image("a.png")["mask_sha256"]
+    assert history.history_store(root, cfg).has(v["sha256"])
+
+
+def test_broken_orphan_and_duplicate_masks_are_versioned_too(root, cfg, store):
+    img(root / "bad.png"); (root / "bad_mask.png").write_bytes(b"not a png")   # error row
+    msk(root / "lonely_mask.png", seed=1)                                      # orphan
+    img(root / "d.png"); msk(root / "d_mask.png", seed=2)
+    msk(root / "d_mask.bmp", seed=3)                                           # duplicate
+    index.scan(root, cfg, store)
+    assert store.image("bad.png")["status"] == "error"
+    for m in ("bad_mask.png", "lonely_mask.png", "d_mask.png", "d_mask.bmp"):
+        assert len(store.mask_versions(m)) == 1, m
+    # an edit made outside segtriage to a mask without a row is a new version
+    msk(root / "lonely_mask.png", seed=4)
+    bump_mtime(root / "lonely_mask.png")
+    index.scan(root, cfg, store)
+    assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
+    index.scan(root, cfg, store)                 # and nothing more while nothing changes
+    assert len(store.mask_versions("lonely_mask.png")) == 2
 
 
 def test_mask_appearing_and_disappearing(root, cfg, store):
@@ -218,12 +246,14 @@ def test_error_fixed_by_editing_the_mask(root, cfg, store):
     assert row["status"] == "error"
     assert row["error"] == ("a_mask.png: mask has values {0, 7}; expected 0..1 or 0/255 for "
                             "codes ['naw', 'aye']")
-    assert store.mask_versions("a_mask.png") == []  # an unusable mask is not a version
+    # unusable here, but a person's file all the same: kept in the history like any other
+    assert [v["source"] for v in store.mask_versions("a_mask.png")] == ["scan"]
     msk(root / "a_mask.png", scale=255)
     bump_mtime(root / "a_mask.png")
     index.scan(root, cfg, store)
     row = store.image("a.png")
     assert row["status"] == "edited" and row["error"] is None
+    assert [v["source"] for v in store.mask_versions("a_mask.png")] == ["scan", "editor"]
 
 
 def test_deleted_image_row_is_gone_and_mask_is_orphan(root, cfg, store):
@@ -446,3 +476,11 @@ def test_a_pair_indexed_by_the_engine_during_a_clients_walk_is_kept(root, cfg, s
     monkeypatch.setattr(index.layout, "discover", walk_while_the_engine_indexes)
     rep = index.scan(root, cfg, store)
     assert rep.removed == 0 and store.image("new.png")["mask_path"] == "new_mask.png"
+
+
+def test_the_watcher_versions_an_orphan_mask_edit_at_once(root, cfg, store):
+    msk(root / "lonely_mask.png", seed=1)
+    index.scan(root, cfg, store)
+    msk(root / "lonely_mask.png", seed=4)
+    index.index_one(root, cfg, store, "lonely_mask.png")
+    assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]

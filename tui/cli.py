@@ -410,6 +410,10 @@ def _print_scan(rep, root: Path, console) -> None:
     extra = {k: d.get(k) for k in ("new", "changed", "removed") if d.get(k) is not None}
     if extra:
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
+    from rich.markup import escape
+
+    for w in d.get("warnings") or []:
+        console.print(f"[yellow]warning[/] {escape(w)}", highlight=False)
     problems = list(d.get("errors") or []) + list(d.get("problems") or [])
     if problems:
         pt = Table(title=f"{len(problems)} problem(s)", show_header=True)
