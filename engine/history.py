@@ -28,8 +28,36 @@ class HistoryError(BackupError, ValueError):
 
 
 def history_store(root: Path | str, cfg, store=None) -> ObjectStore:
-    """History objects always live in the configured (default) backup destination."""
-    return ObjectStore(default_destination(root, cfg), owner=owner_of(root, store))
+    """History objects always live in the configured (default) backup destination. With
+    ``store``, a destination changed in the config since the last history write first gets
+    every history object from the previous one (see _follow_destination)."""
+    obj = ObjectStore(default_destination(root, cfg), owner=owner_of(root, store))
+    if store is not None:
+        _follow_destination(obj, store)
+    return obj
+
+
+def _follow_destination(obj: ObjectStore, store) -> None:
+    """Copy the history's objects from the previous destination into ``obj`` once.
+
+    History rows do not say where their bytes are: they are looked up in the configured
+    destination. Pointing ``[backup] destination`` at another disk, as the docs advise,
+    would otherwise leave every earlier version behind (undo fails, verify reports missing
+    objects, and clearing the old folder loses them)."""
+    new = str(obj.dest.resolve())
+    prev = store.get_meta("history_destination")
+    if prev == new:
+        return
+    if prev:
+        old = ObjectStore(prev)
+        wanted = {r["sha256"] for r in store.mask_version_refs()}
+        with obj.lock():
+            for sha in sorted(wanted):
+                if not obj.has(sha) and old.has(sha):
+                    obj.put_file(old.path(sha))  # re-hashed on the way in
+        if not old.objects_dir.is_dir() and any(not obj.has(sha) for sha in wanted):
+            return  # the old disk is not there now: try again at the next history write
+    store.set_meta("history_destination", new)
 
 
 def mask_diff(a: np.ndarray, b: np.ndarray) -> tuple[int | None, float | None]:

@@ -228,3 +228,25 @@ def test_weird_names_through_history(project, name):
     revert(root, cfg, store, f"{name}_mask.png")
     assert (root / f"{name}_mask.png").read_bytes() == a
     assert not (root / "pwned").exists() and not (Path.cwd() / "pwned").exists()
+
+
+def test_a_new_destination_takes_the_history_along(project, tmp_path):
+    # "point [backup] destination at another disk": earlier versions must stay reachable
+    import shutil
+
+    root, cfg, store = project
+    a = (root / "cells_mask.png").read_bytes()
+    b_mask = SQUARE.copy()
+    b_mask[5, :] = 1
+    write_mask(root, cfg, store, store.image("cells.png"), b_mask, "editor")
+    old = backup.default_destination(root, cfg)
+    new = tmp_path / "otherdisk" / "backups"
+    (root / "segtriage.toml").write_text(f'[backup]\ndestination = "{new}"\n')
+    cfg = load_config(root)
+    r = revert(root, cfg, store, "cells.png")       # undo, from the new destination
+    assert r["changed"] and (root / "cells_mask.png").read_bytes() == a
+    assert backup.verify(root, cfg, store=store).ok
+    shutil.rmtree(old)                              # the old folder can go now
+    revert(root, cfg, store, "cells.png", 2)
+    assert backup.verify(root, cfg, store=store).ok
+    assert len(history(root, cfg, store, "cells.png")) == 4
