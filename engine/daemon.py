@@ -207,6 +207,9 @@ class Engine:
             index.scan(self.root, self.cfg, store)
         need_predict = False
         mid = store.current_model_id()
+        # paths that exist first: a moved image's new path takes its row along before the
+        # old path, now gone, would delete it (a move is a pair of events)
+        rels = sorted(rels, key=lambda r: not (self.root / r).exists())
         for rel in rels:
             try:
                 img_rel = index.index_one(self.root, self.cfg, store, rel)

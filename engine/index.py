@@ -270,7 +270,7 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
         progress(0, total)
     hidden = _hidden_mask_dirs(root, cfg, disc.kind, disc.problems)
     for n, pair in enumerate(disc.pairs, 1):
-        row = rows.get(pair.image)
+        row = rows.get(pair.image) or _moved_here(root, store, pair)
         if _mask_out_of_sight(pair, row, hidden):
             seen.add(pair.image)
             report.unchanged += 1
@@ -317,6 +317,28 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     report.problems = problems
     _finish(report, store, t0)
     return report
+
+
+def _moved_here(root: Path, store, pair: Pair):
+    """The row of an image that moved to ``pair.image`` (renamed, or moved to another
+    folder), renamed to it; None for a new image. A move keeps size and mtime: rows with the
+    same fingerprint whose file is gone are candidates, and the content must match too."""
+    try:
+        size, mtime = fingerprint(root / pair.image)
+    except OSError:
+        return None
+    for cand in store.images_by_fingerprint(size, mtime):
+        if cand["path"] == pair.image or (root / cand["path"]).exists():
+            continue
+        try:
+            if cand["img_sha256"] != sha256_file(root / pair.image):
+                continue
+        except OSError:
+            return None
+        store.move_image(cand["path"], pair.image, pair.mask)
+        log.info("%s moved to %s: its row goes along", cand["path"], pair.image)
+        return store.image(pair.image)
+    return None
 
 
 def _hidden_mask_dirs(root: Path, cfg, kind: str, problems) -> list[str]:
@@ -370,7 +392,7 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
     hidden = _hidden_mask_dirs(root, cfg, kind, [])
     kept: set[str] = set()
     for pair in disc.pairs:
-        row = store.image(pair.image)
+        row = store.image(pair.image) or _moved_here(root, store, pair)
         if _mask_out_of_sight(pair, row, hidden):
             kept.add(pair.image)
             continue

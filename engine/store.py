@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_MS = 30_000
 
 STATUSES = ("unreviewed", "accepted", "edited", "flagged", "no-mask", "error")
@@ -167,7 +167,13 @@ _V4 = """
 CREATE INDEX scores_priority ON scores(priority);
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4]
+# v4 → v5: rows found by their image's size and mtime, which a move keeps: a renamed or
+# moved image takes its row along (decision, scores) instead of a delete and a new row.
+_V5 = """
+CREATE INDEX images_fingerprint ON images(img_size, img_mtime_ns);
+"""
+
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -404,6 +410,23 @@ class Store:
 
     def image_paths(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT path FROM images")}
+
+    def images_by_fingerprint(self, size: int, mtime_ns: int) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM images WHERE img_size=? AND img_mtime_ns=?",
+                                 (size, mtime_ns)).fetchall()
+
+    def move_image(self, old: str, new: str, new_mask: str | None) -> None:
+        """The row of ``old`` becomes the row of ``new`` (same id: decision, scores and
+        events stay); the mask history of its mask follows to ``new_mask`` unless that path
+        has one of its own."""
+        with self.tx() as c:
+            r = c.execute("SELECT mask_path FROM images WHERE path=?", (old,)).fetchone()
+            c.execute("UPDATE images SET path=?, updated_at=? WHERE path=?", (new, _now(), old))
+            old_mask = r["mask_path"] if r is not None else None
+            if old_mask and new_mask and old_mask != new_mask and c.execute(
+                    "SELECT 1 FROM mask_versions WHERE path=? LIMIT 1",
+                    (new_mask,)).fetchone() is None:
+                c.execute("UPDATE mask_versions SET path=? WHERE path=?", (new_mask, old_mask))
 
     def delete_image(self, path: str) -> None:
         with self.tx() as c:

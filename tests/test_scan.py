@@ -484,3 +484,49 @@ def test_the_watcher_versions_an_orphan_mask_edit_at_once(root, cfg, store):
     msk(root / "lonely_mask.png", seed=4)
     index.index_one(root, cfg, store, "lonely_mask.png")
     assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
+
+
+def _flag_and_score(root, store, path):
+    row = store.image(path)
+    store.set_status([row["id"]], "flagged")
+    mid = store.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
+                          train_loss=1, valid_loss=1, valid_dice=0.5, n_train=1, n_valid=1,
+                          manifest=[])
+    store.put_score(row["id"], mid, fold=None, image_sha256=row["img_sha256"],
+                    mask_sha256=row["mask_sha256"], precision="fp32", prob_path="p.png",
+                    category="disagrees", metrics={"dice": 0.2})
+    return row["id"]
+
+
+def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
+    # `mv a* batch1/` while tidying up: a delete and a create to the file system
+    img(root / "a.png"); msk(root / "a_mask.png")
+    img(root / "b.png", seed=1); msk(root / "b_mask.png", seed=1)
+    index.scan(root, cfg, store)
+    iid = _flag_and_score(root, store, "a.png")
+    (root / "batch1").mkdir()
+    for f in ("a.png", "a_mask.png"):
+        (root / f).rename(root / "batch1" / f)
+    rep = index.scan(root, cfg, store)
+    row = store.image("batch1/a.png")
+    assert (row["id"], row["status"], row["mask_path"]) == (iid, "flagged", "batch1/a_mask.png")
+    assert store.image("a.png") is None and rep.removed == 1
+    assert store.score(iid)["category"] == "disagrees"
+    assert [v["source"] for v in store.mask_versions("batch1/a_mask.png")] == ["scan"]
+    assert store.mask_versions("a_mask.png") == []
+    # the watcher's way: one event per path, those that exist first (as the engine orders
+    # them), then the paths that are gone
+    for f in ("a.png", "a_mask.png"):
+        (root / "batch1" / f).rename(root / f"re_{f}")
+    for rel in ("re_a.png", "re_a_mask.png", "batch1/a.png", "batch1/a_mask.png"):
+        index.index_one(root, cfg, store, rel)
+    row = store.image("re_a.png")
+    assert (row["id"], row["status"], row["mask_path"]) == (iid, "flagged", "re_a_mask.png")
+    assert store.image("batch1/a.png") is None
+    # a copy is not a move: the original keeps its row, the copy gets a new one
+    import shutil
+
+    shutil.copy2(root / "b.png", root / "b_copy.png")
+    index.scan(root, cfg, store)
+    assert store.image("b_copy.png")["id"] != store.image("b.png")["id"]
+    assert store.image("b_copy.png")["status"] == "no-mask"
