@@ -43,19 +43,35 @@ class FolderWatcher:
         watcher = self
 
         class Handler(FileSystemEventHandler):
+            def __init__(self, seen_as: tuple[str, str] | None = None):
+                super().__init__()
+                self.seen_as = seen_as  # (target, link): events under a linked folder
+
+            def _path(self, p):
+                p = os.fsdecode(p)
+                if self.seen_as is not None:
+                    target, link = self.seen_as
+                    p = link + p[len(target):] if p.startswith(target) else p
+                return p
+
             def on_any_event(self, event):  # noqa: N802 - watchdog's name
                 if event.event_type in ("opened", "closed_no_write"):
                     return
-                watcher._note(event.src_path, event.is_directory, event.event_type)
+                watcher._note(self._path(event.src_path), event.is_directory,
+                              event.event_type)
                 dest = getattr(event, "dest_path", None)
                 if dest:
-                    watcher._note(dest, event.is_directory, event.event_type)
+                    watcher._note(self._path(dest), event.is_directory, event.event_type)
 
         kinds = [PollingObserver] if self.mode == "polling" else [Observer, PollingObserver]
         for kind in kinds:
             try:
                 obs = kind(timeout=1.0) if kind is PollingObserver else kind()
                 obs.schedule(Handler(), str(self.root), recursive=True)
+                # the scan follows links to folders outside the data folder; watchdog does
+                # not, so each gets a watch of its own, its events named by the link's path
+                for link, target in self._linked_folders():
+                    obs.schedule(Handler((target, link)), target, recursive=True)
                 obs.daemon = True
                 obs.start()
             except Exception as e:  # noqa: BLE001 - inotify limits, odd file systems
@@ -65,6 +81,29 @@ class FolderWatcher:
             self.state = "polling" if kind is PollingObserver else "watching"
             return
         self.state = "failed"
+
+    def _linked_folders(self) -> list[tuple[str, str]]:
+        """(link path, real target) of links to folders outside the data folder, as the
+        scan follows them (layout._walk); one level: links inside them are not watched."""
+        out = []
+        root = str(self.root)
+        for d, dirs, _files in os.walk(root):
+            rel_d = os.path.relpath(d, root)
+            keep = []
+            for name in dirs:
+                rel = name if rel_d == "." else f"{rel_d}/{name}"
+                if layout.is_ignored(rel, self.cfg):
+                    continue
+                path = os.path.join(d, name)
+                if os.path.islink(path):
+                    target = os.path.realpath(path)
+                    inside = target == root or target.startswith(root + os.sep)
+                    if os.path.isdir(target) and not inside:
+                        out.append((path, target))
+                else:
+                    keep.append(name)
+            dirs[:] = keep
+        return out
 
     def stop(self) -> None:
         if self._observer is not None:
