@@ -306,8 +306,9 @@ def test_cli_passes_gpus_and_launch_to_the_jobs(monkeypatch, tmp_path):
     from segtriage.tui import cli
 
     got = []
-    monkeypatch.setattr(cli, "_submit_and_follow",
-                        lambda root, kind, params, detach: got.append((kind, params)) or 0)
+    # params may be a function of the store (predict IMAGE … resolves paths after the scan)
+    monkeypatch.setattr(cli, "_submit_and_follow", lambda root, kind, params, detach: got.append(
+        (kind, params(None) if callable(params) else params)) or 0)
     monkeypatch.setattr(cli, "_root", lambda d, **k: Path(d))
     for argv in (["train", str(tmp_path), "--gpus", "2"],
                  ["crossval", str(tmp_path), "--gpus", "4", "--folds", "3"],
