@@ -779,13 +779,22 @@ def cmd_backups(a) -> int:
         return 0
     from rich.table import Table
 
-    t = Table(show_header=True)
-    for c in ("id", "time", "files", "bytes added", "masks changed", "note"):
-        t.add_column(c, no_wrap=c in ("id", "time"))
+    from rich.markup import escape
+
+    # the id holds the time (UTC); sizes in MiB: fits 80 columns with a short note
+    t = Table(show_header=True, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    t.add_column("snapshot", no_wrap=True)
+    for c in ("files", "added", "masks changed"):
+        t.add_column(c, no_wrap=True, justify="right")
+    t.add_column("note", overflow="fold")
     for s in snaps:
-        t.add_row(str(s.get("id")), str(s.get("time") or s.get("created_at")),
-                  _fmt(s.get("files")), _fmt(s.get("bytes_added")),
-                  _fmt(s.get("masks_changed")), s.get("note") or "")
+        if s.get("error"):
+            t.add_row(str(s.get("id")), "", "", "", f"[red]unreadable:[/] {escape(s['error'])}")
+            continue
+        added = s.get("bytes_added")
+        t.add_row(str(s.get("id")), _fmt(s.get("files")),
+                  "–" if added is None else f"{added / 2**20:.1f} MiB",
+                  _fmt(s.get("masks_changed")), escape(s.get("note") or ""))
     _console().print(t)
     return 0
 

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 ENV_VARS = ("SEGTRIAGE_EDITOR", "VISUAL", "EDITOR")
+_WHERE = " (set [editor] command in segtriage.toml, or $SEGTRIAGE_EDITOR, $VISUAL or $EDITOR)"
 
 
 class EditorError(RuntimeError):
@@ -53,7 +54,7 @@ def run_terminal(argv: list[str], cwd: Path) -> int:
     try:
         return subprocess.run(argv, cwd=cwd).returncode
     except FileNotFoundError:
-        raise EditorError(f"editor not found: {argv[0]!r}") from None
+        raise EditorError(f"editor not found: {argv[0]!r}{_WHERE}") from None
     except OSError as e:
         raise EditorError(f"cannot start {argv[0]!r}: {e}") from None
 
@@ -66,7 +67,7 @@ def launch_gui(argv: list[str], cwd: Path) -> int:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 close_fds=True)
     except FileNotFoundError:
-        raise EditorError(f"editor not found: {argv[0]!r}") from None
+        raise EditorError(f"editor not found: {argv[0]!r}{_WHERE}") from None
     except OSError as e:
         raise EditorError(f"cannot start {argv[0]!r}: {e}") from None
     return proc.pid

@@ -137,3 +137,20 @@ def test_predict_takes_image_paths_as_a_shell_gives_them(project, monkeypatch):
     with pytest.raises(SystemExit) as e:
         cli._image_paths(project, store, ["alpha.png", "zulu.png", "/etc/passwd"])
     assert e.value.code == 2
+
+
+def test_backups_lists_snapshots_with_their_notes_as_written(project):
+    from segtriage.engine import backup
+    from segtriage.engine.config import load_config
+    from segtriage.engine.store import Store
+
+    snap = backup.snapshot(project, load_config(project), Store.open(project),
+                           note="[before] fixing")
+    out = subprocess.run([*EXE, "backups", str(project)], capture_output=True, text=True,
+                         env={**os.environ, "COLUMNS": "80"}, timeout=60)
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and all(len(line) <= 80 for line in lines)
+    assert lines[0].split() == ["snapshot", "files", "added", "masks", "changed", "note"]
+    row = lines[1].split()
+    assert row[0] == snap["id"] and row[1] == str(snap["files"]) and row[3] == "MiB"
+    assert lines[1].endswith("[before] fixing")     # markup-like text shown as written
