@@ -97,6 +97,9 @@ def _dest_error(dest: Path, e: OSError, doing: str) -> BackupError:
 
 # -- the object store ------------------------------------------------------------------------
 
+_CLAIMED: set[tuple[str, str | None, str]] = set()  # (dest, project, root) found to be ours
+
+
 class ObjectStore:
     """Files stored once each under their sha256. Nothing is created until the first write."""
 
@@ -165,10 +168,13 @@ class ObjectStore:
         """Refuse a destination that belongs to another project; take a new or unowned one.
         The same project id (a moved folder) or the same folder (a wiped .segtriage/, then a
         restore) is the same project, and the record follows it."""
-        f = self.dest / "owner.json"
         st = self.owner.get("store")
-        me = {"project": st.project_id() if st is not None else None,
-              "root": str(self.owner["root"])}
+        project = st.project_id() if st is not None else None
+        key = (str(self.dest), project, str(self.owner["root"]))
+        if key in _CLAIMED:  # checked once per process: a scan writes thousands of versions
+            return
+        f = self.dest / "owner.json"
+        me = {"project": project, "root": str(Path(self.owner["root"]).resolve())}
         try:
             cur = json.loads(f.read_text(encoding="utf-8"))
         except FileNotFoundError:
@@ -192,14 +198,16 @@ class ObjectStore:
             except OSError as e:
                 tmp.unlink(missing_ok=True)
                 raise _dest_error(self.dest, e, "recording the owner") from None
+        _CLAIMED.add(key)
 
     def _shared(self, other: str) -> BackupError:
+        me = Path(self.owner["root"]).resolve()
         return BackupError(
-            f"backup destination {self.dest} belongs to {other}, not {self.owner['root']}: "
-            "segtriage keeps one project per destination, so that pruning or restoring one "
-            "never touches another's files. Set [backup] destination to a folder of its own "
-            f"(e.g. {self.dest / Path(self.owner['root']).name}); if {other} no longer uses "
-            f"it, delete {self.dest / 'owner.json'}")
+            f"backup destination {self.dest} belongs to {other}, not {me}: segtriage keeps "
+            "one project per destination, so that pruning or restoring one never touches "
+            "another's files. Set [backup] destination to a folder of its own (e.g. "
+            f"{self.dest / me.name}); if {other} no longer uses it, delete "
+            f"{self.dest / 'owner.json'}")
 
     # -- writing (the two methods below are the seams the fault tests patch)
     def _ensure_dirs(self, doing: str) -> None:
@@ -378,7 +386,7 @@ def default_destination(root: Path | str, cfg) -> Path:
 def owner_of(root: Path | str, store=None) -> dict:
     """Who writes to a destination: the project's folder and state (its id is read, or made,
     only when something is written)."""
-    return {"root": str(Path(root).resolve()), "store": store}
+    return {"root": Path(root), "store": store}  # resolved in _claim, once per process
 
 
 def _open_store(root: Path, cfg, dest: Path | str | None, store=None) -> ObjectStore:

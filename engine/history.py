@@ -44,9 +44,12 @@ def _follow_destination(obj: ObjectStore, store) -> None:
     destination. Pointing ``[backup] destination`` at another disk, as the docs advise,
     would otherwise leave every earlier version behind (undo fails, verify reports missing
     objects, and clearing the old folder loses them)."""
+    if getattr(store, "_history_destination", None) == str(obj.dest):
+        return  # this store saw it in place already (a scan writes thousands of versions)
     new = str(obj.dest.resolve())
     prev = store.get_meta("history_destination")
     if prev == new:
+        store._history_destination = str(obj.dest)
         return
     if prev:
         old = ObjectStore(prev)
@@ -58,6 +61,7 @@ def _follow_destination(obj: ObjectStore, store) -> None:
         if not old.objects_dir.is_dir() and any(not obj.has(sha) for sha in wanted):
             return  # the old disk is not there now: try again at the next history write
     store.set_meta("history_destination", new)
+    store._history_destination = str(obj.dest)
 
 
 def mask_diff(a: np.ndarray, b: np.ndarray) -> tuple[int | None, float | None]:

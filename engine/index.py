@@ -95,15 +95,18 @@ def _record_version(root: Path, cfg, store, rel_mask: str, sha: str, image_id: i
     store.add_mask_version(rel_mask, sha, source, image_id=image_id)
 
 
-def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport) -> None:
+def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport, *,
+                      whole: bool = True) -> None:
     """Version every mask seen (of ``rows`` and ``disc``) whose current content the history
     lacks: masks whose row is an error, orphan and duplicate masks (no row to hang a change
-    on), and contents a full or unplugged destination could not take before."""
-    latest = store.latest_mask_shas()
-    todo = [(r["mask_path"], r["mask_sha256"], r["id"]) for r in rows
-            if r is not None and r["mask_path"] and r["mask_sha256"]
-            and latest.get(r["mask_path"]) != r["mask_sha256"]]
+    on), and contents a full or unplugged destination could not take before. ``whole``: rows
+    are the whole project (one query for all); else a few (one query each)."""
+    rows = [r for r in rows if r is not None and r["mask_path"] and r["mask_sha256"]]
     loose = list(disc.orphan_masks) + [p for p, k, _m in disc.problems if k == "duplicate-mask"]
+    latest = store.latest_mask_shas(None if whole else
+                                    [r["mask_path"] for r in rows] + loose)
+    todo = [(r["mask_path"], r["mask_sha256"], r["id"]) for r in rows
+            if latest.get(r["mask_path"]) != r["mask_sha256"]]
     for m in loose:
         try:
             sha = sha256_file(root / m)
@@ -269,8 +272,10 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     if progress is not None:
         progress(0, total)
     hidden = _hidden_mask_dirs(root, cfg, disc.kind, disc.problems)
+    # a move needs a row whose image is gone: without one, new images skip the lookup
+    vanished = bool(set(rows) - {p.image for p in disc.pairs})
     for n, pair in enumerate(disc.pairs, 1):
-        row = rows.get(pair.image) or _moved_here(root, store, pair)
+        row = rows.get(pair.image) or (_moved_here(root, store, pair) if vanished else None)
         if _mask_out_of_sight(pair, row, hidden):
             seen.add(pair.image)
             report.unchanged += 1
@@ -417,7 +422,7 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
         # the mask went (or moved away): its image row was re-evaluated above if it exists
         touched = before["path"]
     _catch_up_history(root, cfg, store, [store.image(p.image) for p in disc.pairs], disc,
-                      report)
+                      report, whole=False)
     for m in disc.orphan_masks:
         store.upsert_problem(*_orphan_problem(cfg, kind, m))
     for p, k, m in disc.problems:

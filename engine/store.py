@@ -356,7 +356,7 @@ class Store:
     def project_id(self) -> str:
         """This project's id, made on first use: it names the project in the backup
         destination it owns (a moved folder keeps it)."""
-        pid = self.get_meta("project_id")
+        pid = getattr(self, "_project_id", None) or self.get_meta("project_id")
         if not pid:
             import uuid
 
@@ -364,6 +364,7 @@ class Store:
                 c.execute("INSERT OR IGNORE INTO meta(key, value) VALUES('project_id', ?)",
                           (_dumps(uuid.uuid4().hex),))
             pid = self.get_meta("project_id")
+        self._project_id = pid  # never changes once made
         return pid
 
     # -- images ----------------------------------------------------------------------------
@@ -846,11 +847,19 @@ class Store:
         return self.conn.execute("SELECT * FROM mask_versions WHERE path=? ORDER BY id",
                                  (path,)).fetchall()
 
-    def latest_mask_shas(self) -> dict[str, str]:
-        """path → content of the newest history version of every mask."""
-        return dict(self.conn.execute(
-            "SELECT path, sha256 FROM mask_versions WHERE id IN "
-            "(SELECT MAX(id) FROM mask_versions GROUP BY path)").fetchall())
+    def latest_mask_shas(self, paths: Iterable[str] | None = None) -> dict[str, str]:
+        """path → content of the newest history version of every mask (or of ``paths``)."""
+        if paths is None:
+            return dict(self.conn.execute(
+                "SELECT path, sha256 FROM mask_versions WHERE id IN "
+                "(SELECT MAX(id) FROM mask_versions GROUP BY path)").fetchall())
+        out = {}
+        for p in set(paths):
+            r = self.conn.execute("SELECT sha256 FROM mask_versions WHERE path=? "
+                                  "ORDER BY id DESC LIMIT 1", (p,)).fetchone()
+            if r is not None:
+                out[p] = r[0]
+        return out
 
     def mask_edits_since(self, ts: float | None) -> int:
         """Masks changed by a person or a tool (not the first scan) after ``ts``."""
