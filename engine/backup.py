@@ -97,7 +97,16 @@ def _dest_error(dest: Path, e: OSError, doing: str) -> BackupError:
 
 # -- the object store ------------------------------------------------------------------------
 
-_CLAIMED: set[tuple[str, str | None, str]] = set()  # (dest, project, root) found to be ours
+# (dest, project, root) → owner.json's stamp when it was found to be ours
+_CLAIMED: dict[tuple[str, str | None, str], tuple[int, int] | None] = {}
+
+
+def _stamp(f: Path) -> tuple[int, int] | None:
+    try:
+        st = f.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
 
 
 class ObjectStore:
@@ -171,9 +180,9 @@ class ObjectStore:
         st = self.owner.get("store")
         project = st.project_id() if st is not None else None
         key = (str(self.dest), project, str(self.owner["root"]))
-        if key in _CLAIMED:  # checked once per process: a scan writes thousands of versions
-            return
         f = self.dest / "owner.json"
+        if key in _CLAIMED and _CLAIMED[key] == _stamp(f):
+            return  # owner.json as this process wrote or read it: a scan writes thousands
         me = {"project": project, "root": str(Path(self.owner["root"]).resolve())}
         try:
             cur = json.loads(f.read_text(encoding="utf-8"))
@@ -198,7 +207,7 @@ class ObjectStore:
             except OSError as e:
                 tmp.unlink(missing_ok=True)
                 raise _dest_error(self.dest, e, "recording the owner") from None
-        _CLAIMED.add(key)
+        _CLAIMED[key] = _stamp(f)
 
     def _shared(self, other: str) -> BackupError:
         me = Path(self.owner["root"]).resolve()
