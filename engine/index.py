@@ -106,13 +106,16 @@ def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport, *,
     latest = store.latest_mask_shas(None if whole else
                                     [r["mask_path"] for r in rows] + loose)
     todo = [(r["mask_path"], r["mask_sha256"], r["id"]) for r in rows
-            if latest.get(r["mask_path"]) != r["mask_sha256"]]
-    for m in loose:
+            if (latest.get(r["mask_path"]) or (None,))[0] != r["mask_sha256"]]
+    for m in loose:  # no row keeps their hash: hash those changed since their last version
+        have = latest.get(m)
         try:
+            if have is not None and os.stat(root / m).st_mtime <= have[1]:
+                continue
             sha = sha256_file(root / m)
         except OSError:
             continue
-        if latest.get(m) != sha:
+        if have is None or have[0] != sha:
             todo.append((m, sha, None))
     for rel, sha, image_id in todo:
         _record_version(root, cfg, store, rel, sha, image_id, report)
@@ -272,11 +275,18 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     if progress is not None:
         progress(0, total)
     hidden = _hidden_mask_dirs(root, cfg, disc.kind, disc.problems)
-    # a move needs a row whose image is gone: without one, new images skip the lookup
-    vanished = bool(set(rows) - {p.image for p in disc.pairs})
+    # a move takes the row of an image that is gone: those rows by fingerprint, once
+    found = {p.image for p in disc.pairs}
+    vanished: dict[tuple, list] = {}
+    for p, r in rows.items():
+        if p not in found:
+            vanished.setdefault((r["img_size"], r["img_mtime_ns"]), []).append(r)
     for n, pair in enumerate(disc.pairs, 1):
-        row = rows.get(pair.image) or (_moved_here(root, store, pair) if vanished else None)
-        if _mask_out_of_sight(pair, row, hidden):
+        row = rows.get(pair.image)
+        if row is None:  # new here, or indexed by the engine meanwhile, or moved here
+            row = store.image(pair.image) or (
+                _moved_here(root, store, pair, vanished) if vanished else None)
+        if _mask_out_of_sight(root, pair, row, hidden):
             seen.add(pair.image)
             report.unchanged += 1
             continue
@@ -305,7 +315,7 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     unreadable = [p for p, k, _m in disc.problems if k == "unreadable"]
     gone = sorted(p for p in set(rows) - seen
                   if not any(d == "." or p.startswith(d + "/") for d in unreadable)
-                  and not (root / p).exists())  # created again since the walk passed it
+                  and not _still_an_image(root, cfg, disc.kind, p))
     if gone:
         with store.tx():
             for p in gone:
@@ -324,26 +334,45 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     return report
 
 
-def _moved_here(root: Path, store, pair: Pair):
+MOVE_CANDIDATES = 16  # rows checked per new path in the watcher (many files share size+mtime)
+
+
+def _moved_here(root: Path, store, pair: Pair, vanished: dict | None = None):
     """The row of an image that moved to ``pair.image`` (renamed, or moved to another
     folder), renamed to it; None for a new image. A move keeps size and mtime: rows with the
-    same fingerprint whose file is gone are candidates, and the content must match too."""
+    same fingerprint whose file is gone are candidates (``vanished``, by fingerprint, from a
+    scan; else a few from the store), and the content must match too."""
     try:
-        size, mtime = fingerprint(root / pair.image)
+        fp = fingerprint(root / pair.image)
     except OSError:
         return None
-    for cand in store.images_by_fingerprint(size, mtime):
+    if vanished is not None:
+        cands = vanished.get(fp, [])
+    else:
+        cands = store.images_by_fingerprint(*fp, limit=MOVE_CANDIDATES)
+    sha = None
+    for cand in cands:
         if cand["path"] == pair.image or (root / cand["path"]).exists():
             continue
         try:
-            if cand["img_sha256"] != sha256_file(root / pair.image):
-                continue
+            sha = sha or sha256_file(root / pair.image)
         except OSError:
             return None
-        store.move_image(cand["path"], pair.image, pair.mask)
+        if cand["img_sha256"] != sha or not store.move_image(cand["path"], pair.image,
+                                                             pair.mask):
+            continue
+        if vanished is not None:
+            vanished[fp].remove(cand)
         log.info("%s moved to %s: its row goes along", cand["path"], pair.image)
         return store.image(pair.image)
     return None
+
+
+def _still_an_image(root: Path, cfg, kind: str, rel: str) -> bool:
+    """True for an image created again since the walk passed it (the engine indexed it
+    meanwhile); a file that stopped being data (a new ignore pattern, an extension dropped)
+    is not one, and its row goes."""
+    return (root / rel).is_file() and layout.classify(rel, cfg, kind)[0] == "image"
 
 
 def _hidden_mask_dirs(root: Path, cfg, kind: str, problems) -> list[str]:
@@ -356,14 +385,22 @@ def _hidden_mask_dirs(root: Path, cfg, kind: str, problems) -> list[str]:
     return dirs
 
 
-def _mask_out_of_sight(pair, row, hidden: list[str]) -> bool:
+def _mask_out_of_sight(root: Path, pair, row, hidden: list[str]) -> bool:
     """A row whose mask lies in a folder that cannot be seen keeps its mask, hash and the
     person's decision: without this, a masks folder on a disk unmounted for a moment turned
     every row 'no-mask', and 'unreviewed' when it came back (accepted and flagged lost)."""
     if pair.mask is not None or row is None or not row["mask_path"]:
         return False
     m = row["mask_path"]
-    return any(d == "." or m == d or m.startswith(d + "/") for d in hidden)
+    if any(d == "." or m == d or m.startswith(d + "/") for d in hidden):
+        return True
+    # the watcher's re-index sees no folder problems: a mask folder that is gone or cannot
+    # be listed now (an unmounted disk behind a link, permissions) hides the mask too
+    try:
+        with os.scandir(root / os.path.dirname(m)):
+            return False
+    except OSError:
+        return True
 
 
 def _finish(report: ScanReport, store, t0: float) -> None:
@@ -398,7 +435,7 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
     kept: set[str] = set()
     for pair in disc.pairs:
         row = store.image(pair.image) or _moved_here(root, store, pair)
-        if _mask_out_of_sight(pair, row, hidden):
+        if _mask_out_of_sight(root, pair, row, hidden):
             kept.add(pair.image)
             continue
         try:

@@ -412,22 +412,28 @@ class Store:
     def image_paths(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT path FROM images")}
 
-    def images_by_fingerprint(self, size: int, mtime_ns: int) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM images WHERE img_size=? AND img_mtime_ns=?",
-                                 (size, mtime_ns)).fetchall()
+    def images_by_fingerprint(self, size: int, mtime_ns: int, limit: int = -1
+                              ) -> list[sqlite3.Row]:
+        return self.conn.execute("SELECT * FROM images WHERE img_size=? AND img_mtime_ns=? "
+                                 "LIMIT ?", (size, mtime_ns, limit)).fetchall()
 
-    def move_image(self, old: str, new: str, new_mask: str | None) -> None:
+    def move_image(self, old: str, new: str, new_mask: str | None) -> bool:
         """The row of ``old`` becomes the row of ``new`` (same id: decision, scores and
         events stay); the mask history of its mask follows to ``new_mask`` unless that path
-        has one of its own."""
+        has one of its own. False (nothing done) when ``new`` has a row already."""
         with self.tx() as c:
+            if c.execute("SELECT 1 FROM images WHERE path=?", (new,)).fetchone():
+                return False  # indexed there meanwhile (a copy, then a delete): not a move
             r = c.execute("SELECT mask_path FROM images WHERE path=?", (old,)).fetchone()
+            if r is None:
+                return False
             c.execute("UPDATE images SET path=?, updated_at=? WHERE path=?", (new, _now(), old))
             old_mask = r["mask_path"] if r is not None else None
             if old_mask and new_mask and old_mask != new_mask and c.execute(
                     "SELECT 1 FROM mask_versions WHERE path=? LIMIT 1",
                     (new_mask,)).fetchone() is None:
                 c.execute("UPDATE mask_versions SET path=? WHERE path=?", (new_mask, old_mask))
+        return True
 
     def delete_image(self, path: str) -> None:
         with self.tx() as c:
@@ -847,18 +853,20 @@ class Store:
         return self.conn.execute("SELECT * FROM mask_versions WHERE path=? ORDER BY id",
                                  (path,)).fetchall()
 
-    def latest_mask_shas(self, paths: Iterable[str] | None = None) -> dict[str, str]:
-        """path → content of the newest history version of every mask (or of ``paths``)."""
+    def latest_mask_shas(self, paths: Iterable[str] | None = None
+                         ) -> dict[str, tuple[str, float]]:
+        """path → (content, time) of the newest history version of every mask (or of
+        ``paths``)."""
         if paths is None:
-            return dict(self.conn.execute(
-                "SELECT path, sha256 FROM mask_versions WHERE id IN "
-                "(SELECT MAX(id) FROM mask_versions GROUP BY path)").fetchall())
+            return {r[0]: (r[1], r[2]) for r in self.conn.execute(
+                "SELECT path, sha256, created_at FROM mask_versions WHERE id IN "
+                "(SELECT MAX(id) FROM mask_versions GROUP BY path)")}
         out = {}
         for p in set(paths):
-            r = self.conn.execute("SELECT sha256 FROM mask_versions WHERE path=? "
+            r = self.conn.execute("SELECT sha256, created_at FROM mask_versions WHERE path=? "
                                   "ORDER BY id DESC LIMIT 1", (p,)).fetchone()
             if r is not None:
-                out[p] = r[0]
+                out[p] = (r[0], r[1])
         return out
 
     def mask_edits_since(self, ts: float | None) -> int:

@@ -530,3 +530,74 @@ def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
     index.scan(root, cfg, store)
     assert store.image("b_copy.png")["id"] != store.image("b.png")["id"]
     assert store.image("b_copy.png")["status"] == "no-mask"
+
+
+def test_a_file_that_stops_being_data_loses_its_row(root, cfg, store):
+    # spared rows are those created again since the walk, not files a new ignore drops
+    img(root / "a.png"); img(root / "rejected" / "r.png")
+    index.scan(root, cfg, store)
+    (root / "segtriage.toml").write_text('[layout]\nignore = ["rejected"]\n')
+    from segtriage.engine.config import load_config
+
+    rep = index.scan(root, load_config(root), store)
+    assert rep.removed == 1 and sorted(rows(store)) == ["a.png"]
+
+
+def test_a_move_the_engine_made_during_a_clients_walk_is_not_undone(root, cfg, store,
+                                                                    monkeypatch):
+    img(root / "a.png"); msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    iid = _flag_and_score(root, store, "a.png")
+    real = index.layout.discover
+
+    def walk_while_the_engine_follows_a_move(root_, cfg_, known=None):
+        for f in ("a.png", "a_mask.png"):
+            (root / f).rename(root / f"b{f[1:]}")
+        disc = real(root_, cfg_, known)
+        index.index_one(root, cfg, store, "b.png")       # the engine, meanwhile
+        return disc
+
+    monkeypatch.setattr(index.layout, "discover", walk_while_the_engine_follows_a_move)
+    index.scan(root, cfg, store)
+    row = store.image("b.png")
+    assert (row["id"], row["status"]) == (iid, "flagged")
+
+
+def test_a_copy_indexed_before_the_original_goes_is_no_move(root, cfg, store):
+    # a move across disks is a copy (mtime kept) and a delete; the engine may index the copy
+    # first: then the original's row just goes, and nothing fails
+    import shutil
+
+    img(root / "a.png"); msk(root / "a_mask.png")
+    index.scan(root, cfg, store)
+    (root / "d").mkdir()
+    shutil.copy2(root / "a.png", root / "d" / "a.png")
+    index.index_one(root, cfg, store, "d/a.png")
+    (root / "a.png").unlink()
+    rep = index.scan(root, cfg, store)
+    assert rep.removed == 1 and sorted(rows(store)) == ["d/a.png"]
+
+
+def test_the_watcher_keeps_rows_whose_mask_folder_cannot_be_listed(root, cfg, store,
+                                                                   monkeypatch):
+    img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
+    index.scan(root, cfg, store)
+    store.set_status([store.image("images/s/x.png")["id"]], "accepted")
+    real = os.scandir
+
+    def flaky(path):
+        if os.fspath(path).rstrip("/").endswith("masks/s"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", flaky)
+    index.index_one(root, cfg, store, "images/s/x.png")
+    row = store.image("images/s/x.png")
+    assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
+    monkeypatch.setattr(os, "scandir", real)
+    # a masks subfolder behind a broken link (an unmounted disk): the scan keeps it too
+    (root / "masks" / "s").rename(root / "s.real")
+    (root / "masks" / "s").symlink_to(root / "unmounted" / "s")
+    index.scan(root, cfg, store)
+    row = store.image("images/s/x.png")
+    assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
