@@ -7,6 +7,7 @@ Layout of a backup destination (default ``<state_dir>/backups``; better on anoth
     tmp/                    files being written (renamed into objects/ when complete)
     lock                    flock: writers share it, prune takes it alone
     owner.json              the one project that writes here: {"project": id, "root": path}
+                            (a destination inside the project folder needs none)
 
 Safety rules this module keeps:
 - Every write is temp file + fsync + rename, and an object is re-hashed after it is written, so a
@@ -101,6 +102,10 @@ def _dest_error(dest: Path, e: OSError, doing: str) -> BackupError:
 _CLAIMED: dict[tuple[str, str | None, str], tuple[int, int] | None] = {}
 
 
+def _within(p: Path, folder: Path) -> bool:
+    return p == folder or folder in p.parents
+
+
 def _stamp(f: Path) -> tuple[int, int] | None:
     try:
         st = f.stat()
@@ -191,14 +196,18 @@ class ObjectStore:
         except (OSError, ValueError) as e:
             raise BackupError(f"{f}: unreadable ({e}); it names the project that owns this "
                               "backup destination: fix or remove it") from None
-        if cur is None:
+        if _within(self.dest.resolve(), Path(me["root"])):
+            pass  # inside the project folder (the default): it moves and is wiped with it
+        elif cur is None:  # written before owner.json: the folders its snapshots name
             good, _bad = self.manifests()
-            others = sorted({m["root"] for m in good if m.get("root")} - {me["root"]})
-            if others:
-                raise self._shared(others[0])
+            others = sorted({m["root"] for m in good if m.get("root") and not m.get("partial")}
+                            - {me["root"]})
+            users = [o for o in others if self._still_used_by(o)]
+            if users:
+                raise self._shared(users[0])
         elif not ((me["project"] and cur.get("project") == me["project"])
-                  or cur.get("root") == me["root"]):
-            raise self._shared(cur.get("root") or "another project")
+                  or cur.get("root") == me["root"]) and self._still_used_by(cur.get("root")):
+            raise self._shared(cur["root"])
         if cur != me:
             tmp = self.dest / f".owner-{secrets.token_hex(4)}"
             try:
@@ -209,14 +218,26 @@ class ObjectStore:
                 raise _dest_error(self.dest, e, "recording the owner") from None
         _CLAIMED[key] = _stamp(f)
 
+    def _still_used_by(self, other: str | None) -> bool:
+        """Whether the project folder ``other`` exists and its config names this destination
+        (a project moved away, deleted or pointed elsewhere has let it go). Unsure (its
+        config cannot be read) counts as yes."""
+        if not other or not Path(other).is_dir():
+            return False
+        from .config import ConfigError, load_config
+        try:
+            theirs = default_destination(other, load_config(other))
+        except (ConfigError, OSError):
+            return True
+        return theirs.resolve() == self.dest.resolve()
+
     def _shared(self, other: str) -> BackupError:
         me = Path(self.owner["root"]).resolve()
         return BackupError(
-            f"backup destination {self.dest} belongs to {other}, not {me}: segtriage keeps "
-            "one project per destination, so that pruning or restoring one never touches "
-            "another's files. Set [backup] destination to a folder of its own (e.g. "
-            f"{self.dest / me.name}); if {other} no longer uses it, delete "
-            f"{self.dest / 'owner.json'}")
+            f"backup destination {self.dest} belongs to {other}, whose segtriage.toml names "
+            f"it too; segtriage keeps one project per destination, so that pruning or "
+            f"restoring one never touches another's files. Set [backup] destination of {me} "
+            f"to a folder of its own (e.g. {self.dest.parent / (me.name + '-backups')})")
 
     # -- writing (the two methods below are the seams the fault tests patch)
     def _ensure_dirs(self, doing: str) -> None:
@@ -436,9 +457,11 @@ def _model_files(cfg, root: Path) -> list[tuple[str, Path]]:
         return []
     out = []
     for p in sorted(models.rglob("*")):
-        # skip temp files a running training may be writing
-        if p.is_file() and not p.name.startswith(".") and ".tmp" not in p.name:
-            out.append((p.relative_to(models).as_posix(), p))
+        rel = p.relative_to(models)
+        # skip what a running training writes: temp files, its frozen masks (.train-masks-*)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts) \
+                and ".tmp" not in p.name:
+            out.append((rel.as_posix(), p))
     return out
 
 
@@ -750,7 +773,7 @@ def _write_kept(obj: ObjectStore, store, kept: list[dict], masks: set[str], rest
         "bytes_added": 0, "masks_changed": 0, "previous": None, "skipped": [],
         "partial": True})
     store.add_backup(destination=str(obj.dest), snapshot=snap_id, files=len(kept),
-                     bytes_added=0, masks_changed=0, job_id=None, note=note)
+                     bytes_added=0, masks_changed=0, job_id=None, note=note, partial=True)
     return snap_id
 
 

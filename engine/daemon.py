@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import index, scoring
 from .config import ConfigError, load_config
+from .frozen import remove_stale_frozen_masks
 from .process import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
 from .rescore import rescore_image
 from .runner import JobContext, run_job
@@ -91,6 +92,9 @@ class Engine:
         self.watcher.start()
         rep = index.scan(self.root, self.cfg, store)
         log.info("scan: %s", rep.to_json().get("counts"))
+        n = remove_stale_frozen_masks(self.state / "models")  # no training runs yet
+        if n:
+            log.info("removed %d frozen-mask folder(s) left by a killed training", n)
         self._rescore_masks_edited_offline()
         self._queue_rescore_if_scoring_changed()
         store.set_engine_state(state="idle", watcher=self.watcher.state)

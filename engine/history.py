@@ -59,7 +59,10 @@ def _follow_destination(obj: ObjectStore, store) -> None:
                 if not obj.has(sha) and old.has(sha):
                     obj.put_file(old.path(sha))  # re-hashed on the way in
         if not old.objects_dir.is_dir() and any(not obj.has(sha) for sha in wanted):
-            return  # the old disk is not there now: try again at the next history write
+            # the old disk is not there now: try again in the next process (engine start,
+            # a command), not at every write (each pass reads every history row)
+            store._history_destination = str(obj.dest)
+            return
     store.set_meta("history_destination", new)
     store._history_destination = str(obj.dest)
 

@@ -55,9 +55,7 @@ import json
 import math
 import os
 import time
-import shutil
-import tempfile
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Sequence
@@ -66,6 +64,7 @@ import numpy as np
 import torch
 
 from . import imageio
+from .frozen import frozen_masks
 from .device import pick_device, pick_precision, set_cpu_threads
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
@@ -402,28 +401,6 @@ def _cpu_bf16_callback():
 
 def _fmt(v: float | None) -> str:
     return "-" if v is None else f"{v:.4f}"
-
-
-@contextmanager
-def frozen_masks(items: Sequence[tuple[Path, Path]], where: Path):
-    """The pairs with each mask replaced by a copy taken now, deleted afterwards.
-
-    fastai reads every mask again each epoch, and fixing masks while the model trains is the
-    loop this tool is for: a save mid-run (half-written, a new size, a deleted file) would
-    otherwise fail the whole job, and a finished edit would mix two versions into one model.
-    Copies are plain file copies (masks are small); a mask that cannot be copied keeps its
-    path and check_items reports it."""
-    where.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".train-masks-", dir=where) as d:
-        out = []
-        for i, (img, msk) in enumerate(items):
-            copy = Path(d) / f"{i}{Path(msk).suffix}"
-            try:
-                shutil.copyfile(msk, copy)
-            except OSError:
-                copy = Path(msk)
-            out.append((Path(img), copy))
-        yield out
 
 
 def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: Any, out_path: Path,

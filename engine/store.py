@@ -169,8 +169,10 @@ CREATE INDEX scores_priority ON scores(priority);
 
 # v4 → v5: rows found by their image's size and mtime, which a move keeps: a renamed or
 # moved image takes its row along (decision, scores) instead of a delete and a new row.
+# Backups that hold only what a restore replaced are marked: they are not "the last backup".
 _V5 = """
 CREATE INDEX images_fingerprint ON images(img_size, img_mtime_ns);
+ALTER TABLE backups ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
 """
 
 MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
@@ -877,19 +879,22 @@ class Store:
 
     # -- backups ---------------------------------------------------------------------------
     def add_backup(self, *, destination: str, snapshot: str, files: int, bytes_added: int,
-                   masks_changed: int, job_id: int | None = None, note: str | None = None) -> int:
+                   masks_changed: int, job_id: int | None = None, note: str | None = None,
+                   partial: bool = False) -> int:
         with self.tx() as c:
             return c.execute(
                 "INSERT INTO backups(created_at, destination, snapshot, files, bytes_added,"
-                " masks_changed, job_id, note) VALUES(?,?,?,?,?,?,?,?)",
+                " masks_changed, job_id, note, partial) VALUES(?,?,?,?,?,?,?,?,?)",
                 (_now(), destination, snapshot, files, bytes_added, masks_changed, job_id,
-                 note)).lastrowid
+                 note, int(partial))).lastrowid
 
     def backups(self) -> list[sqlite3.Row]:
         return self.conn.execute("SELECT * FROM backups ORDER BY id").fetchall()
 
     def last_backup(self) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM backups ORDER BY id DESC LIMIT 1").fetchone()
+        """The newest whole snapshot (not what a restore kept)."""
+        return self.conn.execute("SELECT * FROM backups WHERE partial = 0 "
+                                 "ORDER BY id DESC LIMIT 1").fetchone()
 
     # -- clients and engine heartbeat --------------------------------------------------------
     def register_client(self, kind: str) -> int:

@@ -345,6 +345,7 @@ def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     listed = {s["id"]: s for s in backup.list_snapshots(root, cfg, store=store)}
     assert listed[res["undo"]]["note"] == f"before restoring {snap['id']}"
     assert listed[res["undo"]]["files"] == 2 and listed[res["undo"]]["recorded"]
+    assert store.last_backup()["snapshot"] == snap["id"]  # status: not a fresh backup
     pruned = backup.prune(root, cfg, keep=1, store=store)
     assert pruned["deleted"] == [] and set(pruned["kept"]) == {snap["id"], res["undo"]}
     backup.restore(root, cfg, store, res["undo"])
@@ -537,7 +538,8 @@ def test_one_destination_serves_one_project(tmp_path):
     first = backup.snapshot(a, ca, sa)
     cb, sb = load_config(b), Store.open(b)
     _index(b, cb, sb)
-    with pytest.raises(BackupError, match=r"belongs to .*/a, not .*/b.*a folder of its own"):
+    with pytest.raises(BackupError, match=r"belongs to .*/a, whose .* names it too.* of .*/b "
+                                          r"to a folder of its own \(e.g. .*/usb/b-backups\)"):
         backup.snapshot(b, cb, sb)
     with pytest.raises(BackupError, match="belongs to"):  # mask history writes too
         save_mask_version(b, cb, sb, "b0_mask.png", "scan")
@@ -561,16 +563,50 @@ def test_one_destination_serves_one_project(tmp_path):
     assert json.loads((shared / "owner.json").read_text())["root"] == str(moved.resolve())
 
 
-def test_a_destination_already_shared_is_refused_until_one_project_owns_it(project, tmp_path):
-    # destinations written before owner.json existed: manifests of two folders in one place
+def test_a_destination_shared_before_owner_json_goes_to_the_project_still_using_it(
+        project, tmp_path):
+    # destinations written before owner.json existed: manifests of several folders in one
     root, cfg, store = project
     dest = tmp_path / "dest"
     backup.snapshot(root, cfg, store, dest=dest)
     (dest / "owner.json").unlink()
-    m = next((dest / "snapshots").glob("*.json"))
-    other = json.loads(m.read_text())
-    other["root"] = "/elsewhere/project"
-    (dest / "snapshots" / "0-other.json").write_text(json.dumps(other))
-    with pytest.raises(BackupError, match="belongs to /elsewhere/project"):
+    m = json.loads(next((dest / "snapshots").glob("*.json")).read_text())
+    other = tmp_path / "other"          # a project whose config still names this destination
+    other.mkdir()
+    (other / "segtriage.toml").write_text(f'[backup]\ndestination = "{dest}"\n')
+    for name, where in (("0-other", other), ("0-gone", tmp_path / "deleted-long-ago")):
+        (dest / "snapshots" / f"{name}.json").write_text(json.dumps({**m, "root": str(where)}))
+    with pytest.raises(BackupError, match=f"belongs to {other}"):
         backup.prune(root, cfg, keep=1, dest=dest, store=store)
-    assert len(list((dest / "snapshots").glob("*.json"))) == 2  # nothing deleted
+    assert len(list((dest / "snapshots").glob("*.json"))) == 3  # nothing deleted
+    # once the other project backs up elsewhere, this one takes the destination over
+    (other / "segtriage.toml").write_text('[backup]\ndestination = "its-own"\n')
+    backup.prune(root, cfg, keep=1, dest=dest, store=store)
+    assert json.loads((dest / "owner.json").read_text())["root"] == str(root.resolve())
+
+
+def test_the_default_destination_moves_with_its_project(project, tmp_path):
+    # .segtriage/backups written before owner.json, its manifests naming the old folder
+    root, cfg, store = project
+    backup.snapshot(root, cfg, store)
+    (backup.default_destination(root, cfg) / "owner.json").unlink()
+    store.close()
+    moved = tmp_path / "renamed"
+    root.rename(moved)
+    cm, sm = load_config(moved), Store.open(moved)
+    assert backup.snapshot(moved, cm, sm)["files"] == 7
+    save_mask_version(moved, cm, sm, "plain_mask.png", "editor")
+
+
+def test_masks_frozen_by_a_killed_training_stay_out_of_snapshots(project):
+    from segtriage.engine.frozen import remove_stale_frozen_masks
+
+    root, cfg, store = project
+    models = cfg.state_path(root) / "models"
+    (models / ".train-masks-k1").mkdir(parents=True)
+    (models / ".train-masks-k1" / "0.png").write_bytes(b"copy")
+    (models / "m0001.pt").write_bytes(b"weights")
+    snap = backup.snapshot(root, cfg, store)
+    assert snap["model_files"] == 1
+    assert remove_stale_frozen_masks(models) == 1       # what the engine does at start
+    assert sorted(p.name for p in models.iterdir()) == ["m0001.pt"]

@@ -41,7 +41,7 @@ def test_client_modules_do_not_pull_torch_transitively():
     mods = ["segtriage.tui.cli", "segtriage.engine.store", "segtriage.engine.config",
             "segtriage.engine.process", "segtriage.engine.rescore", "segtriage.engine.watch"]
     for opt in ("layout", "imageio", "index", "scoring", "objects", "backup", "history", "demo",
-                "segment"):
+                "segment", "frozen", "daemon"):
         if (ROOT / "engine" / f"{opt}.py").exists():
             mods.append(f"segtriage.engine.{opt}")
     if (ROOT / "tui" / "app.py").exists():

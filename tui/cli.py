@@ -505,21 +505,31 @@ def cmd_crossval(a) -> int:
     return _submit_and_follow(_root(a.dir), "crossval", params, a.detach)
 
 
-def _image_paths(root: Path, store, args: list[str]) -> list[str]:
+def _image_paths(root: Path, store, args: list[str], given: str | None = None) -> list[str]:
     """The project's image paths (relative to DIR) for paths given on the command line:
-    relative to the current folder or to DIR, absolute, or a mask's path for its image."""
+    relative to the current folder or to DIR, absolute, or a mask's path for its image.
+    Links are taken as written first (an indexed folder may be a link), then resolved;
+    ``given``: DIR as typed, when it is a link to ``root``."""
     rows = store.images()
     by_image = {r["path"]: r["path"] for r in rows}
     by_mask = {r["mask_path"]: r["path"] for r in rows if r["mask_path"]}
+    bases = list(dict.fromkeys([root, Path(os.path.abspath(given or root))]))
     out, unknown = [], []
     for arg in args:
         found = None
-        for cand in (Path(arg).expanduser().resolve(), root / arg):
-            try:
-                rel = cand.resolve().relative_to(root).as_posix()
-            except ValueError:
-                continue
-            found = by_image.get(rel) or by_mask.get(rel)
+        for base in bases:
+            for cand in (Path(os.path.abspath(os.path.expanduser(arg))),
+                         Path(os.path.abspath(base / arg))):
+                for c in (cand, cand.resolve()):
+                    rel = os.path.relpath(c, base)
+                    if rel.startswith(".."):
+                        continue
+                    found = by_image.get(Path(rel).as_posix()) or by_mask.get(
+                        Path(rel).as_posix())
+                    if found:
+                        break
+                if found:
+                    break
             if found:
                 break
         (out if found else unknown).append(found or arg)
@@ -535,7 +545,8 @@ def cmd_predict(a) -> int:
 
     def params(store) -> dict:
         if a.images:
-            return {"scope": "list", "images": _image_paths(root, store, a.images), **scale}
+            return {"scope": "list", "images": _image_paths(root, store, a.images, a.dir),
+                    **scale}
         return {"scope": "all" if a.all else "stale", **scale}
 
     return _submit_and_follow(root, "predict", params, a.detach)
@@ -813,6 +824,18 @@ def cmd_verify(a) -> int:
     return 0 if rep.ok else 1
 
 
+def _undo_args(a, res: dict) -> str:
+    """The restore that puts back what ``res`` replaced: same target, same store."""
+    import shlex
+
+    args = [a.dir, res["undo"]]
+    if a.target:
+        args += ["--to", a.target]
+    if a.store_dir:
+        args += ["--from", a.store_dir]
+    return " ".join(shlex.quote(x) for x in args)
+
+
 def cmd_restore(a) -> int:
     from ..engine import backup
 
@@ -825,7 +848,7 @@ def cmd_restore(a) -> int:
     print(f"restored snapshot {res['snapshot']} into {res['target']}: {res['restored']} "
           f"file(s) written, {res['unchanged']} unchanged, {len(res['kept'])} replaced "
           "version(s) kept in the store"
-          + (f" as snapshot {res['undo']} (`segtriage restore {a.dir} {res['undo']}` undoes "
+          + (f" as snapshot {res['undo']} (`segtriage restore {_undo_args(a, res)}` undoes "
              "this)" if res.get("undo") else ""))
     return 0
 

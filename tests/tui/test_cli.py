@@ -154,3 +154,47 @@ def test_backups_lists_snapshots_with_their_notes_as_written(project):
     row = lines[1].split()
     assert row[0] == snap["id"] and row[1] == str(snap["files"]) and row[3] == "MiB"
     assert lines[1].endswith("[before] fixing")     # markup-like text shown as written
+
+
+def test_the_undo_of_a_restore_elsewhere_restores_there(project, tmp_path, capsys):
+    from segtriage.engine import backup
+    from segtriage.engine.config import load_config
+    from segtriage.engine.store import Store
+
+    snap = backup.snapshot(project, load_config(project), Store.open(project))
+    scratch = tmp_path / "scratch dir"
+    scratch.mkdir()
+    (scratch / "alpha_mask.png").write_bytes(b"scratch junk")
+    rc, out, _ = run(capsys, "restore", project, snap["id"], "--to", scratch)
+    assert rc == 0
+    undo = out.split("`segtriage restore ")[1].split("`")[0]
+    assert undo.endswith(f"--to '{scratch}'")
+    before = (project / "alpha_mask.png").read_bytes()
+    import shlex
+
+    assert run(capsys, "restore", *shlex.split(undo))[0] == 0
+    assert (scratch / "alpha_mask.png").read_bytes() == b"scratch junk"
+    assert (project / "alpha_mask.png").read_bytes() == before
+
+
+def test_predict_takes_paths_through_linked_folders_as_written(project, tmp_path,
+                                                               monkeypatch):
+    # an indexed folder that is a link to another disk, and an image that is a link itself
+    import shutil
+
+    from segtriage.engine import index
+    from segtriage.engine.config import load_config
+    from segtriage.engine.store import Store
+
+    ext = tmp_path / "external"
+    ext.mkdir()
+    shutil.copy(project / "alpha.png", ext / "x.png")
+    shutil.copy(project / "alpha_mask.png", ext / "x_mask.png")
+    (project / "linked").symlink_to(ext, target_is_directory=True)
+    (project / "lnk.png").symlink_to(project / "bravo.png")
+    store = Store.open(project)
+    index.scan(project, load_config(project), store)
+    monkeypatch.chdir(project)
+    got = cli._image_paths(project, store, ["linked/x.png", str(project / "linked/x_mask.png"),
+                                            "lnk.png"])
+    assert got == ["linked/x.png", "lnk.png"]
