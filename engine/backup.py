@@ -7,7 +7,7 @@ Layout of a backup destination (default ``<state_dir>/backups``; better on anoth
     tmp/                    files being written (renamed into objects/ when complete)
     lock                    flock: writers share it, prune takes it alone
     owner.json              the one project that writes here: {"project": id, "root": path}
-                            (a destination inside the project folder needs none)
+                            (one inside the project folder without it is the project's)
 
 Safety rules this module keeps:
 - Every write is temp file + fsync + rename, and an object is re-hashed after it is written, so a
@@ -196,18 +196,21 @@ class ObjectStore:
         except (OSError, ValueError) as e:
             raise BackupError(f"{f}: unreadable ({e}); it names the project that owns this "
                               "backup destination: fix or remove it") from None
-        if _within(self.dest.resolve(), Path(me["root"])):
-            pass  # inside the project folder (the default): it moves and is wiped with it
-        elif cur is None:  # written before owner.json: the folders its snapshots name
+        if self.owner.get("take_over"):
+            pass  # `segtriage backup DIR --take-over`: the person says it is this project's
+        elif cur is not None:
+            if not ((me["project"] and cur.get("project") == me["project"])
+                    or cur.get("root") == me["root"]):
+                raise self._shared(cur.get("root") or "another project")
+        elif not _within(self.dest.resolve(), Path(me["root"])):
+            # written before owner.json: the folders its snapshots name. One that is gone may
+            # be on a disk unplugged now, or on another machine: unsure, so refused. (Inside
+            # the project folder, the default, it moved or was restored with the project.)
             good, _bad = self.manifests()
             others = sorted({m["root"] for m in good if m.get("root") and not m.get("partial")}
                             - {me["root"]})
-            users = [o for o in others if self._still_used_by(o)]
-            if users:
-                raise self._shared(users[0])
-        elif not ((me["project"] and cur.get("project") == me["project"])
-                  or cur.get("root") == me["root"]) and self._still_used_by(cur.get("root")):
-            raise self._shared(cur["root"])
+            if others:
+                raise self._shared(others[0])
         if cur != me:
             tmp = self.dest / f".owner-{secrets.token_hex(4)}"
             try:
@@ -218,26 +221,15 @@ class ObjectStore:
                 raise _dest_error(self.dest, e, "recording the owner") from None
         _CLAIMED[key] = _stamp(f)
 
-    def _still_used_by(self, other: str | None) -> bool:
-        """Whether the project folder ``other`` exists and its config names this destination
-        (a project moved away, deleted or pointed elsewhere has let it go). Unsure (its
-        config cannot be read) counts as yes."""
-        if not other or not Path(other).is_dir():
-            return False
-        from .config import ConfigError, load_config
-        try:
-            theirs = default_destination(other, load_config(other))
-        except (ConfigError, OSError):
-            return True
-        return theirs.resolve() == self.dest.resolve()
-
     def _shared(self, other: str) -> BackupError:
         me = Path(self.owner["root"]).resolve()
         return BackupError(
-            f"backup destination {self.dest} belongs to {other}, whose segtriage.toml names "
-            f"it too; segtriage keeps one project per destination, so that pruning or "
-            f"restoring one never touches another's files. Set [backup] destination of {me} "
-            f"to a folder of its own (e.g. {self.dest.parent / (me.name + '-backups')})")
+            f"backup destination {self.dest} belongs to {other}; segtriage keeps one project "
+            "per destination, so that pruning or restoring one never touches another's files. "
+            f"Set [backup] destination of {me} to a folder of its own (e.g. "
+            f"{self.dest.parent / (me.name + '-backups')}). If {other} is this project before "
+            "a move, or no longer backs up there, `segtriage backup DIR --take-over` makes the "
+            "destination this project's")
 
     # -- writing (the two methods below are the seams the fault tests patch)
     def _ensure_dirs(self, doing: str) -> None:
@@ -413,15 +405,17 @@ def default_destination(root: Path | str, cfg) -> Path:
     return p if p.is_absolute() else Path(root) / p
 
 
-def owner_of(root: Path | str, store=None) -> dict:
+def owner_of(root: Path | str, store=None, take_over: bool = False) -> dict:
     """Who writes to a destination: the project's folder and state (its id is read, or made,
-    only when something is written)."""
-    return {"root": Path(root), "store": store}  # resolved in _claim, once per process
+    only when something is written); ``take_over``: make it this project's whoever had it."""
+    # the root is resolved in _claim, once per process
+    return {"root": Path(root), "store": store, "take_over": take_over}
 
 
-def _open_store(root: Path, cfg, dest: Path | str | None, store=None) -> ObjectStore:
+def _open_store(root: Path, cfg, dest: Path | str | None, store=None,
+                take_over: bool = False) -> ObjectStore:
     return ObjectStore(Path(dest) if dest is not None else default_destination(root, cfg),
-                       owner=owner_of(root, store))
+                       owner=owner_of(root, store, take_over))
 
 
 def _new_snapshot_id(ts: float) -> str:
@@ -467,7 +461,8 @@ def _model_files(cfg, root: Path) -> list[tuple[str, Path]]:
 
 def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
              note: str | None = None, progress: Progress | None = None,
-             job_id: int | None = None, include_models: bool = True) -> dict:
+             job_id: int | None = None, include_models: bool = True,
+             take_over: bool = False) -> dict:
     """Store every image, mask, ``segtriage.toml`` and the model metadata (and weights);
     write the manifest last; record the snapshot in ``backups``. Returns the manifest summary.
 
@@ -476,7 +471,7 @@ def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
     ``skipped`` instead of failing the whole snapshot.
     """
     root = Path(root)
-    obj = _open_store(root, cfg, dest, store)
+    obj = _open_store(root, cfg, dest, store, take_over)
     report = progress or (lambda f, m: None)
     rels, mask_set = _data_files(root, cfg, store)
     if (root / CONFIG_NAME).is_file():

@@ -45,7 +45,11 @@ def _follow_destination(obj: ObjectStore, store) -> None:
     would otherwise leave every earlier version behind (undo fails, verify reports missing
     objects, and clearing the old folder loses them)."""
     if getattr(store, "_history_destination", None) == str(obj.dest):
-        return  # this store saw it in place already (a scan writes thousands of versions)
+        # this store saw it in place already (a scan writes thousands of versions), or waits
+        # for the old disk: one stat per write until it is back
+        waiting = getattr(store, "_history_waits_for", None)
+        if waiting is None or not ObjectStore(waiting).objects_dir.is_dir():
+            return
     new = str(obj.dest.resolve())
     prev = store.get_meta("history_destination")
     if prev == new:
@@ -59,12 +63,12 @@ def _follow_destination(obj: ObjectStore, store) -> None:
                 if not obj.has(sha) and old.has(sha):
                     obj.put_file(old.path(sha))  # re-hashed on the way in
         if not old.objects_dir.is_dir() and any(not obj.has(sha) for sha in wanted):
-            # the old disk is not there now: try again in the next process (engine start,
-            # a command), not at every write (each pass reads every history row)
-            store._history_destination = str(obj.dest)
+            # the old disk is not there now: the full pass again once it is back, not at
+            # every write (each pass reads every history row)
+            store._history_destination, store._history_waits_for = str(obj.dest), prev
             return
     store.set_meta("history_destination", new)
-    store._history_destination = str(obj.dest)
+    store._history_destination, store._history_waits_for = str(obj.dest), None
 
 
 def mask_diff(a: np.ndarray, b: np.ndarray) -> tuple[int | None, float | None]:

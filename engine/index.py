@@ -110,7 +110,8 @@ def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport, *,
     for m in loose:  # no row keeps their hash: hash those changed since their last version
         have = latest.get(m)
         try:
-            if have is not None and os.stat(root / m).st_mtime <= have[1]:
+            st = os.stat(root / m)  # ctime too: cp -p, rsync -a and unzip set mtime back
+            if have is not None and max(st.st_mtime, st.st_ctime) <= have[1]:
                 continue
             sha = sha256_file(root / m)
         except OSError:
@@ -334,9 +335,6 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     return report
 
 
-MOVE_CANDIDATES = 16  # rows checked per new path in the watcher (many files share size+mtime)
-
-
 def _moved_here(root: Path, store, pair: Pair, vanished: dict | None = None):
     """The row of an image that moved to ``pair.image`` (renamed, or moved to another
     folder), renamed to it; None for a new image. A move keeps size and mtime: rows with the
@@ -348,8 +346,13 @@ def _moved_here(root: Path, store, pair: Pair, vanished: dict | None = None):
         return None
     if vanished is not None:
         cands = vanished.get(fp, [])
-    else:
-        cands = store.images_by_fingerprint(*fp, limit=MOVE_CANDIDATES)
+    elif not store.images_by_fingerprint(*fp, limit=1):
+        return None
+    else:  # the watcher: same fingerprint and content (an unpacked batch shares mtimes)
+        try:
+            cands = store.images_by_fingerprint(*fp, sha256=sha256_file(root / pair.image))
+        except OSError:
+            return None
     sha = None
     for cand in cands:
         if cand["path"] == pair.image or (root / cand["path"]).exists():
@@ -394,11 +397,20 @@ def _mask_out_of_sight(root: Path, pair, row, hidden: list[str]) -> bool:
     m = row["mask_path"]
     if any(d == "." or m == d or m.startswith(d + "/") for d in hidden):
         return True
-    # the watcher's re-index sees no folder problems: a mask folder that is gone or cannot
-    # be listed now (an unmounted disk behind a link, permissions) hides the mask too
+    # the watcher's re-index sees no folder problems: a mask folder that cannot be listed
+    # now (permissions, I/O) or lies behind a broken link (an unmounted disk) hides the mask
+    # too; a folder simply deleted or renamed does not
+    folder = root / os.path.dirname(m)
     try:
-        with os.scandir(root / os.path.dirname(m)):
+        with os.scandir(folder):
             return False
+    except FileNotFoundError:
+        p = folder
+        while p != root and root in p.parents:
+            if p.is_symlink() and not p.exists():
+                return True
+            p = p.parent
+        return False
     except OSError:
         return True
 

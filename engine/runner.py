@@ -352,7 +352,7 @@ def job_backup(ctx: JobContext) -> dict:
 
     snap = backup.snapshot(ctx.root, ctx.cfg, ctx.store, dest=Path(dest) if dest else None,
                            note=ctx.job.params.get("note"), progress=progress,
-                           job_id=ctx.job.id)
+                           job_id=ctx.job.id, take_over=bool(ctx.job.params.get("take_over")))
     return {k: snap.get(k) for k in ("id", "files", "bytes_added", "masks_changed")}
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BUSY_TIMEOUT_MS = 30_000
 
 STATUSES = ("unreviewed", "accepted", "edited", "flagged", "no-mask", "error")
@@ -169,13 +169,16 @@ CREATE INDEX scores_priority ON scores(priority);
 
 # v4 → v5: rows found by their image's size and mtime, which a move keeps: a renamed or
 # moved image takes its row along (decision, scores) instead of a delete and a new row.
-# Backups that hold only what a restore replaced are marked: they are not "the last backup".
 _V5 = """
 CREATE INDEX images_fingerprint ON images(img_size, img_mtime_ns);
+"""
+
+# v5 → v6: backups that hold only what a restore replaced are marked: not "the last backup".
+_V6 = """
 ALTER TABLE backups ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
 """
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5]
+MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -414,10 +417,13 @@ class Store:
     def image_paths(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT path FROM images")}
 
-    def images_by_fingerprint(self, size: int, mtime_ns: int, limit: int = -1
-                              ) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM images WHERE img_size=? AND img_mtime_ns=? "
-                                 "LIMIT ?", (size, mtime_ns, limit)).fetchall()
+    def images_by_fingerprint(self, size: int, mtime_ns: int, *, sha256: str | None = None,
+                              limit: int = -1) -> list[sqlite3.Row]:
+        if sha256 is None:
+            return self.conn.execute("SELECT * FROM images WHERE img_size=? AND "
+                                     "img_mtime_ns=? LIMIT ?", (size, mtime_ns, limit)).fetchall()
+        return self.conn.execute("SELECT * FROM images WHERE img_size=? AND img_mtime_ns=? AND "
+                                 "img_sha256=? LIMIT ?", (size, mtime_ns, sha256, limit)).fetchall()
 
     def move_image(self, old: str, new: str, new_mask: str | None) -> bool:
         """The row of ``old`` becomes the row of ``new`` (same id: decision, scores and

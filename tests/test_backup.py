@@ -538,8 +538,8 @@ def test_one_destination_serves_one_project(tmp_path):
     first = backup.snapshot(a, ca, sa)
     cb, sb = load_config(b), Store.open(b)
     _index(b, cb, sb)
-    with pytest.raises(BackupError, match=r"belongs to .*/a, whose .* names it too.* of .*/b "
-                                          r"to a folder of its own \(e.g. .*/usb/b-backups\)"):
+    with pytest.raises(BackupError, match=r"belongs to .*/a; .* of .*/b to a folder of its own "
+                                          r"\(e.g. .*/usb/b-backups\).*--take-over"):
         backup.snapshot(b, cb, sb)
     with pytest.raises(BackupError, match="belongs to"):  # mask history writes too
         save_mask_version(b, cb, sb, "b0_mask.png", "scan")
@@ -563,26 +563,36 @@ def test_one_destination_serves_one_project(tmp_path):
     assert json.loads((shared / "owner.json").read_text())["root"] == str(moved.resolve())
 
 
-def test_a_destination_shared_before_owner_json_goes_to_the_project_still_using_it(
-        project, tmp_path):
-    # destinations written before owner.json existed: manifests of several folders in one
+def test_a_destination_shared_before_owner_json_is_refused_until_taken_over(project, tmp_path):
+    # destinations written before owner.json existed: manifests of several folders in one.
+    # A folder that is gone may be on an unplugged disk or another machine: still refused.
     root, cfg, store = project
     dest = tmp_path / "dest"
     backup.snapshot(root, cfg, store, dest=dest)
     (dest / "owner.json").unlink()
     m = json.loads(next((dest / "snapshots").glob("*.json")).read_text())
-    other = tmp_path / "other"          # a project whose config still names this destination
-    other.mkdir()
-    (other / "segtriage.toml").write_text(f'[backup]\ndestination = "{dest}"\n')
-    for name, where in (("0-other", other), ("0-gone", tmp_path / "deleted-long-ago")):
-        (dest / "snapshots" / f"{name}.json").write_text(json.dumps({**m, "root": str(where)}))
-    with pytest.raises(BackupError, match=f"belongs to {other}"):
+    (dest / "snapshots" / "0-gone.json").write_text(
+        json.dumps({**m, "root": str(tmp_path / "unplugged" / "project")}))
+    with pytest.raises(BackupError, match="belongs to .*/unplugged/project"):
         backup.prune(root, cfg, keep=1, dest=dest, store=store)
-    assert len(list((dest / "snapshots").glob("*.json"))) == 3  # nothing deleted
-    # once the other project backs up elsewhere, this one takes the destination over
-    (other / "segtriage.toml").write_text('[backup]\ndestination = "its-own"\n')
-    backup.prune(root, cfg, keep=1, dest=dest, store=store)
+    assert len(list((dest / "snapshots").glob("*.json"))) == 2  # nothing deleted
+    # the person says it is this project's (`segtriage backup DIR --take-over`)
+    backup.snapshot(root, cfg, store, dest=dest, take_over=True)
     assert json.loads((dest / "owner.json").read_text())["root"] == str(root.resolve())
+    backup.prune(root, cfg, keep=1, dest=dest, store=store)
+
+
+def test_another_projects_destination_is_refused_even_inside_this_project(project, tmp_path):
+    root, cfg, store = project
+    inner = root / "nested-backups"
+    other = tmp_path / "other"
+    other.mkdir()
+    _write_pair(other, "o0", 3)
+    co, so = load_config(other), Store.open(other)
+    _index(other, co, so)
+    backup.snapshot(other, co, so, dest=inner)
+    with pytest.raises(BackupError, match=f"belongs to {other}"):
+        backup.snapshot(root, cfg, store, dest=inner)
 
 
 def test_the_default_destination_moves_with_its_project(project, tmp_path):

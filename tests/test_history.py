@@ -250,3 +250,24 @@ def test_a_new_destination_takes_the_history_along(project, tmp_path):
     revert(root, cfg, store, "cells.png", 2)
     assert backup.verify(root, cfg, store=store).ok
     assert len(history(root, cfg, store, "cells.png")) == 4
+
+
+def test_the_history_follows_once_the_old_disk_is_back_in_the_same_process(project,
+                                                                          tmp_path):
+    root, cfg, store = project
+    b_mask = SQUARE.copy()
+    b_mask[5, :] = 1
+    write_mask(root, cfg, store, store.image("cells.png"), b_mask, "editor")
+    old = backup.default_destination(root, cfg)
+    away = tmp_path / "unplugged"
+    old.rename(away)                                  # the old disk is away
+    new = tmp_path / "otherdisk" / "backups"
+    (root / "segtriage.toml").write_text(f'[backup]\ndestination = "{new}"\n')
+    cfg = load_config(root)
+    c_mask = SQUARE.copy()
+    c_mask[6, :] = 1
+    write_mask(root, cfg, store, store.image("cells.png"), c_mask, "editor")
+    assert not backup.verify(root, cfg, store=store).ok   # earlier versions still away
+    away.rename(old)                                  # plugged back in: the next write follows
+    write_mask(root, cfg, store, store.image("cells.png"), SQUARE.copy(), "editor")
+    assert backup.verify(root, cfg, store=store).ok

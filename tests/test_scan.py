@@ -601,3 +601,39 @@ def test_the_watcher_keeps_rows_whose_mask_folder_cannot_be_listed(root, cfg, st
     index.scan(root, cfg, store)
     row = store.image("images/s/x.png")
     assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
+
+
+def test_the_watcher_follows_a_move_among_many_files_of_one_size_and_time(root, cfg, store):
+    # an unpacked batch: every image has the same size and mtime
+    for i in range(40):  # BMP: one size for every image of one shape
+        img(root / f"u{i:02d}.bmp", seed=i, size=(16, 16))
+        os.utime(root / f"u{i:02d}.bmp", ns=(1_700_000_000_000_000_000,) * 2)
+    index.scan(root, cfg, store)
+    assert len(store.images_by_fingerprint(*index.fingerprint(root / "u00.bmp"))) == 40
+    iid = store.image("u39.bmp")["id"]
+    store.set_status([iid], "flagged")
+    (root / "u39.bmp").rename(root / "moved.bmp")
+    index.index_one(root, cfg, store, "moved.bmp")
+    index.index_one(root, cfg, store, "u39.bmp")
+    row = store.image("moved.bmp")
+    assert (row["id"], row["status"]) == (iid, "flagged")
+
+
+def test_a_masks_subfolder_deleted_or_renamed_clears_its_masks(root, cfg, store):
+    img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
+    index.scan(root, cfg, store)
+    (root / "masks" / "s").rename(root / "masks" / "s_old")
+    index.index_one(root, cfg, store, "images/s/x.png")
+    assert store.image("images/s/x.png")["status"] == "no-mask"
+    index.scan(root, cfg, store)
+    assert store.image("images/s/x.png")["mask_path"] is None
+
+
+def test_an_orphan_mask_replaced_by_an_older_file_is_versioned(root, cfg, store):
+    # cp -p, rsync -a and unzip keep the source's (older) mtime
+    msk(root / "lonely_mask.png", seed=1)
+    index.scan(root, cfg, store)
+    msk(root / "lonely_mask.png", seed=5)
+    os.utime(root / "lonely_mask.png", ns=(1_600_000_000_000_000_000,) * 2)
+    index.scan(root, cfg, store)
+    assert len(store.mask_versions("lonely_mask.png")) == 2

@@ -217,8 +217,8 @@ def test_list_rows_matches_review_rows(st):
 
 
 def test_migrates_a_version_3_database_forward_with_the_priority_index(tmp_path):
-    """v3 → v4 adds scores_priority (v5 the images' fingerprint index); rows and scores
-    written under v3 are kept."""
+    """v3 → v4 adds scores_priority (v5 the images' fingerprint index, v6 a column); rows
+    and scores written under v3 are kept."""
     db = tmp_path / ".segtriage" / "state.db"
     db.parent.mkdir()
     c = sqlite3.connect(db)
@@ -234,7 +234,7 @@ def test_migrates_a_version_3_database_forward_with_the_priority_index(tmp_path)
     assert "scores_priority" not in names
     c.close()
     st = Store(db)
-    assert st.schema_version() == SCHEMA_VERSION == 5
+    assert st.schema_version() == SCHEMA_VERSION == 6
     names = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"scores_priority", "images_fingerprint"} <= names
     assert st.image("old.png")["status"] == "accepted"

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_arg(s)
     s.add_argument("--to", help="snapshot store (default from config)")
     s.add_argument("--note", help="a note stored with the snapshot")
+    s.add_argument("--take-over", action="store_true",
+                   help="make the destination this project's, though another project (or "
+                        "this one before a move) owned it: prune then covers its snapshots")
     s.add_argument("--detach", action="store_true")
 
     s = sub.add_parser("backups", help="list snapshots")
@@ -513,16 +516,23 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
     rows = store.images()
     by_image = {r["path"]: r["path"] for r in rows}
     by_mask = {r["mask_path"]: r["path"] for r in rows if r["mask_path"]}
-    bases = list(dict.fromkeys([root, Path(os.path.abspath(given or root))]))
+    bases = list(dict.fromkeys([root, Path(os.path.abspath(os.path.expanduser(given or root)))]))
+    # here as the shell says it ($PWD keeps the links getcwd() resolves), if it is here
+    here, pwd = os.getcwd(), os.environ.get("PWD")
+    try:
+        if pwd and os.path.samefile(pwd, here):
+            here = pwd
+    except OSError:
+        pass
     out, unknown = [], []
     for arg in args:
         found = None
         for base in bases:
-            for cand in (Path(os.path.abspath(os.path.expanduser(arg))),
+            for cand in (Path(os.path.normpath(os.path.join(here, os.path.expanduser(arg)))),
                          Path(os.path.abspath(base / arg))):
                 for c in (cand, cand.resolve()):
                     rel = os.path.relpath(c, base)
-                    if rel.startswith(".."):
+                    if rel == ".." or rel.startswith(".." + os.sep):
                         continue
                     found = by_image.get(Path(rel).as_posix()) or by_mask.get(
                         Path(rel).as_posix())
@@ -769,6 +779,8 @@ def cmd_backup(a) -> int:
     params = {"dest": str(Path(a.to).resolve())} if a.to else {}
     if a.note:
         params["note"] = a.note
+    if a.take_over:
+        params["take_over"] = True
     return _submit_and_follow(root, "backup", params, a.detach)
 
 

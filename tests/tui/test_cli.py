@@ -198,3 +198,21 @@ def test_predict_takes_paths_through_linked_folders_as_written(project, tmp_path
     got = cli._image_paths(project, store, ["linked/x.png", str(project / "linked/x_mask.png"),
                                             "lnk.png"])
     assert got == ["linked/x.png", "lnk.png"]
+
+
+def test_predict_takes_a_path_typed_inside_a_linked_folder(project, tmp_path, monkeypatch):
+    import shutil
+
+    from segtriage.engine import index
+    from segtriage.engine.config import load_config
+    from segtriage.engine.store import Store
+
+    ext = tmp_path / "external"
+    ext.mkdir()
+    shutil.copy(project / "alpha.png", ext / "x.png")
+    (project / "linked").symlink_to(ext, target_is_directory=True)
+    store = Store.open(project)
+    index.scan(project, load_config(project), store)
+    monkeypatch.chdir(project / "linked")           # the shell's PWD keeps the link
+    monkeypatch.setenv("PWD", str(project / "linked"))
+    assert cli._image_paths(project, store, ["x.png"]) == ["linked/x.png"]
