@@ -38,37 +38,41 @@ def history_store(root: Path | str, cfg, store=None) -> ObjectStore:
 
 
 def _follow_destination(obj: ObjectStore, store) -> None:
-    """Copy the history's objects from the previous destination into ``obj`` once.
+    """Copy the history's objects from earlier destinations into ``obj``.
 
     History rows do not say where their bytes are: they are looked up in the configured
     destination. Pointing ``[backup] destination`` at another disk, as the docs advise,
     would otherwise leave every earlier version behind (undo fails, verify reports missing
-    objects, and clearing the old folder loses them)."""
-    if getattr(store, "_history_destination", None) == str(obj.dest):
-        # this store saw it in place already (a scan writes thousands of versions), or waits
-        # for the old disk: one stat per write until it is back
-        waiting = getattr(store, "_history_waits_for", None)
-        if waiting is None or not ObjectStore(waiting).objects_dir.is_dir():
+    objects, and clearing the old folder loses them). An earlier destination that is away (an
+    unplugged disk) stays pending in the state and is copied from once it is back, also after
+    further changes of destination."""
+    here = str(obj.dest)
+    if getattr(store, "_history_destination", None) == here:
+        # this store followed already (a scan writes thousands of versions); while a source
+        # is away, one stat per write until it is back
+        waiting = getattr(store, "_history_waits_for", None) or []
+        if not any(ObjectStore(w).objects_dir.is_dir() for w in waiting):
             return
     new = str(obj.dest.resolve())
     prev = store.get_meta("history_destination")
-    if prev == new:
-        store._history_destination = str(obj.dest)
-        return
-    if prev:
-        old = ObjectStore(prev)
+    pending = list(store.get_meta("history_pending") or [])
+    sources = [d for d in dict.fromkeys(pending + [prev]) if d and d != new]
+    still = []
+    if sources:
         wanted = {r["sha256"] for r in store.mask_version_refs()}
         with obj.lock():
-            for sha in sorted(wanted):
-                if not obj.has(sha) and old.has(sha):
-                    obj.put_file(old.path(sha))  # re-hashed on the way in
-        if not old.objects_dir.is_dir() and any(not obj.has(sha) for sha in wanted):
-            # the old disk is not there now: the full pass again once it is back, not at
-            # every write (each pass reads every history row)
-            store._history_destination, store._history_waits_for = str(obj.dest), prev
-            return
-    store.set_meta("history_destination", new)
-    store._history_destination, store._history_waits_for = str(obj.dest), None
+            for src in sources:
+                old = ObjectStore(src)
+                for sha in sorted(wanted):
+                    if not obj.has(sha) and old.has(sha):
+                        obj.put_file(old.path(sha))  # re-hashed on the way in
+        if any(not obj.has(sha) for sha in wanted):
+            still = [d for d in sources if not ObjectStore(d).objects_dir.is_dir()]
+    if prev != new:
+        store.set_meta("history_destination", new)
+    if still != pending:
+        store.set_meta("history_pending", still)
+    store._history_destination, store._history_waits_for = here, still
 
 
 def mask_diff(a: np.ndarray, b: np.ndarray) -> tuple[int | None, float | None]:

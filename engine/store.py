@@ -174,11 +174,13 @@ CREATE INDEX images_fingerprint ON images(img_size, img_mtime_ns);
 """
 
 # v5 → v6: backups that hold only what a restore replaced are marked: not "the last backup".
-_V6 = """
-ALTER TABLE backups ADD COLUMN partial INTEGER NOT NULL DEFAULT 0;
-"""
+# A step may be a function of the connection: development builds of v5 had this column.
+def _v6(c: sqlite3.Connection) -> None:
+    if "partial" not in {r[1] for r in c.execute("PRAGMA table_info(backups)")}:
+        c.execute("ALTER TABLE backups ADD COLUMN partial INTEGER NOT NULL DEFAULT 0")
 
-MIGRATIONS: list[str] = [_V1, _V2, _V3, _V4, _V5, _V6]
+
+MIGRATIONS: list = [_V1, _V2, _V3, _V4, _V5, _v6]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -344,8 +346,11 @@ class Store:
                     f"{self.db_path} has schema version {v}, newer than this segtriage "
                     f"({SCHEMA_VERSION}): upgrade segtriage")
             for step in range(v, SCHEMA_VERSION):
-                for stmt in _statements(MIGRATIONS[step]):
-                    c.execute(stmt)
+                if callable(MIGRATIONS[step]):
+                    MIGRATIONS[step](c)
+                else:
+                    for stmt in _statements(MIGRATIONS[step]):
+                        c.execute(stmt)
                 c.execute(f"PRAGMA user_version={step + 1}")
 
     # -- meta ------------------------------------------------------------------------------

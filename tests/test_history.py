@@ -271,3 +271,30 @@ def test_the_history_follows_once_the_old_disk_is_back_in_the_same_process(proje
     away.rename(old)                                  # plugged back in: the next write follows
     write_mask(root, cfg, store, store.image("cells.png"), SQUARE.copy(), "editor")
     assert backup.verify(root, cfg, store=store).ok
+
+
+def test_the_history_follows_two_changes_made_while_the_first_disk_was_away(project,
+                                                                            tmp_path):
+    from segtriage.engine import index
+
+    root, cfg, store = project
+    edits = iter(range(3, 9))
+
+    def edit(cfg):  # saved by an editor outside segtriage, seen by a scan
+        m = SQUARE.copy()
+        m[next(edits), :] = 1
+        Image.fromarray(m * 255).save(root / "cells_mask.png")
+        index.scan(root, cfg, store)
+
+    edit(cfg)
+    old = backup.default_destination(root, cfg)
+    away = tmp_path / "unplugged"
+    old.rename(away)
+    for disk in ("b", "c"):                 # two moves while the first disk is away
+        (root / "segtriage.toml").write_text(
+            f'[backup]\ndestination = "{tmp_path / disk / "backups"}"\n')
+        cfg = load_config(root)
+        edit(cfg)
+    away.rename(old)
+    edit(cfg)
+    assert backup.verify(root, cfg, store=store).ok    # versions from a, b and c all in c

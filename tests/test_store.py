@@ -336,3 +336,24 @@ def test_list_head_stays_fast_on_many_rows(st):
     assert [r["priority"] for r in rows] == sorted((r["priority"] for r in rows), reverse=True)
     assert rows[0]["priority"] == max(r["priority"] for r in st.list_rows())
     assert head * 20 < whole, (head, whole)
+
+
+@pytest.mark.parametrize("had_partial", [False, True])
+def test_v5_databases_with_or_without_the_partial_column_migrate(tmp_path, had_partial):
+    # development builds of v5 added backups.partial already; v6 adds it where missing
+    db = tmp_path / ".segtriage" / "state.db"
+    db.parent.mkdir()
+    c = sqlite3.connect(db)
+    for step in store_mod.MIGRATIONS[:5]:
+        c.executescript(step)
+    if had_partial:
+        c.execute("ALTER TABLE backups ADD COLUMN partial INTEGER NOT NULL DEFAULT 0")
+    c.execute("PRAGMA user_version=5")
+    c.commit()
+    c.close()
+    st = Store(db)
+    assert st.schema_version() == SCHEMA_VERSION == 6
+    st.add_backup(destination="d", snapshot="s1", files=1, bytes_added=1, masks_changed=0)
+    st.add_backup(destination="d", snapshot="s2", files=1, bytes_added=0, masks_changed=0,
+                  partial=True)
+    assert st.last_backup()["snapshot"] == "s1"

@@ -528,7 +528,11 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
     for arg in args:
         found = None
         for base in bases:
-            for cand in (Path(os.path.normpath(os.path.join(here, os.path.expanduser(arg)))),
+            arg_x = os.path.expanduser(arg)
+            # '..' is the physical parent when a file is opened: the logical $PWD only
+            # for paths without it
+            start = os.getcwd() if ".." in Path(arg_x).parts else here
+            for cand in (Path(os.path.normpath(os.path.join(start, arg_x))),
                          Path(os.path.abspath(base / arg))):
                 for c in (cand, cand.resolve()):
                     rel = os.path.relpath(c, base)
