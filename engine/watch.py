@@ -51,7 +51,8 @@ class FolderWatcher:
                 p = os.fsdecode(p)
                 if self.seen_as is not None:
                     target, link = self.seen_as
-                    p = link + p[len(target):] if p.startswith(target) else p
+                    if p == target or p.startswith(target + os.sep):
+                        p = link + p[len(target):]
                 return p
 
             def on_any_event(self, event):  # noqa: N802 - watchdog's name
