@@ -55,6 +55,18 @@ def rows(store) -> dict:
     return {r["path"]: dict(r) for r in store.images()}
 
 
+def unlistable(monkeypatch, suffix: str) -> None:
+    """Folders whose path ends with ``suffix`` cannot be listed (permissions)."""
+    real = os.scandir
+
+    def flaky(path):
+        if os.fspath(path).rstrip("/").endswith(suffix):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", flaky)
+
+
 class Counter:
     def __init__(self, monkeypatch, name):
         self.n = 0
@@ -378,14 +390,7 @@ def test_index_one_split(root, cfg, store):
 def test_unreadable_folder_keeps_its_rows(root, cfg, store, monkeypatch):
     img(root / "a.png"); img(root / "sub" / "b.png"); msk(root / "sub" / "b_mask.png")
     index.scan(root, cfg, store)
-    real = os.scandir
-
-    def flaky(path):
-        if os.fspath(path).rstrip("/").endswith("/sub"):
-            raise PermissionError(13, "Permission denied")
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", flaky)
+    unlistable(monkeypatch, "/sub")
     rep = index.scan(root, cfg, store)
     assert rep.removed == 0 and store.image("sub/b.png")["status"] == "unreviewed"
     assert rep.problems == [("sub", "unreadable", "cannot list folder: Permission denied")]
@@ -448,14 +453,7 @@ def test_an_unreadable_masks_subfolder_keeps_its_rows_masks(root, cfg, store, mo
     img(root / "images" / "y.png"); msk(root / "masks" / "y.png")
     index.scan(root, cfg, store)
     store.set_status([store.image("images/s/x.png")["id"]], "flagged")
-    real = os.scandir
-
-    def flaky(path):
-        if os.fspath(path).rstrip("/").endswith("masks/s"):
-            raise PermissionError(13, "Permission denied")
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", flaky)
+    unlistable(monkeypatch, "masks/s")
     index.scan(root, cfg, store)
     row = store.image("images/s/x.png")
     assert (row["status"], row["mask_path"]) == ("flagged", "masks/s/x.png")
@@ -583,18 +581,11 @@ def test_the_watcher_keeps_rows_whose_mask_folder_cannot_be_listed(root, cfg, st
     img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
     index.scan(root, cfg, store)
     store.set_status([store.image("images/s/x.png")["id"]], "accepted")
-    real = os.scandir
-
-    def flaky(path):
-        if os.fspath(path).rstrip("/").endswith("masks/s"):
-            raise PermissionError(13, "Permission denied")
-        return real(path)
-
-    monkeypatch.setattr(os, "scandir", flaky)
+    unlistable(monkeypatch, "masks/s")
     index.index_one(root, cfg, store, "images/s/x.png")
     row = store.image("images/s/x.png")
     assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
-    monkeypatch.setattr(os, "scandir", real)
+    monkeypatch.undo()
     # a masks subfolder behind a broken link (an unmounted disk): the scan keeps it too
     (root / "masks" / "s").rename(root / "s.real")
     (root / "masks" / "s").symlink_to(root / "unmounted" / "s")
