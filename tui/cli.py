@@ -228,6 +228,10 @@ def _cfg(root: Path):
         raise SystemExit(_err(str(e))) from None
 
 
+def _state_db(root: Path) -> Path:
+    return _cfg(root).state_path(root) / "state.db"
+
+
 def _store(root: Path, *, create: bool = True):
     """The folder's project state. ``create=False`` (commands that only read or change what is
     there) refuses a folder that was never indexed instead of leaving a new state behind."""
@@ -235,7 +239,7 @@ def _store(root: Path, *, create: bool = True):
 
     from ..engine.store import Store, StoreError
 
-    db = _cfg(root).state_path(root) / "state.db"
+    db = _state_db(root)
     if not create and not db.exists():
         raise SystemExit(_err(f"{root} is not a segtriage project yet (no {db}); index it "
                               f"with `segtriage scan {root}` or open it with `segtriage {root}`"))
@@ -514,8 +518,8 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
     Links are taken as written first (an indexed folder may be a link), then resolved;
     ``given``: DIR as typed, when it is a link to ``root``."""
     rows = store.images()
-    by_image = {r["path"]: r["path"] for r in rows}
-    by_mask = {r["mask_path"]: r["path"] for r in rows if r["mask_path"]}
+    image_of = {r["mask_path"]: r["path"] for r in rows if r["mask_path"]}
+    image_of.update((r["path"], r["path"]) for r in rows)
     bases = list(dict.fromkeys([root, Path(os.path.abspath(os.path.expanduser(given or root)))]))
     # here as the shell says it ($PWD keeps the links getcwd() resolves), if it is here
     here, pwd = os.getcwd(), os.environ.get("PWD")
@@ -524,28 +528,22 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
             here = pwd
     except OSError:
         pass
-    out, unknown = [], []
-    for arg in args:
-        found = None
+
+    def rels(arg: str):  # the paths relative to DIR that ``arg`` may mean, likeliest first
+        arg_x = os.path.expanduser(arg)
+        # '..' is the physical parent when a file is opened: the logical $PWD only without it
+        start = os.getcwd() if ".." in Path(arg_x).parts else here
         for base in bases:
-            arg_x = os.path.expanduser(arg)
-            # '..' is the physical parent when a file is opened: the logical $PWD only
-            # for paths without it
-            start = os.getcwd() if ".." in Path(arg_x).parts else here
             for cand in (Path(os.path.normpath(os.path.join(start, arg_x))),
                          Path(os.path.abspath(base / arg))):
                 for c in (cand, cand.resolve()):
                     rel = os.path.relpath(c, base)
-                    if rel == ".." or rel.startswith(".." + os.sep):
-                        continue
-                    found = by_image.get(Path(rel).as_posix()) or by_mask.get(
-                        Path(rel).as_posix())
-                    if found:
-                        break
-                if found:
-                    break
-            if found:
-                break
+                    if not (rel == ".." or rel.startswith(".." + os.sep)):
+                        yield Path(rel).as_posix()
+
+    out, unknown = [], []
+    for arg in args:
+        found = next((image_of[r] for r in rels(arg) if r in image_of), None)
         (out if found else unknown).append(found or arg)
     if unknown:
         raise SystemExit(_err(f"not an image of {root} (or its mask): {', '.join(unknown)}; "
@@ -797,10 +795,9 @@ def cmd_backups(a) -> int:
     from ..engine import backup
 
     root = _root(a.dir)
-        # the project's notes are joined in where it has a state; a wiped folder lists them too
-    indexed = (_cfg(root).state_path(root) / "state.db").exists()
+    # the project's notes are joined in where it has a state; a wiped folder lists them too
     snaps = backup.list_snapshots(root, _cfg(root), dest=_dest(a),
-                                  store=_store(root) if indexed else None)
+                                  store=_store(root) if _state_db(root).exists() else None)
     if a.json:
         print(json.dumps(snaps, indent=2, default=str))
         return 0
