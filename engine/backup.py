@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from .imageio import sha256_file
+from .layout import _is_within
 
 CHUNK = 1 << 20
 MANIFEST_FORMAT = 1
@@ -102,8 +103,9 @@ def _dest_error(dest: Path, e: OSError, doing: str) -> BackupError:
 _CLAIMED: dict[tuple[str, str | None, str], tuple[int, int] | None] = {}
 
 
-def _within(p: Path, folder: Path) -> bool:
-    return p == folder or folder in p.parents
+def _whole(manifests: list[dict]) -> list[dict]:
+    """Snapshots of the whole folder, without the files restores kept ("partial")."""
+    return [m for m in manifests if not m.get("partial")]
 
 
 def _stamp(f: Path) -> tuple[int, int] | None:
@@ -202,13 +204,12 @@ class ObjectStore:
             if not ((me["project"] and cur.get("project") == me["project"])
                     or cur.get("root") == me["root"]):
                 raise self._shared(cur.get("root") or "another project")
-        elif not _within(self.dest.resolve(), Path(me["root"])):
+        elif not _is_within(str(self.dest.resolve()), me["root"]):
             # written before owner.json: the folders its snapshots name. One that is gone may
             # be on a disk unplugged now, or on another machine: unsure, so refused. (Inside
             # the project folder, the default, it moved or was restored with the project.)
             good, _bad = self.manifests()
-            others = sorted({m["root"] for m in good if m.get("root") and not m.get("partial")}
-                            - {me["root"]})
+            others = sorted({m["root"] for m in _whole(good) if m.get("root")} - {me["root"]})
             if others:
                 raise self._shared(others[0])
         if cur != me:
@@ -486,7 +487,7 @@ def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
     snap_id = _new_snapshot_id(ts)
     report(0.0, f"snapshot {snap_id}: {total} files")
     with obj.lock():
-        previous = [m for m in obj.manifests()[0] if not m.get("partial")]
+        previous = _whole(obj.manifests()[0])
         prev = previous[-1] if previous else None
         entries = [(rel, root / rel, files) for rel in rels]
         entries += [(rel, p, model_entries) for rel, p in model_files]
@@ -583,7 +584,7 @@ def resolve_snapshot(obj: ObjectStore, snapshot_id: str) -> dict:
     if not good:
         raise BackupError(f"no snapshots in {obj.dest}")
     if snapshot_id == "latest":  # the newest whole snapshot, not what a restore kept
-        whole = [m for m in good if not m.get("partial")]
+        whole = _whole(good)
         if not whole:
             raise BackupError(f"no whole snapshot in {obj.dest} (only files kept by restores)")
         return whole[-1]
@@ -805,7 +806,7 @@ def prune(root: Path | str, cfg, *, keep: int, dest: Path | str | None = None,
             raise BackupError(f"{obj.dest} has unreadable manifests ({bad[0]['file']}): "
                               "fix or remove them before pruning")
         # keep the newest `keep` whole snapshots, and what restores kept since the oldest
-        whole = [m for m in good if not m.get("partial")]
+        whole = _whole(good)
         cutoff = whole[-keep]["created_ts"] if len(whole) >= keep else float("-inf")
         stay = [m for m in good if m["created_ts"] >= cutoff]
         drop = [m for m in good if m["created_ts"] < cutoff]

@@ -98,8 +98,7 @@ class FolderWatcher:
                 path = os.path.join(d, name)
                 if os.path.islink(path):
                     target = os.path.realpath(path)
-                    inside = target == root or target.startswith(root + os.sep)
-                    if os.path.isdir(target) and not inside:
+                    if os.path.isdir(target) and not layout._is_within(target, root):
                         out.append((path, target))
                 else:
                     keep.append(name)
