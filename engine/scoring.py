@@ -18,9 +18,10 @@ from scipy import ndimage as ndi
 
 from . import objects
 
-SCORING_VERSION = 3  # bump when a formula changes, so stored rows can be re-scored
+SCORING_VERSION = 4  # bump when a formula changes, so stored rows can be re-scored
 # 2: priority is the within-band score alone (no category bands; docs/scoring.md)
 # 3: lq_object counts the objects the mask lacks, not those the model does not see
+# 4: adds outline_bias (the priority is unchanged)
 EPS = 1e-6           # probabilities are clamped to [EPS, 1 - EPS] before any log
 
 CATEGORIES = ["disagrees", "uncertain", "agrees", "no-model"]
@@ -41,7 +42,7 @@ SORT_KEYS: dict[str, str] = {
     "uncertainty_background": "desc", "missed": "desc", "extra": "desc",
     "missed_confident": "desc", "extra_confident": "desc", "error_regions": "desc",
     "merged": "desc", "split": "desc",
-    "n_pred": "desc", "n_mask": "desc", "matched_iou": "asc",
+    "n_pred": "desc", "n_mask": "desc", "matched_iou": "asc", "outline_bias": "asc",
     "fg_frac_pred": "desc", "fg_frac_mask": "desc", "path": "asc",
 }
 
@@ -272,6 +273,7 @@ def score_image(prob, mask, *, cfg_scoring: Any = None) -> dict:
                    eccentricity_mask=None, solidity_mask=None)
     else:
         out.update(_agreement(p, y, pred, g, mx, band, region, has_region, prm))
+        out["outline_bias"] = outline_bias(p, y, pred, r, prm.small_object_px)
         lm, n_mask = objects.label(y)
         match = objects.match_labels(lp, n_pred, lm, n_mask, prm.match_iou)
         out.update(objects.matching_stats(match))
@@ -287,7 +289,7 @@ def _no_mask_keys() -> dict:
         "dice", "iou", "ce", "ce_region", "soft_dice", "lq_softmin", "label_quality",
         "lq_pixel", "lq_object", "disagreement_confidence", "fg_frac_mask", "matched", "missed",
         "extra", "merged", "split", "matched_iou", "missed_confident", "extra_confident",
-        "error_regions"))
+        "error_regions", "outline_bias"))
 
 
 def _agreement(p, y, pred, g, mx, band, region, has_region, prm) -> dict:
@@ -311,6 +313,30 @@ def _agreement(p, y, pred, g, mx, band, region, has_region, prm) -> dict:
         # how sure the model is where it differs from the mask (edges left out if possible)
         "disagreement_confidence": _mean(mx, off_edge) if off_edge.any() else _mean(mx, differ),
     }
+
+
+def outline_bias(p, y, pred, grow: int, floor: float) -> float | None:
+    """log((M + floor) / (P + floor)) over the objects both the mask and the model see.
+
+    The connected parts of ŷ ∪ y that hold pixels of both are the objects both see; M counts
+    the mask's pixels in them and P sums p over them grown by ``grow`` px (the soft edge the
+    model spreads around an object). Below 0 the mask's outlines lie inside the model's
+    (drawn too tight: eroded), above 0 outside (too loose: dilated, halos); halving every
+    object gives about log(1/2) = −0.69. Objects only one side sees are left out: they are
+    lq_object's and missed/extra's business, and leaving them out keeps an empty mask (None
+    here) from reading as the tightest outline of all. None when no object is seen by both.
+    """
+    both, n = objects.label(pred | y)
+    if n == 0:
+        return None
+    ids = np.arange(1, n + 1)
+    seen = (ndi.sum(y, both, ids) > 0) & (ndi.sum(pred, both, ids) > 0)
+    if not seen.any():
+        return None
+    keep = np.isin(both, ids[seen])
+    m = float(np.count_nonzero(y & keep))
+    soft = float(p[_grow(keep, grow)].sum(dtype=np.float64))
+    return float(np.log((m + floor) / (soft + floor)))
 
 
 def _edge_distance(a: np.ndarray) -> np.ndarray | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 BUSY_TIMEOUT_MS = 30_000
 
 STATUSES = ("unreviewed", "accepted", "edited", "flagged", "no-mask", "error")
@@ -30,7 +30,7 @@ ACTIVE_JOB_STATES = ("queued", "running")
 # scorer computes goes into the JSON `metrics` column of the same row.
 SCORE_COLUMNS = (
     "priority", "confidence", "region_confidence", "label_quality", "dice", "iou", "ce",
-    "n_pred", "n_mask",
+    "n_pred", "n_mask", "outline_bias",
 )
 
 # ----------------------------------------------------------------------------------------
@@ -180,7 +180,15 @@ def _v6(c: sqlite3.Connection) -> None:
         c.execute("ALTER TABLE backups ADD COLUMN partial INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: list = [_V1, _V2, _V3, _V4, _V5, _v6]
+# v6 → v7: outline_bias (scoring version 4) is a column, so the list can sort by it without
+# reading every row's metrics JSON.
+_V7 = """
+ALTER TABLE scores ADD COLUMN outline_bias REAL;
+UPDATE scores SET outline_bias = json_extract(metrics, '$.outline_bias')
+    WHERE json_valid(metrics) AND json_extract(metrics, '$.outline_bias') IS NOT NULL;
+"""
+
+MIGRATIONS: list = [_V1, _V2, _V3, _V4, _V5, _v6, _V7]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 

@@ -179,6 +179,53 @@ def test_multi_object_image_by_hand():
     assert d["category"] == "disagrees"
 
 
+def test_outline_bias_by_hand():
+    # one object: the model is certain of a 6x6 square (p = 1, background 0); the mask
+    # draws a 4x4 square inside it → M = 16, P = 36 (growing adds only p = 0 pixels)
+    prob = np.zeros((14, 14))
+    prob[3:9, 3:9] = 1.0
+    tight = np.zeros((14, 14), np.uint8)
+    tight[4:8, 4:8] = 1
+    d = S.score_image(prob, tight)
+    assert d["outline_bias"] == pytest.approx(math.log((16 + 9) / (36 + 9)))  # floor 9 px
+    # the same outline as the model's: 0; a looser one: above 0
+    assert S.score_image(prob, (prob > 0.5).astype(np.uint8))["outline_bias"] == 0.0
+    loose = np.zeros((14, 14), np.uint8)
+    loose[2:10, 2:10] = 1
+    assert S.score_image(prob, loose)["outline_bias"] == pytest.approx(math.log(73 / 45))
+    # soft edges count: a ring of p = .5 just outside the square (inside the 2-px growth,
+    # not in ŷ) adds .5 per pixel to P: (8² − 6²)·.5 = 14
+    soft = prob.copy()
+    soft[2:10, 2:10] = np.maximum(soft[2:10, 2:10], 0.5)
+    d = S.score_image(soft, (prob > 0.5).astype(np.uint8))
+    assert d["outline_bias"] == pytest.approx(math.log((36 + 9) / (36 + 14 + 9)))
+    # an object only one side sees does not count: a second 3x3 object in the mask alone
+    # leaves the bias of the shared object as it was
+    both = tight.copy()
+    both[11:14, 11:14] = 1
+    assert S.score_image(prob, both)["outline_bias"] == pytest.approx(math.log(25 / 45))
+    # nothing both sides see: None (an empty mask is not the tightest outline of all)
+    assert S.score_image(prob, np.zeros((14, 14), np.uint8))["outline_bias"] is None
+    assert S.score_image(np.zeros((14, 14)), tight)["outline_bias"] is None
+    assert S.score_image(prob, None)["outline_bias"] is None
+
+
+def test_outline_bias_ranks_an_eroded_mask_first():
+    # four round objects the model sees; the given masks: the model's own outline, a halo
+    # one pixel wider, and the same objects eroded to about half their area
+    yy, xx = np.mgrid[:64, :64]
+    truth = np.zeros((64, 64), bool)
+    for cy, cx in ((16, 16), (16, 46), (46, 16), (46, 46)):
+        truth |= (yy - cy) ** 2 + (xx - cx) ** 2 <= 7 ** 2
+    prob = np.where(truth, 0.97, 0.02)
+    masks = {"same": truth, "halo": ndi.binary_dilation(truth),
+             "eroded": ndi.binary_erosion(truth, iterations=2)}
+    assert 0.4 < masks["eroded"].sum() / truth.sum() < 0.6
+    bias = {k: S.score_image(prob, m.astype(np.uint8))["outline_bias"] for k, m in masks.items()}
+    assert bias["eroded"] < -0.5 < bias["same"] < bias["halo"]
+    assert S.SORT_KEYS["outline_bias"] == "asc"  # too tight first
+
+
 def test_no_mask_keeps_confidence_and_blanks_agreement():
     prob = np.full((8, 8), 0.03)
     prob[2:5, 2:5] = 0.97

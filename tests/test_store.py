@@ -234,7 +234,7 @@ def test_migrates_a_version_3_database_forward_with_the_priority_index(tmp_path)
     assert "scores_priority" not in names
     c.close()
     st = Store(db)
-    assert st.schema_version() == SCHEMA_VERSION == 6
+    assert st.schema_version() == SCHEMA_VERSION == 7
     names = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"scores_priority", "images_fingerprint"} <= names
     assert st.image("old.png")["status"] == "accepted"
@@ -352,8 +352,33 @@ def test_v5_databases_with_or_without_the_partial_column_migrate(tmp_path, had_p
     c.commit()
     c.close()
     st = Store(db)
-    assert st.schema_version() == SCHEMA_VERSION == 6
+    assert st.schema_version() == SCHEMA_VERSION == 7
     st.add_backup(destination="d", snapshot="s1", files=1, bytes_added=1, masks_changed=0)
     st.add_backup(destination="d", snapshot="s2", files=1, bytes_added=0, masks_changed=0,
                   partial=True)
     assert st.last_backup()["snapshot"] == "s1"
+
+
+def test_v6_databases_get_the_outline_bias_column(tmp_path):
+    # scoring version 4's outline_bias became a column; a value already in a row's metrics
+    # JSON moves into it, rows without one stay NULL until they are re-scored
+    db = tmp_path / ".segtriage" / "state.db"
+    db.parent.mkdir()
+    c = sqlite3.connect(db)
+    for step in store_mod.MIGRATIONS[:6]:
+        if callable(step):
+            step(c)
+        else:
+            c.executescript(step)
+    c.execute("PRAGMA user_version=6")
+    c.execute("INSERT INTO images(id, path, status, added_at, updated_at) "
+              "VALUES(1, 'a.png', 'accepted', 1, 1), (2, 'b.png', 'unreviewed', 1, 1)")
+    c.execute("INSERT INTO models(id, created_at) VALUES(1, 1)")
+    c.execute("INSERT INTO scores(image_id, model_id, computed_at, priority, metrics) "
+              "VALUES(1, 1, 1, 0.7, '{\"outline_bias\": -0.5}'), (2, 1, 1, 0.2, '{}')")
+    c.commit()
+    c.close()
+    st = Store(db)
+    assert st.schema_version() == SCHEMA_VERSION == 7
+    got = {r["path"]: r["outline_bias"] for r in st.list_rows()}
+    assert got == {"a.png": -0.5, "b.png": None}

@@ -34,7 +34,8 @@ class Row:
 
     __slots__ = ("id", "path", "name", "mask_path", "status", "error", "category", "priority",
                  "confidence", "region_confidence", "label_quality", "dice", "iou", "ce",
-                 "n_pred", "n_mask", "stale", "model_id", "prob_path", "score_error")
+                 "n_pred", "n_mask", "outline_bias", "stale", "model_id", "prob_path",
+                 "score_error")
 
     def __init__(self, d: dict, name: str):
         self.id: int = d["id"]
@@ -53,6 +54,7 @@ class Row:
         self.ce = d.get("ce")
         self.n_pred = d.get("n_pred")
         self.n_mask = d.get("n_mask")
+        self.outline_bias = d.get("outline_bias")
         self.stale = bool(d.get("stale"))
         self.model_id = d.get("model_id")
         self.prob_path: str | None = d.get("prob_path")
@@ -80,6 +82,7 @@ SORTS: tuple[SortKey, ...] = (
     SortKey("dice", "Dice", "dice", False),
     SortKey("ce", "cross-entropy", "ce", True),
     SortKey("objects", "object count mismatch", "objects_diff", True),
+    SortKey("outline", "outline bias (tight first)", "outline_bias", False),
     SortKey("name", "name", "name", False),
     SortKey("status", "status", "status", False),
     SortKey("category", "category", "category", False),

@@ -54,6 +54,18 @@ def test_category_sorts_in_the_scorers_order():
     assert names(m) == ["a.png", "d.png", "b.png", "c.png"]
 
 
+def test_outline_sort_puts_the_tightest_masks_first():
+    rows = rows_from_dicts([dict(id=1, path="a.png", outline_bias=0.1),
+                            dict(id=2, path="b.png", outline_bias=-0.7),
+                            dict(id=3, path="c.png", outline_bias=None),  # no shared object
+                            dict(id=4, path="d.png", outline_bias=0.6)])
+    m = ReviewModel(rows)
+    m.set_sort("outline")
+    assert names(m) == ["b.png", "a.png", "d.png", "c.png"]
+    m.reverse()                              # too loose first, None still last
+    assert names(m) == ["d.png", "a.png", "b.png", "c.png"]
+
+
 def test_objects_sort_by_mismatch():
     m = ReviewModel(_rows())
     m.set_sort("objects")
@@ -146,7 +158,8 @@ def test_small_lists_sort_like_numpy(monkeypatch):
             confidence=pick(rng.random(), 0.9), label_quality=pick(rng.random()),
             dice=pick(rng.random(), 1.0), ce=pick(rng.random() * 2),
             category=pick("agrees", "disagrees", "uncertain", "no-model"),
-            n_pred=pick(0, 1, 5), n_mask=pick(0, 2, 3), model_id=1 if scored else None))
+            n_pred=pick(0, 1, 5), n_mask=pick(0, 2, 3), outline_bias=pick(rng.random() - 0.5),
+            model_id=1 if scored else None))
     rows = rows_from_dicts(dicts)
     for sort in SORTS:
         for rev in (False, True):

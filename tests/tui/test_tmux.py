@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segtriage.tui.data import SORTS
+
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.slow,
@@ -139,7 +141,7 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
         first.wait_for(lambda s: "sort: confidence ▲" in s, 10, "sort by confidence")
         first.keys("S")
         first.wait_for(lambda s: "sort: confidence ▼" in s, 10, "reversed sort")
-        first.keys("s", "s", "s", "s", "s", "s", "s", "s")  # back to the review order
+        first.keys(*["s"] * (len(SORTS) - 1))  # back to the review order
         first.wait_for(lambda s: "sort: review order" in s, 10, "review order again")
         # a first model, then every row scored by it
         first.keys("r")
