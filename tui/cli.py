@@ -63,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", help="generate the built-in demo data set and open it")
     _dir_arg(s, "demo")
-    s.add_argument("--count", type=int, default=96, help="images (default 96)")
-    s.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    # None: the existing demo's value when DIR holds one, else the default (DEMO_DEFAULTS)
+    s.add_argument("--count", type=int, help="images (default 96)")
+    s.add_argument("--size", type=int, help="image side in pixels (default 128)")
+    s.add_argument("--seed", type=int, help="random seed (default 0)")
+    s.add_argument("--regenerate", action="store_true",
+                   help="replace the demo in DIR by one with other --count/--size/--seed")
     s.add_argument("--no-tui", action="store_true", help="print the scan summary instead")
     s.add_argument("--no-train", action="store_true",
                    help="do not start the first training job")
@@ -350,6 +353,9 @@ def cmd_open(a) -> int:
     return run_app(root, renderer=a.renderer, start_engine=not a.no_engine)
 
 
+DEMO_DEFAULTS = {"count": 96, "size": 128, "seed": 0}
+
+
 def cmd_demo(a) -> int:
     from ..engine import demo, index
 
@@ -357,23 +363,36 @@ def cmd_demo(a) -> int:
     if root.exists() and not root.is_dir():
         return _err(f"{a.dir}: not a folder")
     manifest = demo.truth_dir(root) / "manifest.json"
-    same = False
+    given = {k: getattr(a, k) for k in DEMO_DEFAULTS}
+    have = None
     if manifest.exists():
-        m = json.loads(manifest.read_text())
-        same = (m.get("count"), m.get("size"), m.get("seed")) == (a.count, a.size, a.seed)
+        try:
+            m = json.loads(manifest.read_text())
+            have = {k: m[k] for k in DEMO_DEFAULTS}
+        except (ValueError, KeyError, TypeError):
+            return _err(f"{manifest}: not a readable demo manifest; choose another DIR")
+    # Reopening a demo never rewrites it: its masks may hold the person's edits and its
+    # rows their decisions. Other settings replace it only when asked to.
+    want = {k: given[k] if given[k] is not None else (have or DEMO_DEFAULTS)[k]
+            for k in DEMO_DEFAULTS}
     console = _console()
-    if not same:
+    if want != have:
+        if have is not None and not a.regenerate:
+            flags = " ".join(f"--{k} {v}" for k, v in have.items())
+            return _err(f"{root} holds a demo made with {flags}; open it with "
+                        f"`segtriage demo {a.dir}`, or pass --regenerate to replace its "
+                        "images and masks (edits and decisions on them are lost: "
+                        "`segtriage backup` first)")
         if root.exists() and any(p for p in root.iterdir() if p.name != ".segtriage"):
-            if not manifest.exists():
+            if have is None:
                 return _err(f"{root} exists and is not a segtriage demo folder; "
                             "choose another DIR")
         try:
-            summary = demo.make_demo(root, count=a.count, size=a.size, seed=a.seed,
-                                     overwrite=manifest.exists())
+            summary = demo.make_demo(root, **want, overwrite=have is not None)
         except ValueError as e:
             return _err(str(e))
-        console.print(f"demo data set: {summary.get('count')} images of {a.size}² in {root}; "
-                      f"truth in {demo.truth_dir(root)}")
+        console.print(f"demo data set: {summary.get('count')} images of {want['size']}² in "
+                      f"{root}; truth in {demo.truth_dir(root)}")
     store = _store(root)
     rep = index.scan(root, _cfg(root), store)
     if not a.no_train and store.current_model_id() is None and not any(

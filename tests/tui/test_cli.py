@@ -216,3 +216,24 @@ def test_predict_takes_a_path_typed_inside_a_linked_folder(project, tmp_path, mo
     monkeypatch.chdir(project / "linked")           # the shell's PWD keeps the link
     monkeypatch.setenv("PWD", str(project / "linked"))
     assert cli._image_paths(project, store, ["x.png"]) == ["linked/x.png"]
+
+
+def test_demo_reopens_its_folder_and_replaces_it_only_when_asked(tmp_path, capsys):
+    d = tmp_path / "demo"
+    rc, out, _ = run(capsys, "demo", d, "--count", "4", "--size", "32", "--no-tui", "--no-train")
+    assert rc == 0 and "4 images of 32²" in out
+    edited = d / "img_001_mask.png"
+    edited.write_bytes(b"a person's edit")  # stands for an edit: demo must not touch it
+    # no settings: the demo that is there is opened as it is
+    rc, out, _ = run(capsys, "demo", d, "--no-tui", "--no-train")
+    assert rc == 0 and "demo data set:" not in out
+    assert edited.read_bytes() == b"a person's edit"
+    # other settings: refused with the way out, nothing rewritten
+    rc, _, err = run(capsys, "demo", d, "--count", "6", "--no-tui", "--no-train")
+    assert rc == 2 and "--count 4 --size 32 --seed 0" in err and "--regenerate" in err
+    assert edited.read_bytes() == b"a person's edit" and not (d / "img_005.png").exists()
+    # asked to: replaced
+    rc, out, _ = run(capsys, "demo", d, "--count", "6", "--regenerate", "--no-tui",
+                     "--no-train")
+    assert rc == 0 and "6 images of 32²" in out
+    assert (d / "img_005.png").exists() and edited.read_bytes() != b"a person's edit"
