@@ -173,6 +173,10 @@ class SegtriageApp(App[int]):
         yield self.status_pane
         yield Footer()
 
+    def notify(self, message: str, *, markup: bool = False, **kw) -> None:
+        # messages carry file names and config keys such as "[editor] command": not markup
+        super().notify(message, markup=markup, **kw)
+
     @property
     def current_row(self) -> Row | None:
         return self.result_list.row

@@ -198,6 +198,14 @@ def _console():
     return Console()
 
 
+def escape(text: str) -> str:
+    """Text shown through rich printed as written: '[backup]' in a message, a path or an
+    image name is not markup (rich is imported here, not at start: --help stays fast)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _err(msg: str) -> int:
     print(f"segtriage: {msg}", file=sys.stderr)
     return 2
@@ -320,8 +328,8 @@ def follow_job(store, job_id: int, *, console=None) -> int:
         store.unregister_client(client)
     style = {"done": "green", "failed": "red"}.get(job.state, "yellow")
     console.print(f"job {job_id} [{style}]{job.state}[/]"
-                  + (f": {job.error}" if job.error else "")
-                  + (f" {json.dumps(job.result)}" if job.result else ""))
+                  + (f": {escape(job.error)}" if job.error else "")
+                  + (f" {escape(json.dumps(job.result))}" if job.result else ""))
     return 0 if job.state == "done" else 1
 
 
@@ -392,7 +400,7 @@ def cmd_demo(a) -> int:
         except ValueError as e:
             return _err(str(e))
         console.print(f"demo data set: {summary.get('count')} images of {want['size']}² in "
-                      f"{root}; truth in {demo.truth_dir(root)}")
+                      f"{escape(str(root))}; truth in {escape(str(demo.truth_dir(root)))}")
     store = _store(root)
     rep = index.scan(root, _cfg(root), store)
     if not a.no_train and store.current_model_id() is None and not any(
@@ -404,7 +412,7 @@ def cmd_demo(a) -> int:
         pid = _need_engine(root) if not a.no_train else None
         if pid:
             console.print(f"engine pid {pid} is training; follow with "
-                          f"`segtriage jobs {a.dir}` or open `segtriage {a.dir}`")
+                          f"`segtriage jobs {escape(a.dir)}` or open `segtriage {escape(a.dir)}`")
         return 0
     from .app import run_app
 
@@ -436,7 +444,6 @@ def _print_scan(rep, root: Path, console) -> None:
     extra = {k: d.get(k) for k in ("new", "changed", "removed") if d.get(k) is not None}
     if extra:
         console.print("  " + ", ".join(f"{k}: {v}" for k, v in extra.items()))
-    from rich.markup import escape
 
     for w in d.get("warnings") or []:
         console.print(f"[yellow]warning[/] {escape(w)}", highlight=False)
@@ -447,9 +454,9 @@ def _print_scan(rep, root: Path, console) -> None:
         pt.add_column("problem", overflow="fold")
         for p in problems:
             if isinstance(p, dict):
-                pt.add_row(p.get("path", ""), p.get("message", ""))
+                pt.add_row(escape(p.get("path", "")), escape(p.get("message", "")))
             else:
-                pt.add_row(str(p[0]), str(p[-1]))
+                pt.add_row(escape(str(p[0])), escape(str(p[-1])))
         console.print(pt)
 
 
@@ -480,7 +487,9 @@ def cmd_segment(a) -> int:
                   f"{len(res['skipped_existing'])}, no clear objects (empty mask): "
                   f"{len(res.get('empty') or [])}")
     for path, msg in res.get("errors") or []:
-        console.print(f"[red]error[/] {path}: {msg}")
+        # image errors name their file already (its full path): not twice
+        named = str(msg).startswith((str(root / path), str(path)))
+        console.print(f"[red]error[/] {escape(msg if named else f'{path}: {msg}')}")
     return 1 if res.get("errors") else 0
 
 
@@ -599,8 +608,8 @@ def cmd_jobs(a) -> int:
     for c in ("id", "kind", "state", "progress", "message", "created", "error"):
         t.add_column(c, overflow="fold")
     for j in jobs:
-        t.add_row(str(j.id), j.kind, j.state, f"{j.progress * 100:.0f}%", j.message or "",
-                  _ago(j.created_at), j.error or "")
+        t.add_row(str(j.id), j.kind, j.state, f"{j.progress * 100:.0f}%",
+                  escape(j.message or ""), _ago(j.created_at), escape(j.error or ""))
     _console().print(t)
     return 0
 
@@ -695,7 +704,7 @@ def cmd_report(a) -> int:
                 "status", "category") else "right")
         for r in rows:
             objs = "–" if r.get("n_pred") is None else f"{r.get('n_pred')}/{_fmt(r.get('n_mask'))}"
-            t.add_row("~" if r["stale"] else "", r["image"], r["status"], r["category"] or "–",
+            t.add_row("~" if r["stale"] else "", escape(r["image"]), r["status"], r["category"] or "–",
                       *(_fmt(r.get(c)) for c in ("priority", "confidence", "label_quality",
                                                  "dice", "iou", "ce")), objs)
         _console().print(t)
@@ -777,8 +786,9 @@ def cmd_status(a) -> int:
         return 0
     c = _console()
     e = st["engine"]
-    c.print(f"[bold]{root}[/]")
-    c.print(f"engine   {'pid ' + str(e['pid']) + ', ' + str(e['state']) + ', ' + str(e['device']) if e['running'] else 'not running'}")
+    c.print(f"[bold]{escape(str(root))}[/]")
+    c.print("engine   " + (escape(f"pid {e['pid']}, {e['state']}, {e['device']}")
+                           if e["running"] else "not running"))
     c.print("images   " + ", ".join(f"{k} {v}" for k, v in sorted(st["images"].items()))
             + (f"; {st['problems']} problem file(s)" if st["problems"] else ""))
     m = st["model"]
@@ -791,7 +801,7 @@ def cmd_status(a) -> int:
             + f", {b['edits_since']} mask(s) changed since")
     for j in st["jobs"]:
         c.print(f"job      {j['id']} {j['kind']} {j['state']} {j['progress'] * 100:.0f}% "
-                f"{j['message'] or ''}")
+                f"{escape(j['message'] or '')}")
     return 0
 
 
@@ -822,7 +832,6 @@ def cmd_backups(a) -> int:
         return 0
     from rich.table import Table
 
-    from rich.markup import escape
 
     # the id holds the time (UTC); sizes in MiB: fits 80 columns with a short note
     t = Table(show_header=True, box=None, pad_edge=False, padding=(0, 2, 0, 0))
@@ -919,7 +928,7 @@ def cmd_history(a) -> int:
         t.add_column(c)
     for v in versions:
         t.add_row(str(v.get("version")), _ago(v.get("created_at") or v.get("time")),
-                  str(v.get("source")), _fmt(v.get("pixels_changed")), _fmt(v.get("dice_prev")),
+                  escape(str(v.get("source"))), _fmt(v.get("pixels_changed")), _fmt(v.get("dice_prev")),
                   str(v.get("sha256") or v.get("sha") or "")[:12])
     _console().print(t)
     return 0

@@ -513,3 +513,19 @@ async def test_bad_theme_name_in_config_falls_back_with_a_message(project):
         await settle(pilot)
         assert app.theme == "segtriage-dark"
         assert any("'nonesuch' not found" in n.message for n in app._notifications)
+
+
+async def test_notifications_show_brackets_as_written(project, monkeypatch):
+    # "[editor] command" is a config key, not markup: it used to vanish from the toast
+    from textual.widgets._toast import Toast
+
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+    app = make_app(project)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        # the text a toast draws for each notification
+        shown = [str(Toast(n).render()) for n in app._notifications]
+        assert any("set [editor] command" in text for text in shown), shown

@@ -237,3 +237,20 @@ def test_demo_reopens_its_folder_and_replaces_it_only_when_asked(tmp_path, capsy
                      "--no-train")
     assert rc == 0 and "6 images of 32²" in out
     assert (d / "img_005.png").exists() and edited.read_bytes() != b"a person's edit"
+
+
+def test_messages_and_names_with_brackets_print_as_written(project, capsys, monkeypatch):
+    from segtriage.engine.store import Store
+
+    monkeypatch.setenv("COLUMNS", "250")  # one line per table row
+    store = Store.open(project)
+    jid = store.submit_job("backup", {}, requested_by="test")
+    store.conn.execute("UPDATE jobs SET state='failed', error=? WHERE id=?",
+                       ("Set [backup] destination of the project", jid))
+    store.conn.commit()
+    (project / "[x] frame.png").write_bytes(b"not a png")
+    rc, out, _ = run(capsys, "jobs", project)
+    assert "Set [backup] destination" in out
+    rc, out, _ = run(capsys, "segment", project)
+    assert rc == 1 and "[x] frame.png" in out
+    assert out.count("[x] frame.png") == 1  # the file once, not its name and then its path
