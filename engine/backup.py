@@ -30,6 +30,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -42,6 +43,8 @@ from typing import Any, Callable, Iterator
 
 from .imageio import sha256_file
 from .layout import _is_within
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 MANIFEST_FORMAT = 1
@@ -742,12 +745,33 @@ def restore(root: Path | str, cfg, store, snapshot_id: str, *, to: Path | str | 
             obj.copy_out(sha, path)
             if in_place and label in masks:
                 save_mask_version(root, cfg, store, label, "restore")
-                _update_mask_row(store, label, path, sha)
             report((i + 1) / max(1, len(todo)), f"restored {label}")
+    out = {"snapshot": m["id"], "target": str(target), "files": len(entries),
+           "restored": len(todo), "unchanged": unchanged, "kept": kept, "undo": undo}
     if in_place:
         store.add_event("restore", {"snapshot": m["id"], "restored": len(todo), "kept": kept})
-    return {"snapshot": m["id"], "target": str(target), "files": len(entries),
-            "restored": len(todo), "unchanged": unchanged, "kept": kept, "undo": undo}
+        if todo:
+            data = {label for label, _p, _s in todo if not label.startswith("models/")}
+            out["index_error"] = _index_restored(root, cfg, store, data)
+    return out
+
+
+def _index_restored(root: Path, cfg, store, restored: set[str]) -> str | None:
+    """Index what a restore wrote as a scan of those files would: a restored mask that is
+    unusable (another size than its image, values of no class) makes its row ``error`` with
+    the reason, a usable one clears an earlier error (``edited`` when its content differs from
+    the row's). Writing the new fingerprints into the rows instead, as before, made every
+    later scan skip those files as unchanged. One scan of the folder (a stat per file), not
+    one re-index per file: a restore may write thousands of masks into one folder. The
+    restore is done when this runs, so a failure is returned (and logged), not raised."""
+    from .index import scan  # index builds on history, which builds on this module
+
+    try:
+        scan(root, cfg, store, recheck=restored)
+    except Exception as e:  # noqa: BLE001 - the files are restored; the next scan indexes them
+        log.warning("restore: indexing the restored files failed: %s", e)
+        return f"the restored files are not indexed yet ({e}); run `segtriage scan`"
+    return None
 
 
 def _write_kept(obj: ObjectStore, store, kept: list[dict], masks: set[str], restoring: str,
@@ -771,16 +795,6 @@ def _write_kept(obj: ObjectStore, store, kept: list[dict], masks: set[str], rest
     store.add_backup(destination=str(obj.dest), snapshot=snap_id, files=len(kept),
                      bytes_added=0, masks_changed=0, job_id=None, note=note, partial=True)
     return snap_id
-
-
-def _update_mask_row(store, rel: str, path: Path, sha: str) -> None:
-    """Point the image row at the mask content now on disk (its old scores become stale)."""
-    row = store.image_by_mask(rel)
-    if row is None:
-        return
-    st = path.stat()
-    store.upsert_image(row["path"], mask_sha256=sha, mask_size=st.st_size,
-                       mask_mtime_ns=st.st_mtime_ns)
 
 
 # -- prune -----------------------------------------------------------------------------------

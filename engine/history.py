@@ -132,24 +132,24 @@ def _mask_target(root: Path, cfg, image_rel: str) -> str:
                        "its mask goes")
 
 
-def _record_mask(store, image_path: str | None, rel: str, path: Path, sha: str,
-                 status: str | None) -> None:
-    if image_path is None:
-        return
-    st = path.stat()
-    fields = dict(mask_path=rel, mask_sha256=sha, mask_size=st.st_size,
-                  mask_mtime_ns=st.st_mtime_ns)
-    if status:
-        fields["status"] = status
-    store.upsert_image(image_path, **fields)
+def _index_written(root: Path, cfg, store, rel: str, status: str | None) -> None:
+    """The row of a mask just written, as a scan of the file leaves it: the scan's own
+    validation decides error or not (a reverted bad version is an error with its reason; a
+    good one clears an old error). Writing the fingerprint here instead made the scan and the
+    watcher skip the file as unchanged."""
+    from .index import recheck_mask  # index imports this module lazily
+
+    recheck_mask(root, cfg, store, rel, status=status)
 
 
 def write_mask(root: Path | str, cfg, store, image_row, mask: np.ndarray, source: str, *,
                mask_rel: str | None = None, status: str | None = "edited") -> str:
     """Replace (or create) the mask of an image, keeping the old one in history first.
 
-    The new mask keeps the old file's convention (0/1, 0/255, palette). The image row gets the
-    new mask's fingerprint (its scores become stale) and ``status`` (None: unchanged).
+    The new mask keeps the old file's convention (0/1, 0/255, palette). The image row is then
+    indexed as a scan of the new file would (its scores become stale): ``error`` with the
+    reason if the mask is unusable (say the image changed size since its row was read), else
+    ``status`` with any earlier error cleared (None: the scan's rules decide).
     Returns the mask path relative to ``root``.
     """
     root = Path(root)
@@ -160,8 +160,8 @@ def write_mask(root: Path | str, cfg, store, image_row, mask: np.ndarray, source
         _save(root, cfg, store, rel, "scan", image_row["id"])
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_mask_file(path, mask, like=old, n_codes=len(cfg.project.codes))
-    vid, sha = _save(root, cfg, store, rel, source, image_row["id"])
-    _record_mask(store, image_row["path"], rel, path, sha, status)
+    vid, _sha = _save(root, cfg, store, rel, source, image_row["id"])
+    _index_written(root, cfg, store, rel, status)
     store.add_event("mask", {"image": image_row["path"], "mask": rel, "source": source,
                              "version_id": vid})
     return rel
@@ -204,7 +204,8 @@ def history(root: Path | str, cfg, store, path: str | Path) -> list[dict]:
 def revert(root: Path | str, cfg, store, path: str | Path, version: int | None = None) -> dict:
     """Bring back version ``version`` (1-based) of a mask; default: the newest version whose
     content differs from the file now (undo the last change). The current content is versioned
-    first, so a revert is itself undone by another ``revert``."""
+    first, so a revert is itself undone by another ``revert``. The image row ends as a scan of
+    the file leaves it: ``error`` with the reason for an unusable version, else ``edited``."""
     root = Path(root)
     rel, image = _resolve(root, cfg, store, path)
     mpath = root / rel
@@ -230,8 +231,9 @@ def revert(root: Path | str, cfg, store, path: str | Path, version: int | None =
     obj = history_store(root, cfg, store)
     with obj.lock():
         obj.copy_out(target["sha256"], mpath)  # refuses a corrupt object, writes atomically
-    vid, sha = _save(root, cfg, store, rel, "revert", None)
-    _record_mask(store, image, rel, mpath, sha, "edited")
+    vid, _sha = _save(root, cfg, store, rel, "revert", None)
+    # an undo is a person's edit: 'edited', unless the version brought back is unusable
+    _index_written(root, cfg, store, rel, "edited")
     store.add_event("mask", {"image": image, "mask": rel, "source": "revert",
                              "from_version": idx + 1, "version_id": vid})
     return {**out, "changed": True, "new_version": len(store.mask_versions(rel))}

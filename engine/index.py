@@ -255,8 +255,11 @@ def _signature(cfg) -> dict:
 # -- the scan ------------------------------------------------------------------------------
 
 def scan(root: Path, cfg, store, *, rehash: bool = False,
-         progress: Callable[[int, int], Any] | None = None) -> ScanReport:
-    """Index every pair under ``root``; ``progress(done, total)`` is called now and then."""
+         progress: Callable[[int, int], Any] | None = None,
+         recheck: set[str] | frozenset[str] = frozenset()) -> ScanReport:
+    """Index every pair under ``root``; ``progress(done, total)`` is called now and then.
+    ``recheck``: paths (images or masks) segtriage has just written itself (a restore): their
+    pairs are re-validated even where the row's fingerprint matches the file."""
     t0 = time.monotonic()
     root = Path(root)
     if not root.is_dir():
@@ -293,7 +296,8 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
             continue
         try:
             fields, sha = _evaluate(root, cfg, pair, row, dups.get(pair.image), report,
-                                    revalidate=revalidate, rehash=rehash)
+                                    revalidate=revalidate or pair.image in recheck
+                                    or pair.mask in recheck, rehash=rehash)
         except FileNotFoundError:
             continue  # vanished since the walk: removed below like any other missing image
         except OSError as e:  # unreadable image file (permissions, I/O error)
@@ -422,10 +426,16 @@ def _finish(report: ScanReport, store, t0: float) -> None:
     report.elapsed = time.monotonic() - t0
 
 
-def index_one(root: Path, cfg, store, relpath: str) -> str | None:
+def index_one(root: Path, cfg, store, relpath: str, *, revalidate: bool = False,
+              status: str | None = None) -> str | None:
     """Re-index the pair that ``relpath`` (an image or a mask, relative to root) belongs to,
     after it was created, changed or deleted. Returns the image path whose row was written or
-    deleted, or None when the path is not part of the data set. Folder changes need scan()."""
+    deleted, or None when the path is not part of the data set. Folder changes need scan().
+
+    ``revalidate``: re-read the files even where the row's fingerprint matches them.
+    ``status``: the status a row whose mask is ``relpath`` gets when that mask is usable (a
+    person's act: an undo, an edit); an unusable mask makes the row ``error`` regardless.
+    See recheck_mask."""
     root = Path(root)
     rel = layout._norm(relpath)
     kind = layout.detect_kind(root, cfg, known=store.get_meta("layout_kind"))
@@ -451,7 +461,8 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
             kept.add(pair.image)
             continue
         try:
-            fields, sha = _evaluate(root, cfg, pair, row, dups.get(pair.image), report)
+            fields, sha = _evaluate(root, cfg, pair, row, dups.get(pair.image), report,
+                                    revalidate=revalidate)
         except FileNotFoundError:
             continue
         except OSError as e:
@@ -459,6 +470,9 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
                           error=f"{pair.image}: cannot read: {e.strerror or e}")
             sha = None
         if fields is not None:
+            if status and pair.mask is not None and pair.mask == rel \
+                    and fields.get("status") != "error":
+                fields["status"] = status
             writer.add(pair.image, fields, pair.mask, sha)
         if pair.image == rel or pair.mask == rel:
             touched = pair.image
@@ -478,3 +492,17 @@ def index_one(root: Path, cfg, store, relpath: str) -> str | None:
         if k != "duplicate-name":
             store.upsert_problem(p, k, m)
     return touched
+
+
+def recheck_mask(root: Path, cfg, store, rel_mask: str, *,
+                 status: str | None = None) -> str | None:
+    """Index a mask segtriage has just written itself (revert/undo, write_mask) the way a scan
+    of that file would: read and validated with the scan's own rules (_evaluate), so an
+    unusable mask makes its row ``error`` with the reason and a usable one clears an earlier
+    error. Writers must not put the new fingerprint into the row themselves: a scan or the
+    watcher would then take the row for unchanged and never look at the file (a restored or
+    reverted bad mask stayed ``edited``; a stale error stayed on a good one).
+
+    ``status``: what a usable mask's row becomes (None: the scan's rules). Returns the image
+    path whose row was written, or None (an orphan mask, a path outside the layout)."""
+    return index_one(root, cfg, store, rel_mask, revalidate=True, status=status)

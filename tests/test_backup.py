@@ -620,3 +620,46 @@ def test_masks_frozen_by_a_killed_training_stay_out_of_snapshots(project):
     assert snap["model_files"] == 1
     assert remove_stale_frozen_masks(models) == 1       # what the engine does at start
     assert sorted(p.name for p in models.iterdir()) == ["m0001.pt"]
+
+
+def test_restore_leaves_each_row_as_a_scan_of_the_restored_file_would(project):
+    """The user's report: unusable masks backed up, replaced by good ones (segment
+    --overwrite), restored. The restored masks are errors with their reasons again (the
+    restore used to write their fingerprints into 'edited' rows, so no scan looked at them),
+    and restoring the good ones clears the errors."""
+    from segtriage.engine import index
+
+    root, cfg, store = project
+    index.scan(root, cfg, store)
+    good = {n: (root / f"{n}_mask.png").read_bytes() for n in ("plain", "with space")}
+    odd = np.zeros((12, 16), np.uint8)
+    odd[:3] = 7
+    odd[6:] = 255
+    Image.fromarray(odd).save(root / "plain_mask.png")                        # {0, 7, 255}
+    Image.fromarray(np.zeros((8, 10), np.uint8)).save(root / "with space_mask.png")  # 10×8
+    index.scan(root, cfg, store)
+    bad = {p: e for p, e in index.scan(root, cfg, store).errors}
+    assert set(bad) == {"plain.png", "with space.png"}
+    bad_snap = backup.snapshot(root, cfg, store)
+    for n, data in good.items():                     # fixed, as segment --overwrite would
+        (root / f"{n}_mask.png").write_bytes(data)
+    index.scan(root, cfg, store)
+    assert [(store.image(p)["status"], store.image(p)["error"]) for p in bad] == \
+        [("edited", None)] * 2
+    good_snap = backup.snapshot(root, cfg, store)
+
+    res = backup.restore(root, cfg, store, bad_snap["id"])
+    assert res["restored"] == 2 and res.get("index_error") is None
+    for p, err in bad.items():
+        row = store.image(p)
+        assert (row["status"], row["error"]) == ("error", err)
+    assert store.image("it's \"quoted\".png")["status"] == "unreviewed"  # not restored
+    assert dict(index.scan(root, cfg, store).errors) == bad          # scan lists them
+
+    backup.restore(root, cfg, store, good_snap["id"])
+    for p in bad:
+        row = store.image(p)
+        assert (row["status"], row["error"]) == ("edited", None)
+    rows = {r["path"]: (r["status"], r["error"]) for r in store.images()}
+    index.scan(root, cfg, store, rehash=True)                        # a full re-read agrees
+    assert {r["path"]: (r["status"], r["error"]) for r in store.images()} == rows

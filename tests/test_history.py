@@ -111,7 +111,9 @@ def test_write_mask_for_an_image_without_one(project):
     assert rel == "bare_mask.png"
     assert np.array_equal(read_mask(root / rel, cfg.project.codes), SQUARE)
     row = store.image("bare.png")
-    assert row["mask_path"] == rel and row["status"] == "no-mask"  # status=None: unchanged
+    # status=None: the scan's rules, as for a mask appearing for a known image ('no-mask'
+    # with a mask on disk is a state no scan leaves)
+    assert row["mask_path"] == rel and row["status"] == "unreviewed" and row["error"] is None
     assert [v["source"] for v in history(root, cfg, store, "bare_mask.png")] == ["segment"]
 
 
@@ -298,3 +300,83 @@ def test_the_history_follows_two_changes_made_while_the_first_disk_was_away(proj
     away.rename(old)
     edit(cfg)
     assert backup.verify(root, cfg, store=store).ok    # versions from a, b and c all in c
+
+
+# -- what a revert writes is validated like any mask a scan finds ---------------------------
+
+def _odd_values(path: Path) -> None:
+    """A mask with a value that maps to no class: {0, 7, 255}."""
+    m = SQUARE * 255
+    m[0, 0] = 7
+    Image.fromarray(m).save(path)
+
+
+def test_revert_and_undo_leave_the_row_as_a_scan_would(project):
+    """Reverting to a good version clears the old error; reverting to an unusable version is
+    an error with its reason (it used to be 'edited', and a scan then skipped the file as
+    unchanged); the next scan agrees with the row either way."""
+    from segtriage.engine import index
+
+    root, cfg, store = project
+    index.scan(root, cfg, store)
+    assert store.image("cells.png")["status"] == "unreviewed"
+    _odd_values(root / "cells_mask.png")                      # an edit saved outside
+    index.scan(root, cfg, store)
+    row = store.image("cells.png")
+    assert row["status"] == "error" and "{0, 7, 255}" in row["error"]
+
+    r = revert(root, cfg, store, "cells.png")                 # undo: the good version
+    assert r["changed"] and r["version"] == 1
+    row = store.image("cells.png")
+    assert (row["status"], row["error"]) == ("edited", None)
+    assert index.scan(root, cfg, store).errors == []
+
+    revert(root, cfg, store, "cells.png")                     # undo the undo: the bad one
+    row = store.image("cells.png")
+    assert row["status"] == "error" and "cells_mask.png: mask has values {0, 7, 255}" in \
+        row["error"]
+    assert index.scan(root, cfg, store).errors == [("cells.png", row["error"])]
+    assert store.image("cells.png")["status"] == "error"
+
+    revert(root, cfg, store, "cells.png", 1)                  # an explicit good version
+    row = store.image("cells.png")
+    assert (row["status"], row["error"]) == ("edited", None)
+    # what the rows say is what a full re-read finds
+    rows = {r["path"]: (r["status"], r["error"]) for r in store.images()}
+    index.scan(root, cfg, store, rehash=True)
+    assert {r["path"]: (r["status"], r["error"]) for r in store.images()} == rows
+
+
+def test_revert_to_a_mask_of_another_size_is_an_error(project):
+    from segtriage.engine import index
+
+    root, cfg, store = project
+    index.scan(root, cfg, store)
+    Image.fromarray(np.zeros((4, 6), np.uint8)).save(root / "cells_mask.png")  # 6×4
+    index.scan(root, cfg, store)
+    assert store.image("cells.png")["status"] == "error"
+    revert(root, cfg, store, "cells.png")
+    assert store.image("cells.png")["error"] is None
+    revert(root, cfg, store, "cells.png")
+    row = store.image("cells.png")
+    assert row["status"] == "error" and "mask is 6×4 but its image is 8×8" in row["error"]
+    assert [p for p, _m in index.scan(root, cfg, store).errors] == ["cells.png"]
+
+
+def test_write_mask_over_an_error_row_clears_the_error(project):
+    """Accepting a prediction (P) or drawing a first mask over an unusable one: the row is
+    'edited' with no stale error; and an unusable write is an error, whatever status asked."""
+    from segtriage.engine import index
+
+    root, cfg, store = project
+    _odd_values(root / "cells_mask.png")
+    index.scan(root, cfg, store)
+    assert store.image("cells.png")["status"] == "error"
+    write_mask(root, cfg, store, store.image("cells.png"), SQUARE, "prediction")
+    row = store.image("cells.png")
+    assert (row["status"], row["error"]) == ("edited", None)
+    # the image changed size since its row was read: the mask written is unusable
+    Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "cells.png")
+    write_mask(root, cfg, store, store.image("cells.png"), 1 - SQUARE, "editor")
+    row = store.image("cells.png")
+    assert row["status"] == "error" and "but its image is 10×10" in row["error"]
