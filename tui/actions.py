@@ -37,7 +37,8 @@ ACTIONS: tuple[Action, ...] = (
            "missing)", "Review", footer=True),
     Action("accept", "a", "Accept", "mark the mask as correct and go to the next row", "Review",
            footer=True),
-    Action("flag", "x", "Flag", "flag the image (excluded from training); again to unflag",
+    Action("flag", "x", "Flag", "flag the image (excluded from training) and go to the next row; on a "
+           "flagged image: unflag it and stay",
            "Review", footer=True),
     Action("next_review", "n", "Next", "jump to the next row that still needs review", "Review",
            footer=True),

@@ -489,8 +489,10 @@ class SegtriageApp(App[int]):
         row = self._need_row()
         if row is None:
             return
-        new = "unreviewed" if row.status == "flagged" else "flagged"
-        self._decide(row, new)
+        if row.status == "flagged":  # a correction of this row: stay on it
+            self._decide(row, "unreviewed")
+            return
+        self._decide(row, "flagged")
         self.result_list.action_cursor_down()
 
     def action_next_review(self) -> None:

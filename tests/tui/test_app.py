@@ -160,9 +160,16 @@ async def test_flag_toggles(project):
         await pilot.press("x")
         await settle(pilot)
         assert db(project).image("alpha.png")["status"] == "flagged"
+        assert cursor_name(app) == "delta.png"     # flagging moves on, like accepting
         await pilot.press("k", "x")
         await settle(pilot)
         assert db(project).image("alpha.png")["status"] == "unreviewed"
+        # unflagging stays: a second x is the same row again, not the next one flagged
+        assert cursor_name(app) == "alpha.png"
+        await pilot.press("x", "k", "x", "x")
+        await settle(pilot)
+        assert db(project).image("alpha.png")["status"] == "flagged"
+        assert db(project).image("delta.png")["status"] == "no-mask"  # untouched
 
 
 async def test_next_needing_review(project):
