@@ -239,8 +239,19 @@ def _cfg(root: Path):
         raise SystemExit(_err(str(e))) from None
 
 
+def _state_path(root: Path) -> Path:
+    """DIR's state folder from [project] state_dir alone: a broken [model] (say) must not keep
+    anyone from the running engine, its jobs and its status."""
+    from ..engine.config import ConfigError, state_path
+
+    try:
+        return state_path(root)
+    except ConfigError as e:
+        raise SystemExit(_err(str(e))) from None
+
+
 def _state_db(root: Path) -> Path:
-    return _cfg(root).state_path(root) / "state.db"
+    return _state_path(root) / "state.db"
 
 
 def _store(root: Path, *, create: bool = True):
@@ -497,22 +508,23 @@ def cmd_engine(a) -> int:
     from ..engine import process
 
     root = _root(a.dir)
-    _cfg(root)
     if a.action == "run":
         from ..engine.daemon import run
 
+        _cfg(root)  # an engine starts only on a valid config
         return run(root, idle_exit_s=a.idle_exit)
+    # stop and status need the state folder only: they work while [model] (say) is broken
+    log = _state_path(root) / "logs" / process.LOG_NAME
     if a.action == "start":
         pid = process.engine_pid(root)
         if pid:
             print(f"engine already running (pid {pid})")
             return 0
-        pid = process.start_detached(root)
+        _cfg(root)  # an engine starts only on a valid config
+        pid = process.start_detached(root, idle_exit_s=a.idle_exit)
         if pid is None:
-            return _err("the engine did not start; see "
-                        f"{process.state_path(root) / 'logs' / process.LOG_NAME}")
-        print(f"engine started (pid {pid}); log: "
-              f"{process.state_path(root) / 'logs' / process.LOG_NAME}")
+            return _err(f"the engine did not start; see {log}")
+        print(f"engine started (pid {pid}); log: {log}")
         return 0
     if a.action == "stop":
         if process.engine_pid(root) is None:
@@ -522,16 +534,26 @@ def cmd_engine(a) -> int:
         print("engine stopped" if ok else "engine did not stop in time")
         return 0 if ok else 1
     pid = process.engine_pid(root)
-    st = _store(root).engine_state() if pid else {}
-    print(f"engine running (pid {pid}), {st.get('state', '?')}, device {st.get('device', '?')}"
-          if pid else "engine not running")
-    return 0 if pid else 3
+    if not pid:
+        print("engine not running")
+        return 3
+    st = _store(root).engine_state()
+    # the device is known once the engine has probed it (torch loads in the background)
+    print(f"engine running (pid {pid}), {st.get('state') or '?'}"
+          + (f", device {st['device']}" if st.get("device") else ""))
+    return 0
 
 
 def cmd_train(a) -> int:
+    root = _root(a.dir)
+    if a.launch == "external":  # the engine says so too, but only after its backup
+        gpus = a.gpus if a.gpus is not None else getattr(_cfg(root).model, "gpus", 1)
+        if gpus < 2:
+            return _err(f"--launch external needs --gpus N (or [model] gpus), the total number "
+                        f"of ranks you will start, 2 or more (now {gpus}); docs/scaling.md")
     params = {k: v for k, v in (("epochs", a.epochs), ("arch", a.arch), ("gpus", a.gpus),
                                 ("launch", a.launch)) if v is not None}
-    return _submit_and_follow(_root(a.dir), "train", params, a.detach)
+    return _submit_and_follow(root, "train", params, a.detach)
 
 
 def cmd_crossval(a) -> int:

@@ -254,3 +254,11 @@ def test_messages_and_names_with_brackets_print_as_written(project, capsys, monk
     rc, out, _ = run(capsys, "segment", project)
     assert rc == 1 and "[x] frame.png" in out
     assert out.count("[x] frame.png") == 1  # the file once, not its name and then its path
+
+
+def test_external_launch_without_ranks_is_refused_before_anything_is_queued(project, capsys):
+    from segtriage.engine.store import Store
+
+    rc, _, err = run(capsys, "train", project, "--launch", "external", "--detach")
+    assert rc == 2 and "--launch external needs --gpus N" in err and "(now 1)" in err
+    assert Store.open(project).active_jobs() == []
