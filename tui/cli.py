@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--rehash", action="store_true", help="re-hash every file")
 
-    s = sub.add_parser("segment", help="threshold masks for images that have none (00 SEGMENT)")
+    s = sub.add_parser("segment", help="threshold masks for images that have none (Otsu or local)")
     _dir_arg(s)
     s.add_argument("--method", choices=["otsu", "local"], default="otsu")
     s.add_argument("--overwrite", action="store_true",
@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("predict", help="score images with the current model")
     _dir_arg(s)
     s.add_argument("--all", action="store_true", help="re-predict every image, not only stale")
-    s.add_argument("images", nargs="*", help="only these images (paths relative to DIR)")
+    s.add_argument("images", nargs="*", help="only these images: image or mask paths, from "
+                   "the current folder or relative to DIR")
     _scale_args(s, launch=True)
     s.add_argument("--detach", action="store_true")
 
@@ -151,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("backup", help="snapshot images, masks, config and model metadata")
     _dir_arg(s)
-    s.add_argument("--to", help="snapshot store (default from config)")
+    s.add_argument("--to", metavar="STORE", help="snapshot store (default [backup] destination)")
     s.add_argument("--note", help="a note stored with the snapshot")
     s.add_argument("--take-over", action="store_true",
                    help="make the destination this project's, though another project (or "
@@ -160,23 +161,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("backups", help="list snapshots")
     _dir_arg(s)
-    s.add_argument("--to", help="snapshot store (default from config)")
+    s.add_argument("--to", metavar="STORE", help="snapshot store (default [backup] destination)")
     s.add_argument("--json", action="store_true")
 
     s = sub.add_parser("verify", help="re-hash every stored object; non-zero exit on damage")
     _dir_arg(s)
-    s.add_argument("--to", help="snapshot store (default from config)")
+    s.add_argument("--to", metavar="STORE", help="snapshot store (default [backup] destination)")
 
     s = sub.add_parser("restore", help="restore a snapshot byte-identically")
     _dir_arg(s)
     s.add_argument("snapshot", help="snapshot id (see `segtriage backups`)")
-    s.add_argument("--to", dest="target", help="restore into this folder instead of DIR")
-    s.add_argument("--from", dest="store_dir", help="snapshot store (default from config)")
+    s.add_argument("--to", dest="target", metavar="FOLDER",
+                   help="restore into this folder instead of DIR")
+    s.add_argument("--from", dest="store_dir", metavar="STORE",
+                   help="snapshot store (default [backup] destination)")
 
     s = sub.add_parser("prune", help="keep only the newest N snapshots")
     _dir_arg(s)
     s.add_argument("--keep", type=int, required=True)
-    s.add_argument("--to", help="snapshot store (default from config)")
+    s.add_argument("--to", metavar="STORE", help="snapshot store (default [backup] destination)")
 
     s = sub.add_parser("history", help="versions of one mask")
     _dir_arg(s)

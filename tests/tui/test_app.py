@@ -355,6 +355,9 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         await pilot.press("enter")
         await settle(pilot)
         assert "epochs" in str(app.screen.query_one("#retrain-error").render())
+        await pilot.press("backspace", "5")   # fixing the value clears the message
+        await settle(pilot)
+        assert str(app.screen.query_one("#retrain-error").render()).strip() == ""
         await pilot.press("escape")
         assert len(db(project).jobs()) == 2
         # more than one GPU: the job asks for torchrun ranks

@@ -90,6 +90,9 @@ class RetrainScreen(ModalScreen[dict | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self._submit()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.query_one("#retrain-error", Static).update("")  # the value it named is changing
+
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "start":
             self._submit()
