@@ -7,6 +7,7 @@ what is allowed, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,8 +200,7 @@ class Config:
     source: Path | None = None
 
     def state_path(self, root: Path | str) -> Path:
-        p = Path(self.project.state_dir)
-        return p if p.is_absolute() else Path(root) / p
+        return _state_path(root, self.project.state_dir)
 
     def as_dict(self) -> dict:
         d = {name: getattr(self, name).as_dict() for name in SCHEMA}
@@ -210,6 +210,20 @@ class Config:
 
 def default_config() -> Config:
     return _build({})
+
+
+def _checked(where: str, section: str, key: str, value: Any) -> Any:
+    """One key's value checked against the schema: the only place a value is judged."""
+    try:
+        return SCHEMA[section][key][1](value)
+    except ValueError as e:
+        raise ConfigError(f"{where}: {section}.{key} = {value!r} is not allowed; "
+                          f"expected {e}") from None
+
+
+def _state_path(root: Path | str, state_dir: str) -> Path:
+    p = Path(state_dir)
+    return p if p.is_absolute() else Path(root) / p
 
 
 def _build(data: dict, source: Path | None = None) -> Config:
@@ -228,13 +242,9 @@ def _build(data: dict, source: Path | None = None) -> Config:
                 raise ConfigError(f"{where}: unknown key {name}.{key}; allowed: "
                                   + ", ".join(keys))
         values = {}
-        for key, (default, check, _help) in keys.items():
+        for key, (default, _check, _help) in keys.items():
             if key in given:
-                try:
-                    values[key] = check(given[key])
-                except ValueError as e:
-                    raise ConfigError(f"{where}: {name}.{key} = {given[key]!r} is not allowed; "
-                                      f"expected {e}") from None
+                values[key] = _checked(where, name, key, given[key])
             else:
                 values[key] = list(default) if isinstance(default, list) else default
         sections[name] = Section(**values)
@@ -246,18 +256,72 @@ def _build(data: dict, source: Path | None = None) -> Config:
     return Config(**sections, keymap=dict(keymap), source=source)
 
 
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot read: {e}") from None
+
+
 def load_config(root: Path | str) -> Config:
     """The config of a data folder: defaults overlaid with ``root/segtriage.toml`` if present."""
     path = Path(root) / CONFIG_NAME
     if not path.exists():
         return default_config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(_read_text(path))
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot read: {e}") from None
     return _build(data, path)
+
+
+_HEADER = re.compile(r"\[\s*([^\[\]]+?)\s*\]\s*(#.*)?")
+
+
+def _state_dir_line(text: str) -> dict | None:
+    """[project] as far as ``state_dir`` goes, from a file that is not valid TOML (say an
+    unquoted string in [model]): {} when nothing in it mentions state_dir, the one
+    ``state_dir = ...`` line of [project] parsed alone, or None when it cannot be told."""
+    section, found = None, []
+    for line in map(str.strip, text.splitlines()):
+        m = _HEADER.fullmatch(line)
+        if m:
+            section = m.group(1)
+        elif "state_dir" in line and not line.startswith("#"):
+            found.append((section, line))
+    if not found:
+        return {}
+    if len(found) == 1 and found[0][0] == "project":
+        try:
+            data = tomllib.loads(found[0][1])
+        except tomllib.TOMLDecodeError:
+            return None
+        if list(data) == ["state_dir"]:
+            return data
+    return None
+
+
+def state_path(root: Path | str) -> Path:
+    """Where a data folder's state lives (``[project] state_dir``), read leniently: nothing
+    else in the file is looked at, so the running engine can still be found, stopped and asked
+    about while another section is broken (a job started meanwhile fails with that error).
+    A bad state_dir itself, or a file it cannot be told from, is a ConfigError naming it."""
+    path = Path(root) / CONFIG_NAME
+    if not path.exists():
+        return _state_path(root, SCHEMA["project"]["state_dir"][0])
+    text = _read_text(path)
+    try:
+        project = tomllib.loads(text).get("project", {})
+    except tomllib.TOMLDecodeError as e:
+        project = _state_dir_line(text)
+        if project is None:
+            raise ConfigError(f"{path}: not valid TOML: {e}; so where the project state lives "
+                              "(project.state_dir) cannot be read from it") from None
+    if not isinstance(project, dict):
+        raise ConfigError(f"{path}: [project] must be a table, got {project!r}")
+    if "state_dir" not in project:
+        return _state_path(root, SCHEMA["project"]["state_dir"][0])
+    return _state_path(root, _checked(str(path), "project", "state_dir", project["state_dir"]))
 
 
 def _toml_value(v: Any) -> str:

@@ -1,11 +1,12 @@
 """segtriage.toml: defaults, strict validation messages, the template."""
 
 import tomllib
+from pathlib import Path
 
 import pytest
 
-from segtriage.engine.config import (ConfigError, default_config, load_config, template,
-                                     write_template)
+from segtriage.engine.config import (ConfigError, default_config, load_config, state_path,
+                                     template, write_template)
 
 
 def test_defaults_without_file(tmp_path):
@@ -62,3 +63,50 @@ def test_template_is_valid_toml_and_lists_every_key():
     data = tomllib.loads(template())
     assert set(data) >= {"project", "layout", "model", "scoring", "editor", "backup", "engine",
                          "tui"}
+
+
+# -- the state folder: found from [project] state_dir alone --------------------------------
+
+@pytest.mark.parametrize("broken", [
+    '[model]\nlr = "fast"',            # a bad value
+    '[model]\nlr = fast',              # not TOML at all (an unquoted string)
+    '[modle]\nlr = 0.001',             # an unknown section
+    '[scoring]\ntau = 0.8',            # an unknown key
+])
+def test_state_path_reads_only_state_dir(tmp_path, broken):
+    # clients find the running engine (and stop it, cancel its job) while another section is
+    # broken; load_config, for whatever needs the whole file, still refuses it
+    cfg = tmp_path / "segtriage.toml"
+    cfg.write_text(broken)
+    assert state_path(tmp_path) == tmp_path / ".segtriage"
+    cfg.write_text(f'[project]\nstate_dir = "st"  # here\n{broken}')
+    assert state_path(tmp_path) == tmp_path / "st"
+    # the generated template mentions state_dir in comments too
+    cfg.write_text(template().replace('state_dir = ".segtriage"', 'state_dir = "/abs/st"')
+                   .replace("[model]", broken, 1))
+    assert state_path(tmp_path) == Path("/abs/st")
+    with pytest.raises(ConfigError):
+        load_config(tmp_path)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[project]\nstate_dir = 5', "project.state_dir = 5 is not allowed; expected a string"),
+    ('project = 3', "[project] must be a table"),
+    # not TOML, and state_dir is where the error is or cannot be told from the rest
+    ('[project]\nstate_dir = st', "not valid TOML"),
+    ('[project]\nstate_dir = "a"\n[model\nstate_dir = "b"', "project.state_dir"),
+    ('[model]\nstate_dir = "st"\nlr = fast', "project.state_dir"),
+])
+def test_state_path_names_a_bad_state_dir(tmp_path, text, expected):
+    (tmp_path / "segtriage.toml").write_text(text)
+    with pytest.raises(ConfigError) as e:
+        state_path(tmp_path)
+    assert expected in str(e.value)
+    assert str(tmp_path / "segtriage.toml") in str(e.value)
+
+
+def test_state_path_agrees_with_the_full_config(tmp_path):
+    assert state_path(tmp_path) == load_config(tmp_path).state_path(tmp_path)
+    (tmp_path / "segtriage.toml").write_text('[project]\nstate_dir = "../elsewhere"\n')
+    assert state_path(tmp_path) == load_config(tmp_path).state_path(tmp_path) \
+        == tmp_path / "../elsewhere"
