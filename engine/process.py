@@ -17,15 +17,11 @@ import sys
 import time
 from pathlib import Path
 
-from .config import load_config
+from .config import load_config, state_path  # state_path: reads [project] state_dir only
 
 LOCK_NAME = "engine.lock"
 PID_NAME = "engine.pid"
 LOG_NAME = "engine.log"
-
-
-def state_path(root: Path) -> Path:
-    return load_config(root).state_path(root)
 
 
 class EngineLock:
@@ -102,17 +98,23 @@ def clear_pid(state: Path) -> None:
             pass
 
 
-def start_detached(root: Path | str, *, wait_s: float = 15.0) -> int | None:
+def start_detached(root: Path | str, *, idle_exit_s: float | None = None,
+                   wait_s: float = 15.0) -> int | None:
     """Start an engine in its own session (it survives the terminal and an SSH drop).
 
-    Returns its pid once it holds the lock, or None if it did not come up in ``wait_s``.
+    ``idle_exit_s`` overrides ``[engine] idle_exit_s``. Returns its pid once it holds the lock,
+    or None if it did not come up in ``wait_s``. A config the engine would refuse raises
+    ConfigError here, with the file's message, instead of a start that fails in the log.
     """
     root = Path(root).resolve()
-    state = state_path(root)
+    state = load_config(root).state_path(root)
     (state / "logs").mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "segtriage.engine", "run", str(root)]
+    if idle_exit_s is not None:
+        argv += ["--idle-exit", str(idle_exit_s)]
     with open(state / "logs" / LOG_NAME, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "segtriage.engine", "run", str(root)],
+            argv,
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True, cwd=str(root),
         )
