@@ -564,7 +564,7 @@ class SegtriageApp(App[int]):
         def answer(yes: bool | None) -> None:
             if yes:
                 self._write(partial(masks.replace_with_prediction, self.root, self.cfg,
-                                    self.store, row.id), done="{}")
+                                    self.store, row.id), done="{} (u undoes)")
 
         self.push_screen(ConfirmScreen(
             f"Replace the mask of {escape(row.name)} with the model's prediction?",

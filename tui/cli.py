@@ -17,7 +17,7 @@ from pathlib import Path
 COMMANDS = (
     "demo", "init", "scan", "segment", "engine", "train", "predict", "crossval", "rescore",
     "jobs", "cancel", "report", "models", "rollback", "status", "backup", "backups", "verify",
-    "restore", "prune", "history", "revert", "open",
+    "restore", "prune", "history", "revert", "accept", "flag", "use-prediction", "open",
 )
 
 EPILOG = """\
@@ -190,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_arg(s)
     s.add_argument("path", help="image or mask, relative to DIR")
     s.add_argument("version", type=int, nargs="?")
+
+    # the app's review keys, headless (a, x, P): DIR is required, the images follow it
+    s = sub.add_parser("accept", help="mark masks as correct (the app's a)")
+    s.add_argument("dir", help="data folder")
+    s.add_argument("images", nargs="+", help="images or their masks, from here or DIR")
+
+    s = sub.add_parser("flag", help="flag images: left out of training (the app's x)")
+    s.add_argument("dir", help="data folder")
+    s.add_argument("images", nargs="+", help="images or their masks, from here or DIR")
+    s.add_argument("--clear", action="store_true", help="unflag them (back to unreviewed)")
+
+    s = sub.add_parser("use-prediction",
+                       help="replace masks by the current model's prediction (the app's P; "
+                            "the old mask stays in history, `revert` undoes)")
+    s.add_argument("dir", help="data folder")
+    s.add_argument("images", nargs="+", help="images or their masks, from here or DIR")
     return p
 
 
@@ -977,7 +993,50 @@ def cmd_revert(a) -> int:
     return 0
 
 
-HANDLERS = {name: globals()[f"cmd_{name}"] for name in COMMANDS}
+def _decide(a, status: str, *, only: str | None = None) -> int:
+    """A review decision for the images named, as the app's keys make it."""
+    root = _root(a.dir)
+    store = _store(root, create=False)
+    rows = {r["path"]: r for r in store.images()}
+    paths = _image_paths(root, store, a.images, a.dir)
+    if only is not None:
+        skipped = [p for p in paths if rows[p]["status"] != only]
+        for p in skipped:
+            print(f"{p}: {rows[p]['status']}, not {only}: left as it is")
+        paths = [p for p in paths if p not in skipped]
+    store.set_status([rows[p]["id"] for p in paths], status, by="cli")
+    for p in paths:
+        print(f"{p}: {status}")
+    return 0
+
+
+def cmd_accept(a) -> int:
+    return _decide(a, "accepted")
+
+
+def cmd_flag(a) -> int:
+    return _decide(a, "unreviewed", only="flagged") if a.clear else _decide(a, "flagged")
+
+
+def cmd_use_prediction(a) -> int:
+    from ..engine.backup import BackupError
+    from .masks import MaskActionError, replace_with_prediction
+
+    root = _root(a.dir)
+    cfg, store = _cfg(root), _store(root, create=False)
+    rows = {r["path"]: r for r in store.images()}
+    failed = 0
+    for p in _image_paths(root, store, a.images, a.dir):
+        try:
+            print(replace_with_prediction(root, cfg, store, rows[p]["id"])
+                  + f" (`segtriage revert {a.dir} {p}` undoes)")
+        except (MaskActionError, BackupError, OSError, ValueError) as e:
+            failed += 1
+            print(f"segtriage: {e}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+HANDLERS = {name: globals()[f"cmd_{name.replace('-', '_')}"] for name in COMMANDS}
 
 
 def main(argv: list[str] | None = None) -> int:

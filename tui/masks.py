@@ -62,13 +62,13 @@ def replace_with_prediction(root: Path, cfg, store, image_id: int) -> str:
     row = _image_row(store, image_id)
     prob_rel = _prob_rel(store, image_id)
     if not prob_rel:
-        raise MaskActionError(f"{row['path']}: no prediction yet (press p to predict)")
+        raise MaskActionError(f"{row['path']}: no prediction yet (predict it first)")
     mask = prediction_mask(cfg.state_path(root), prob_rel, _shape(row))
     history.write_mask(root, cfg, store, row, mask, source="prediction")
     row = _image_row(store, image_id)
     if row["mask_path"]:
         nudge_index(root, cfg, store, row["mask_path"])
-    return f"{row['path']}: mask replaced by the prediction (u undoes)"
+    return f"{row['path']}: mask replaced by the prediction"
 
 
 def undo(root: Path, cfg, store, image_id: int) -> str:

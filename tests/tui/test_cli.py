@@ -262,3 +262,32 @@ def test_external_launch_without_ranks_is_refused_before_anything_is_queued(proj
     rc, _, err = run(capsys, "train", project, "--launch", "external", "--detach")
     assert rc == 2 and "--launch external needs --gpus N" in err and "(now 1)" in err
     assert Store.open(project).active_jobs() == []
+
+
+def test_review_decisions_and_use_prediction_work_headless(project, capsys, monkeypatch):
+    # the app's a, x (and x on a flagged row) and P, from the command line
+    from segtriage.engine.store import Store
+
+    monkeypatch.chdir(project)
+    rc, out, _ = run(capsys, "accept", project, "alpha.png", "bravo_mask.png")
+    assert rc == 0 and "alpha.png: accepted" in out and "bravo.png: accepted" in out
+    rc, out, _ = run(capsys, "flag", project, "./charlie.png")
+    assert rc == 0 and "charlie.png: flagged" in out
+    rc, out, _ = run(capsys, "flag", project, "--clear", "charlie.png", "alpha.png")
+    assert rc == 0 and "charlie.png: unreviewed" in out
+    assert "alpha.png: accepted, not flagged: left as it is" in out
+    store = Store.open(project)
+    assert [store.image(f"{n}.png")["status"] for n in ("alpha", "bravo", "charlie")] == [
+        "accepted", "accepted", "unreviewed"]
+    decisions = [e for e in store.events() if e["kind"] == "decision"]
+    assert decisions and all(e["data"]["by"] == "cli" for e in decisions)
+    # a name that is not an image: a message, no decision at all
+    rc, _, err = run(capsys, "accept", project, "alpha.png", "nope.png")
+    assert rc == 2 and "nope.png" in err
+    before = (project / "alpha_mask.png").read_bytes()
+    rc, out, _ = run(capsys, "use-prediction", project, "alpha.png")
+    assert rc == 0 and "alpha.png: mask replaced by the prediction" in out
+    assert "segtriage revert" in out and (project / "alpha_mask.png").read_bytes() != before
+    assert [v["source"] for v in store.mask_versions("alpha_mask.png")] == ["scan", "prediction"]
+    rc, out, err = run(capsys, "use-prediction", project, "echo.png")  # never predicted
+    assert rc == 1 and "echo.png: no prediction yet" in err
