@@ -73,6 +73,13 @@ def _str(v: Any) -> str:
     return v
 
 
+def _folder(v: Any) -> str:
+    # "" or "." would put state.db, models and predictions among the data themselves
+    if not isinstance(v, str) or v.strip() in ("", "."):
+        raise ValueError("a folder name or path (not empty, not the data folder itself)")
+    return v
+
+
 def _str_list(min_len: int = 0) -> Callable[[Any], list[str]]:
     def check(v: Any) -> list[str]:
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v) or len(v) < min_len:
@@ -100,7 +107,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
     "project": {
         "codes": (["naw", "aye"], _codes,
                   "class names; index 0 is background, the rest are objects"),
-        "state_dir": (".segtriage", _str,
+        "state_dir": (".segtriage", _folder,
                       "project state (database, models, predictions), relative to the folder"),
     },
     "layout": {

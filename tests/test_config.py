@@ -90,7 +90,10 @@ def test_state_path_reads_only_state_dir(tmp_path, broken):
 
 
 @pytest.mark.parametrize("text, expected", [
-    ('[project]\nstate_dir = 5', "project.state_dir = 5 is not allowed; expected a string"),
+    ('[project]\nstate_dir = 5', "project.state_dir = 5 is not allowed; expected a folder"),
+    # the data folder itself would mix state.db, models and predictions into the data
+    ('[project]\nstate_dir = ""', "project.state_dir = '' is not allowed; expected a folder"),
+    ('[project]\nstate_dir = "."', "not the data folder itself"),
     ('project = 3', "[project] must be a table"),
     # not TOML, and state_dir is where the error is or cannot be told from the rest
     ('[project]\nstate_dir = st', "not valid TOML"),

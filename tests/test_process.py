@@ -100,7 +100,8 @@ def test_a_bad_model_value_does_not_lock_anyone_out_of_the_running_engine(projec
         assert f"engine running (pid {eng.pid}), running job 1" in out
         assert "None" not in out  # the device is not probed yet: left out
         assert cli.main(["status", str(root)]) == 0
-        assert f"pid {eng.pid}" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f"pid {eng.pid}, running job 1" in out and "None" not in out
         assert cli.main(["jobs", str(root), "--json"]) == 0
         assert '"state": "running"' in capsys.readouterr().out
         assert cli.main(["cancel", str(root), "1"]) == 0
@@ -132,7 +133,7 @@ def test_a_bad_state_dir_is_named(project, capsys):
     for argv in (["engine", "status"], ["engine", "stop"], ["jobs"], ["cancel"], ["status"]):
         assert cli.main([*argv, str(project)]) == 2, argv
         err = capsys.readouterr().err
-        assert "project.state_dir = 5 is not allowed; expected a string" in err, argv
+        assert "project.state_dir = 5 is not allowed; expected a folder" in err, argv
 
 
 def test_the_open_app_keeps_seeing_the_running_engine(project, monkeypatch):

@@ -828,7 +828,8 @@ def cmd_status(a) -> int:
     c = _console()
     e = st["engine"]
     c.print(f"[bold]{escape(str(root))}[/]")
-    c.print("engine   " + (escape(f"pid {e['pid']}, {e['state']}, {e['device']}")
+    known = [f"pid {e['pid']}", e["state"], e["device"]]  # device: None until probed
+    c.print("engine   " + (escape(", ".join(str(x) for x in known if x is not None))
                            if e["running"] else "not running"))
     c.print("images   " + ", ".join(f"{k} {v}" for k, v in sorted(st["images"].items()))
             + (f"; {st['problems']} problem file(s)" if st["problems"] else ""))
