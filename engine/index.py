@@ -305,6 +305,9 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
                           error=f"{pair.image}: cannot read: {e.strerror or e}")
             sha = None
         seen.add(pair.image)
+        if fields is not None and row is not None and all(
+                row[k] == v for k, v in fields.items()):
+            fields = None  # re-read (revalidate, --rehash) and found as it was
         if fields is None:
             report.unchanged += 1
         else:

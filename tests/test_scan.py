@@ -158,9 +158,12 @@ def test_unchanged_files_are_not_rehashed_or_decoded(root, cfg, store, monkeypat
     assert store.image("3.png")["status"] == "accepted"
     # rehash=True hashes everything again
     hashes.n = 0
-    index.scan(root, cfg, store, rehash=True)
+    stamp = store.rows_stamp()
+    rep = index.scan(root, cfg, store, rehash=True)
     assert hashes.n == 10
     assert store.image("3.png")["status"] == "accepted"
+    # ... and finds nothing changed: not reported, not rewritten (clients would reload)
+    assert (rep.changed, rep.unchanged) == (0, 5) and store.rows_stamp() == stamp
 
 
 def test_changed_mask_becomes_edited_and_versions_are_recorded(root, cfg, store):
