@@ -449,16 +449,24 @@ def _data_files(root: Path, cfg, store) -> tuple[list[str], set[str]]:
     return sorted(images | masks), masks
 
 
-def _model_files(cfg, root: Path) -> list[tuple[str, Path]]:
+def _model_files(cfg, root: Path, store=None) -> list[tuple[str, Path]]:
     models = cfg.state_path(root) / "models"
     if not models.is_dir():
         return []
+    # weights of trainings that did not finish belong to no model (runner.unfinished_weights;
+    # the engine deletes them at start): a cancelled crossval's folds went into every snapshot
+    if store is not None:
+        from .runner import unfinished_weights  # the engine's side; no torch at import
+
+        orphans = unfinished_weights(models, store)
+    else:
+        orphans = set()
     out = []
     for p in sorted(models.rglob("*")):
         rel = p.relative_to(models)
         # skip what a running training writes: temp files, its frozen masks (.train-masks-*)
         if p.is_file() and not any(part.startswith(".") for part in rel.parts) \
-                and ".tmp" not in p.name:
+                and ".tmp" not in p.name and rel.as_posix() not in orphans:
             out.append((rel.as_posix(), p))
     return out
 
@@ -467,7 +475,8 @@ def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
              note: str | None = None, progress: Progress | None = None,
              job_id: int | None = None, include_models: bool = True,
              take_over: bool = False) -> dict:
-    """Store every image, mask, ``segtriage.toml`` and the model metadata (and weights);
+    """Store every image, mask, ``segtriage.toml`` and the model metadata (and the weights of
+    every model version: all of ``models/`` but the files of trainings that did not finish);
     write the manifest last; record the snapshot in ``backups``. Returns the manifest summary.
 
     Raises BackupError (no manifest written, nothing recorded) when the destination is full,
@@ -480,7 +489,7 @@ def snapshot(root: Path | str, cfg, store, *, dest: Path | str | None = None,
     rels, mask_set = _data_files(root, cfg, store)
     if (root / CONFIG_NAME).is_file():
         rels.append(CONFIG_NAME)
-    model_files = _model_files(cfg, root) if include_models else []
+    model_files = _model_files(cfg, root, store) if include_models else []
     total = len(rels) + len(model_files) + 1
     files: dict[str, dict] = {}
     model_entries: dict[str, dict] = {}

@@ -22,7 +22,7 @@ from .config import ConfigError, load_config
 from .frozen import remove_stale_frozen_masks
 from .process import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
 from .rescore import rescore_image
-from .runner import JobContext, run_job
+from .runner import JobContext, remove_unfinished_weights, run_job
 from .store import Store, ensure_state_dirs
 from .watch import FolderWatcher
 
@@ -95,6 +95,9 @@ class Engine:
         n = remove_stale_frozen_masks(self.state / "models")  # no training runs yet
         if n:
             log.info("removed %d frozen-mask folder(s) left by a killed training", n)
+        n = remove_unfinished_weights(self.state / "models", store)  # nor its weights
+        if n:
+            log.info("removed %d weight file(s) of trainings that did not finish", n)
         self._rescore_masks_edited_offline()
         self._queue_rescore_if_scoring_changed()
         store.set_engine_state(state="idle", watcher=self.watcher.state)

@@ -6,14 +6,18 @@ once per batch. torch/fastai are imported inside the job functions, so an idle e
 
 from __future__ import annotations
 
+import glob
+import json
 import logging
 import random
+import re
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import dist_jobs  # gpus > 1: torchrun ranks
 from .store import Job, Store
@@ -154,6 +158,129 @@ def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, flo
         raise JobCancelled() from None
 
 
+# -- weights of a training that does not finish ------------------------------------------------
+#
+# A training writes its weights (``mNNNN.pt``, a crossval one ``mNNNN_fK.pt`` per fold, each
+# with a ``.json`` sidecar) before its model row exists; the number is the next model id. A
+# run that does not finish (cancelled, failed, the engine stopped or killed) adds no row, so
+# its files belong to no model: the next model takes the same number (a plain m0003.pt beside
+# a cancelled crossval's m0003_f0.pt) and every snapshot copied them (119 MB a fold). Nothing
+# resumes from them: a re-queued training starts over. So a run that does not finish removes
+# every file it was to write, and one a killed engine could not clean up is listed in a hidden
+# marker (``.unfinished-job-N.json``, never in a snapshot) that the next engine start deletes
+# with its files. A file a model row names is never deleted.
+
+UNFINISHED_PREFIX = ".unfinished-job-"
+_WEIGHTS = re.compile(r"m(\d+)(?:_f\d+)?\.pt(?:\.json)?")
+_WEIGHTS_TMP = re.compile(r"\.m\d+(?:_f\d+)?\.pt(?:\.json)?\..+\.tmp")  # atomic_write's
+
+
+def _referenced(store: Store) -> set[str]:
+    """Every file a model row names: its weights and their sidecars."""
+    names: set[str] = set()
+    for m in store.models():
+        for w in m["weights"] or []:
+            names.update((w, f"{w}.json"))
+    return names
+
+
+def _with_sidecars(names) -> set[str]:
+    return {n for w in names for n in (w, f"{w}.json")}
+
+
+def _markers(models_dir: Path) -> list[Path]:
+    try:
+        return sorted(models_dir.glob(f"{UNFINISHED_PREFIX}*.json"))
+    except OSError:
+        return []
+
+
+def _marked(marker: Path) -> set[str]:
+    try:
+        files = json.loads(marker.read_text()).get("files") or []
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return _with_sidecars(f for f in files if isinstance(f, str) and _WEIGHTS.fullmatch(f))
+
+
+def unfinished_weights(models_dir: Path, store: Store) -> set[str]:
+    """Names of the weight files in ``models_dir`` that belong to no model: listed by the
+    marker of a training that did not finish, or numbered like a model whose row names other
+    files (left by a run that ended before this cleanup existed). A file without a row of its
+    number is left alone: ``state.db`` may be new (lost, rebuilt) while the models are not."""
+    if not models_dir.is_dir():
+        return set()
+    keep = _referenced(store)
+    rows = {m["id"] for m in store.models()}
+    found: set[str] = set()
+    for marker in _markers(models_dir):
+        found |= _marked(marker)
+    for p in models_dir.iterdir():
+        m = _WEIGHTS.fullmatch(p.name)
+        if m and int(m.group(1)) in rows:
+            found.add(p.name)
+    return {n for n in found if n not in keep and (models_dir / n).is_file()}
+
+
+def _remove(models_dir: Path, names: set[str]) -> int:
+    n = 0
+    for name in sorted(names):
+        try:
+            (models_dir / name).unlink()
+            n += 1
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            log.warning("cannot remove %s of an unfinished training: %s", models_dir / name, e)
+    return n
+
+
+def remove_unfinished_weights(models_dir: Path, store: Store) -> int:
+    """At engine start (no training runs): delete the weight files of trainings that did not
+    finish (see above), their markers and the temp files of a weights write that was killed.
+    Returns the number of files deleted."""
+    models_dir = Path(models_dir)
+    if not models_dir.is_dir():
+        return 0
+    n = _remove(models_dir, unfinished_weights(models_dir, store))
+    for p in list(models_dir.iterdir()):
+        if _WEIGHTS_TMP.fullmatch(p.name):
+            n += _remove(models_dir, {p.name})
+    for marker in _markers(models_dir):  # kept while a file it lists could not be deleted
+        if not any((models_dir / f).is_file() for f in _marked(marker) - _referenced(store)):
+            marker.unlink(missing_ok=True)
+    return n
+
+
+@contextmanager
+def _weights_of_this_run(ctx: JobContext, models_dir: Path, names: list[str]) -> Iterator[None]:
+    """Around a training that writes ``names``: when it ends without its model row (a cancel,
+    a failure, the engine stopping), those files and their sidecars are deleted; a marker
+    lists them meanwhile for the case the engine is killed."""
+    from .imageio import atomic_write_bytes
+
+    models_dir.mkdir(parents=True, exist_ok=True)
+    marker = models_dir / f"{UNFINISHED_PREFIX}{ctx.job.id}.json"
+    atomic_write_bytes(marker, json.dumps({"job": ctx.job.id, "files": names}).encode())
+    try:
+        yield
+    finally:
+        try:
+            # a file a model row names stays: the run finished, or got that far
+            gone = _with_sidecars(names) - _referenced(ctx.store)
+            # and the temp file of a weights write a killed rank cut short
+            _remove(models_dir, {t.name for n in gone
+                                 for t in models_dir.glob(f".{glob.escape(n)}.*.tmp")})
+            if _remove(models_dir, gone):
+                log.info("job %d did not finish: removed its weights %s", ctx.job.id,
+                         ", ".join(sorted(n for n in gone if n.endswith(".pt"))))
+            if not any((models_dir / f).is_file() for f in gone):
+                marker.unlink(missing_ok=True)
+        except Exception as e:  # noqa: BLE001 - never hide the job's own outcome
+            log.warning("job %d: cleaning up its weights failed (the next engine start "
+                        "retries): %s", ctx.job.id, e)
+
+
 # -- job kinds --------------------------------------------------------------------------------
 
 def job_train(ctx: JobContext) -> dict:
@@ -168,21 +295,23 @@ def job_train(ctx: JobContext) -> dict:
     out = models_dir / f"m{mid:04d}.pt"
     t0 = time.monotonic()
     gpus = dist_jobs.job_gpus(ctx)
-    if gpus > 1:  # torchrun ranks; rank 0 writes the weights, the model row is added below
-        res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=gpus, span=(0.0, 1.0), label="")
-    else:
-        res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
-    ctx.check()
-    info = {"device": str(res.device), "seconds": round(time.monotonic() - t0, 1),
-            "history": res.history, "batch_size": getattr(res, "batch_size", None),
-            "image_size": getattr(res, "image_size", None),
-            "skipped": [[_rel(ctx.root, p), why] for p, why in getattr(res, "skipped", [])],
-            "valid_items": [_rel(ctx.root, p) for p in res.valid_items]}
-    new_id = ctx.store.add_model(
-        kind="plain", arch=res.arch, weights=[out.name], config=vars(mcfg), epochs=res.epochs,
-        train_loss=res.train_loss, valid_loss=res.valid_loss, valid_dice=res.valid_dice,
-        n_train=res.n_train, n_valid=res.n_valid, manifest=_manifest(rows), job_id=ctx.job.id,
-        info=info)
+    with _weights_of_this_run(ctx, models_dir, [out.name]):  # no row: the weights go too
+        if gpus > 1:  # torchrun ranks; rank 0 writes the weights, the model row is added below
+            res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=gpus, span=(0.0, 1.0),
+                                      label="")
+        else:
+            res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
+        ctx.check()
+        info = {"device": str(res.device), "seconds": round(time.monotonic() - t0, 1),
+                "history": res.history, "batch_size": getattr(res, "batch_size", None),
+                "image_size": getattr(res, "image_size", None),
+                "skipped": [[_rel(ctx.root, p), why] for p, why in getattr(res, "skipped", [])],
+                "valid_items": [_rel(ctx.root, p) for p in res.valid_items]}
+        new_id = ctx.store.add_model(
+            kind="plain", arch=res.arch, weights=[out.name], config=vars(mcfg),
+            epochs=res.epochs, train_loss=res.train_loss, valid_loss=res.valid_loss,
+            valid_dice=res.valid_dice, n_train=res.n_train, n_valid=res.n_valid,
+            manifest=_manifest(rows), job_id=ctx.job.id, info=info)
     if new_id != mid:  # only one engine writes models, so this cannot happen; be loud if it does
         raise RuntimeError(f"model id race: expected {mid}, got {new_id}")
     ctx.store.submit_job("predict", {"scope": "stale", **dist_jobs.follow_up_params(ctx)},
@@ -212,38 +341,45 @@ def job_crossval(ctx: JobContext) -> dict:
     gpus = dist_jobs.job_gpus(ctx)
     slots, ranks = (dist_jobs.crossval_plan(gpus, k, dist_jobs.rank_device(mcfg, gpus))
                     if gpus > 1 else (1, 1))
-    if slots > 1:  # GPUs: fold models side by side, one GPU (group) each
-        results = dist_jobs.train_folds_parallel(
-            ctx, rows, mcfg, folds, k, lambda f: models_dir / f"m{mid:04d}_f{f}.pt",
-            slots, ranks)
-        weights = [r.weights.name for r in results]
-    for f in range(k if slots == 1 else 0):
+    # a crossval that does not finish removes every fold's weights (see
+    # _weights_of_this_run): nothing resumes from finished folds, and kept they would sit
+    # beside the next model of the same number and go into every snapshot
+    names = [f"m{mid:04d}_f{f}.pt" for f in range(k)]
+    with _weights_of_this_run(ctx, models_dir, names):
+        if slots > 1:  # GPUs: fold models side by side, one GPU (group) each
+            results = dist_jobs.train_folds_parallel(
+                ctx, rows, mcfg, folds, k, lambda f: models_dir / f"m{mid:04d}_f{f}.pt",
+                slots, ranks)
+            weights = [r.weights.name for r in results]
+        for f in range(k if slots == 1 else 0):
+            ctx.check()
+            # fold f is held out: the model trains on the others and validates on it, so its
+            # valid Dice is an honest out-of-fold figure
+            held_out = [i for i, r in enumerate(rows) if folds[r["path"]] == f]
+            out = models_dir / f"m{mid:04d}_f{f}.pt"
+            if ranks > 1:
+                res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=ranks,
+                                          span=(f / k, (f + 1) / k),
+                                          label=f"fold {f + 1}/{k} ", fold=f,
+                                          valid_idx=held_out)
+            else:
+                res = _train_one(ctx, rows, mcfg, out, span=(f / k, (f + 1) / k),
+                                 label=f"fold {f + 1}/{k} ", fold=f, valid_idx=held_out)
+            weights.append(out.name)
+            results.append(res)
         ctx.check()
-        # fold f is held out: the model trains on the others and validates on it, so its
-        # valid Dice is an honest out-of-fold figure
-        held_out = [i for i, r in enumerate(rows) if folds[r["path"]] == f]
-        out = models_dir / f"m{mid:04d}_f{f}.pt"
-        if ranks > 1:
-            res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=ranks,
-                                      span=(f / k, (f + 1) / k), label=f"fold {f + 1}/{k} ",
-                                      fold=f, valid_idx=held_out)
-        else:
-            res = _train_one(ctx, rows, mcfg, out, span=(f / k, (f + 1) / k),
-                             label=f"fold {f + 1}/{k} ", fold=f, valid_idx=held_out)
-        weights.append(out.name)
-        results.append(res)
-    ctx.check()
-    mean = lambda xs: None if any(x is None for x in xs) else sum(xs) / len(xs)  # noqa: E731
-    info = {"device": str(results[0].device),
-            "folds": [{"fold": i, "valid_dice": r.valid_dice, "n_train": r.n_train}
-                      for i, r in enumerate(results)]}
-    new_id = ctx.store.add_model(
-        kind="crossval", arch=results[0].arch, weights=weights, config=vars(mcfg),
-        epochs=results[0].epochs, train_loss=mean([r.train_loss for r in results]),
-        valid_loss=mean([r.valid_loss for r in results]),
-        valid_dice=mean([r.valid_dice for r in results]), n_train=len(rows),
-        n_valid=sum(r.n_valid for r in results), manifest=_manifest(rows, folds),
-        job_id=ctx.job.id, info=info)
+        mean = lambda xs: (None if any(x is None for x in xs)  # noqa: E731
+                           else sum(xs) / len(xs))
+        info = {"device": str(results[0].device),
+                "folds": [{"fold": i, "valid_dice": r.valid_dice, "n_train": r.n_train}
+                          for i, r in enumerate(results)]}
+        new_id = ctx.store.add_model(
+            kind="crossval", arch=results[0].arch, weights=weights, config=vars(mcfg),
+            epochs=results[0].epochs, train_loss=mean([r.train_loss for r in results]),
+            valid_loss=mean([r.valid_loss for r in results]),
+            valid_dice=mean([r.valid_dice for r in results]), n_train=len(rows),
+            n_valid=sum(r.n_valid for r in results), manifest=_manifest(rows, folds),
+            job_id=ctx.job.id, info=info)
     ctx.store.submit_job("predict", {"scope": "stale", **dist_jobs.follow_up_params(ctx)},
                          requested_by=f"job {ctx.job.id}")
     return {"model": new_id, "folds": k, "valid_dice": mean([r.valid_dice for r in results])}

@@ -38,6 +38,9 @@ def trained(tmp_path_factory):
         preds = [j for j in store.jobs() if j.kind == "predict"]
         assert preds, "a train job queues a predict of the stale rows"
         assert wait_job(store, preds[0].id).state == "done", preds[0].error
+    # closed now, not whenever it is collected: the last connection's close removes the WAL
+    # files, which failed a later _copy (shutil.Error: state.db-wal vanished mid-copy)
+    store.close()
     return root
 
 
@@ -316,3 +319,144 @@ def test_each_job_reads_the_config_file_anew(trained, tmp_path):
         (now,) = [r for r in store.review_rows(full=True) if r["path"] == "img_005.png"]
         assert now["frac_uncertain"] == pytest.approx(after["img_005.png"])
         assert now["frac_uncertain"] > restored["img_005.png"]
+
+
+# -- weights of a training that does not finish ------------------------------------------------
+
+def _models_dir(root: Path) -> Path:
+    return load_config(root).state_path(root) / "models"
+
+
+def _weight_files(root: Path) -> list[str]:
+    d = _models_dir(root)
+    return sorted(p.name for p in d.iterdir()) if d.is_dir() else []
+
+
+@pytest.fixture
+def fake_training(tmp_path, monkeypatch):
+    """A scanned tiny demo folder and a stand-in for one model's training: it writes the
+    weights and sidecar where the real one does (a fold's file is as big as a model's), and
+    ``fail`` = {fold: kind} makes that fold end the way a cancel, a failure or an engine stop
+    would (after writing a partial file, like a run killed mid-save). No fastai here."""
+    import threading
+    from types import SimpleNamespace
+
+    from segtriage.engine import index, runner
+
+    root = make_tiny_demo(tmp_path / "data", count=8)
+    cfg = load_config(root)
+    store = Store.open(root)
+    index.scan(root, cfg, store)
+    fail: dict = {}
+
+    def train_one(ctx, rows, mcfg, out, *, span, label, fold=None, valid_idx=None):
+        kind = fail.get(fold)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(b"weights" * 100)
+        if kind == "partial":
+            return SimpleNamespace()  # the job breaks on the missing fields
+        out.with_name(out.name + ".json").write_text("{}")
+        if kind == "cancel":
+            store.request_cancel(ctx.job.id)
+            ctx.check()
+        if kind == "stop":
+            ctx.stopping.set()
+            ctx.check()
+        if kind == "fail":
+            raise RuntimeError("CUDA out of memory")
+        return SimpleNamespace(weights=out, arch="resnet18", epochs=1, train_loss=0.1,
+                               valid_loss=0.2, valid_dice=0.5, n_train=len(rows), n_valid=1,
+                               device="cpu", history=[], valid_items=[], skipped=[])
+
+    monkeypatch.setattr(runner, "_train_one", train_one)
+
+    def run(kind: str, params: dict | None = None):
+        for j in store.jobs():  # the predict a finished training queues: not run here
+            if j.active:
+                store.request_cancel(j.id)
+        jid = store.submit_job(kind, {"no_backup": True, **(params or {})})
+        job = store.claim_job(os.getpid())
+        assert job.id == jid
+        runner.run_job(runner.JobContext(root, cfg, store, job, threading.Event()))
+        return store.job(job.id)
+
+    return SimpleNamespace(root=root, cfg=cfg, store=store, fail=fail, run=run)
+
+
+@pytest.mark.parametrize("how", ["cancel", "fail", "stop", "partial"])
+def test_a_crossval_that_does_not_finish_leaves_no_fold_weights(fake_training, how):
+    """The report: a cancelled 2-fold crossval kept m0001_f0.pt and m0001_f1.pt; the next
+    plain training became m0001.pt beside them and every snapshot copied them."""
+    from segtriage.engine import backup
+
+    t = fake_training
+    t.fail[1] = how                                   # fold 0 is done when fold 1 breaks
+    job = t.run("crossval", {"folds": 2})
+    assert job.state == {"cancel": "cancelled", "fail": "failed", "stop": "running",
+                         "partial": "failed"}[how], job.error
+    assert t.store.models() == [] and _weight_files(t.root) == []  # no marker left either
+    t.fail.clear()
+    assert t.run("train").state == "done"
+    assert _weight_files(t.root) == ["m0001.pt", "m0001.pt.json"]
+    snap = backup.snapshot(t.root, t.cfg, t.store)
+    (manifest,) = backup.ObjectStore(backup.default_destination(t.root, t.cfg)).manifests()[0]
+    assert sorted(manifest["models"]["files"]) == ["m0001.pt", "m0001.pt.json"]
+    assert snap["id"] == manifest["id"]
+
+
+def test_a_plain_training_that_does_not_finish_leaves_no_weights(fake_training):
+    t = fake_training
+    assert t.run("train").state == "done"
+    t.fail[None] = "cancel"          # cancelled after its weights were written (valid Dice)
+    assert t.run("train").state == "cancelled"
+    t.fail[None] = "fail"
+    assert t.run("train").state == "failed"
+    assert _weight_files(t.root) == ["m0001.pt", "m0001.pt.json"]  # the model stays
+    t.fail.clear()
+    assert t.run("crossval", {"folds": 2}).state == "done"
+    assert _weight_files(t.root) == ["m0001.pt", "m0001.pt.json", "m0002_f0.pt",
+                                     "m0002_f0.pt.json", "m0002_f1.pt", "m0002_f1.pt.json"]
+
+
+def test_weights_a_killed_engine_left_are_removed_at_its_next_start(fake_training):
+    """kill -9 in the middle of a crossval (its marker lists the folds), orphans from before
+    this cleanup (numbered like a model whose row names other files) and the temp file of a
+    killed weights write: none goes into a snapshot, the next engine start deletes them. A
+    weights file without any row of its number stays (state.db may be new, not the models)."""
+    from segtriage.engine import backup, runner
+
+    t = fake_training
+    assert t.run("train").state == "done"                            # model 1: m0001.pt
+    d = _models_dir(t.root)
+    for name in ("m0001_f0.pt", "m0001_f0.pt.json", "m0001_f1.pt",    # a cancelled crossval
+                 "m0002_f0.pt", "m0002_f0.pt.json",                   # kill -9 in fold 1
+                 ".m0002_f1.pt.k3j2x9.tmp", "m0007.pt", "notes.txt"):
+        (d / name).write_bytes(b"x" * 64)
+    (d / ".unfinished-job-9.json").write_text(
+        json.dumps({"job": 9, "files": ["m0002_f0.pt", "m0002_f1.pt"]}))
+    snap = backup.snapshot(t.root, t.cfg, t.store)
+    assert snap["model_files"] == 4  # m0001.pt (+ sidecar), m0007.pt, notes.txt
+    with engine_process(t.root):
+        pass
+    assert _weight_files(t.root) == ["m0001.pt", "m0001.pt.json", "m0007.pt", "notes.txt"]
+    assert runner.remove_unfinished_weights(d, t.store) == 0  # nothing more to do
+
+
+def test_a_cancelled_crossval_keeps_no_fold_weights_end_to_end(trained, tmp_path):
+    """The report's repro with real fastai folds: cancelled while fold 2 of 2 trains (fold 1's
+    weights are written by then); nothing of it stays, and no snapshot gets it."""
+    from segtriage.engine import backup
+
+    root = _copy(trained, tmp_path / "cvc")
+    store = Store.open(root)
+    models = _models_dir(root)
+    with engine_process(root):
+        jid = store.submit_job("crossval", {"folds": 2, "epochs": 8, "no_backup": True})
+        wait_for(lambda: (models / "m0002_f0.pt").exists() and store.job(jid).progress > 0.55,
+                 300, what="fold 1 written, fold 2 under way")
+        assert store.request_cancel(jid)
+        assert wait_job(store, jid, 120).state == "cancelled"
+    assert [m["id"] for m in store.models()] == [1]
+    assert _weight_files(root) == ["m0001.pt", "m0001.pt.json"]
+    snap = backup.snapshot(root, load_config(root), store)
+    assert snap["model_files"] == 2
