@@ -287,6 +287,7 @@ def job_train(ctx: JobContext) -> dict:
     rows = training_rows(ctx.store)
     if len(rows) < 2:
         raise ValueError(f"need at least 2 images with usable masks to train, found {len(rows)}")
+    gpus = dist_jobs.job_gpus(ctx)  # a bad rank count fails before the backup, not after
     _backup_before_train(ctx)
     ctx.check()
     mcfg = _model_cfg(ctx)
@@ -294,7 +295,6 @@ def job_train(ctx: JobContext) -> dict:
     models_dir = ctx.cfg.state_path(ctx.root) / "models"
     out = models_dir / f"m{mid:04d}.pt"
     t0 = time.monotonic()
-    gpus = dist_jobs.job_gpus(ctx)
     with _weights_of_this_run(ctx, models_dir, [out.name]):  # no row: the weights go too
         if gpus > 1:  # torchrun ranks; rank 0 writes the weights, the model row is added below
             res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=gpus, span=(0.0, 1.0),
@@ -332,15 +332,15 @@ def job_crossval(ctx: JobContext) -> dict:
     if len(rows) < 2 * k:
         raise ValueError(f"crossval with {k} folds needs at least {2 * k} images with usable "
                          f"masks, found {len(rows)}")
-    _backup_before_train(ctx)
     mcfg = _model_cfg(ctx)
+    gpus = dist_jobs.job_gpus(ctx)  # bad rank counts fail before the backup, not after
+    slots, ranks = (dist_jobs.crossval_plan(gpus, k, dist_jobs.rank_device(mcfg, gpus))
+                    if gpus > 1 else (1, 1))
+    _backup_before_train(ctx)
     folds = fold_assignment([r["path"] for r in rows], k, mcfg.seed)
     mid = ctx.store.next_model_id()
     models_dir = ctx.cfg.state_path(ctx.root) / "models"
     weights, results = [], []
-    gpus = dist_jobs.job_gpus(ctx)
-    slots, ranks = (dist_jobs.crossval_plan(gpus, k, dist_jobs.rank_device(mcfg, gpus))
-                    if gpus > 1 else (1, 1))
     # a crossval that does not finish removes every fold's weights (see
     # _weights_of_this_run): nothing resumes from finished folds, and kept they would sit
     # beside the next model of the same number and go into every snapshot

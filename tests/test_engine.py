@@ -460,3 +460,12 @@ def test_a_cancelled_crossval_keeps_no_fold_weights_end_to_end(trained, tmp_path
     assert _weight_files(root) == ["m0001.pt", "m0001.pt.json"]
     snap = backup.snapshot(root, load_config(root), store)
     assert snap["model_files"] == 2
+
+
+@pytest.mark.parametrize("kind", ["train", "crossval"])
+def test_a_bad_rank_count_fails_before_the_backup(fake_training, kind):
+    # it used to back the whole project up first (100+ MiB with models), then fail
+    t = fake_training
+    job = t.run(kind, {"launch": "external", "gpus": 1, "no_backup": False, "folds": 2})
+    assert job.state == "failed" and "launch = external needs gpus" in job.error
+    assert t.store.last_backup() is None and t.store.backups() == []

@@ -150,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     _dir_arg(s)
     s.add_argument("--json", action="store_true")
 
-    s = sub.add_parser("backup", help="snapshot images, masks, config and model metadata")
+    s = sub.add_parser("backup", help="snapshot images, masks, config and models")
     _dir_arg(s)
     s.add_argument("--to", metavar="STORE", help="snapshot store (default [backup] destination)")
     s.add_argument("--note", help="a note stored with the snapshot")
@@ -933,6 +933,10 @@ def cmd_restore(a) -> int:
           "version(s) kept in the store"
           + (f" as snapshot {res['undo']} (`segtriage restore {_undo_args(a, res)}` undoes "
              "this)" if res.get("undo") else ""))
+    if res.get("index_error"):
+        print(f"segtriage: restored, but the project's rows could not be brought up to date "
+              f"({res['index_error']}); run `segtriage scan {a.dir}`", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -49,8 +49,9 @@ def _prob_rel(store, image_id: int) -> str | None:
 
 
 def nudge_index(root: Path, cfg, store, rel_mask: str) -> None:
-    """Tell the index about a changed mask now (the row turns 'edited' at once, also with the
-    engine offline); the engine's watcher then re-scores it."""
+    """Tell the index about a mask an editor changed now (the row turns 'edited' at once, also
+    with the engine offline); the engine's watcher then re-scores it. Masks written through
+    the engine's history (prediction, undo) are re-indexed there."""
     from ..engine.index import index_one
 
     index_one(root, cfg, store, rel_mask)
@@ -64,10 +65,7 @@ def replace_with_prediction(root: Path, cfg, store, image_id: int) -> str:
     if not prob_rel:
         raise MaskActionError(f"{row['path']}: no prediction yet (predict it first)")
     mask = prediction_mask(cfg.state_path(root), prob_rel, _shape(row))
-    history.write_mask(root, cfg, store, row, mask, source="prediction")
-    row = _image_row(store, image_id)
-    if row["mask_path"]:
-        nudge_index(root, cfg, store, row["mask_path"])
+    history.write_mask(root, cfg, store, row, mask, source="prediction")  # re-indexes the row
     return f"{row['path']}: mask replaced by the prediction"
 
 
@@ -75,8 +73,7 @@ def undo(root: Path, cfg, store, image_id: int) -> str:
     from ..engine import history
 
     row = _image_row(store, image_id)
-    result = history.revert(root, cfg, store, row["mask_path"] or row["path"])
-    nudge_index(root, cfg, store, result["path"])
+    result = history.revert(root, cfg, store, row["mask_path"] or row["path"])  # re-indexes
     return f"{result['path']}: back to version {result['version']} (u again undoes the undo)"
 
 
