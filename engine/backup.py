@@ -773,8 +773,15 @@ def _index_restored(root: Path, cfg, store, restored: set[str]) -> str | None:
     later scan skip those files as unchanged. One scan of the folder (a stat per file), not
     one re-index per file: a restore may write thousands of masks into one folder. The
     restore is done when this runs, so a failure is returned (and logged), not raised."""
+    from .config import CONFIG_NAME, ConfigError, load_config
     from .index import scan  # index builds on history, which builds on this module
 
+    if CONFIG_NAME in restored:  # the masks are checked against the config they came with
+        try:
+            cfg = load_config(root)
+        except ConfigError as e:
+            log.warning("restore: the restored %s is not valid: %s", CONFIG_NAME, e)
+            return f"the restored files are not indexed yet: {e}; fix it and run `segtriage scan`"
     try:
         scan(root, cfg, store, recheck=restored)
     except Exception as e:  # noqa: BLE001 - the files are restored; the next scan indexes them

@@ -663,3 +663,29 @@ def test_restore_leaves_each_row_as_a_scan_of_the_restored_file_would(project):
     rows = {r["path"]: (r["status"], r["error"]) for r in store.images()}
     index.scan(root, cfg, store, rehash=True)                        # a full re-read agrees
     assert {r["path"]: (r["status"], r["error"]) for r in store.images()} == rows
+
+
+def test_restored_masks_are_checked_against_the_restored_config(project):
+    # a snapshot of a three-class project (masks 0/1/2), restored after the project went
+    # back to two classes: the masks fit the config that comes back with them
+    from segtriage.engine import index
+
+    root, cfg, store = project
+    three = np.zeros((12, 16), np.uint8)
+    three[2:5, 2:5], three[7:10, 8:12] = 1, 2
+    (root / "segtriage.toml").write_text('[project]\ncodes = ["bg", "a", "b"]\n')
+    for n in ("plain", "with space", "it's \"quoted\""):
+        Image.fromarray(three).save(root / f"{n}_mask.png")
+    cfg3 = load_config(root)
+    index.scan(root, cfg3, store)
+    assert index.scan(root, cfg3, store).errors == []
+    snap = backup.snapshot(root, cfg3, store)
+    (root / "segtriage.toml").write_text('[project]\ncodes = ["naw", "aye"]\n')
+    Image.fromarray((three > 0).astype(np.uint8)).save(root / "plain_mask.png")
+    cfg2 = load_config(root)
+    index.scan(root, cfg2, store)
+    res = backup.restore(root, cfg2, store, snap["id"])  # the config as it was before
+    assert res.get("index_error") is None
+    assert (store.image("plain.png")["status"], store.image("plain.png")["error"]) == (
+        "edited", None)
+    assert index.scan(root, load_config(root), store).errors == []

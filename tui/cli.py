@@ -934,8 +934,7 @@ def cmd_restore(a) -> int:
           + (f" as snapshot {res['undo']} (`segtriage restore {_undo_args(a, res)}` undoes "
              "this)" if res.get("undo") else ""))
     if res.get("index_error"):
-        print(f"segtriage: restored, but the project's rows could not be brought up to date "
-              f"({res['index_error']}); run `segtriage scan {a.dir}`", file=sys.stderr)
+        print(f"segtriage: restored, but {res['index_error']}", file=sys.stderr)
         return 1
     return 0
 
