@@ -204,21 +204,16 @@ def _marked(marker: Path) -> set[str]:
 
 
 def unfinished_weights(models_dir: Path, store: Store) -> set[str]:
-    """Names of the weight files in ``models_dir`` that belong to no model: listed by the
-    marker of a training that did not finish, or numbered like a model whose row names other
-    files (left by a run that ended before this cleanup existed). A file without a row of its
-    number is left alone: ``state.db`` may be new (lost, rebuilt) while the models are not."""
+    """Names of the weight files in ``models_dir`` that belong to no model: those listed by the
+    marker of a training that did not finish and named by no model row. Nothing is guessed
+    from names alone: a file no row names may come from before ``state.db`` was lost or
+    rebuilt, and the next model may reuse its number, so only a marker says a file is waste."""
     if not models_dir.is_dir():
         return set()
     keep = _referenced(store)
-    rows = {m["id"] for m in store.models()}
     found: set[str] = set()
     for marker in _markers(models_dir):
         found |= _marked(marker)
-    for p in models_dir.iterdir():
-        m = _WEIGHTS.fullmatch(p.name)
-        if m and int(m.group(1)) in rows:
-            found.add(p.name)
     return {n for n in found if n not in keep and (models_dir / n).is_file()}
 
 
