@@ -33,6 +33,25 @@ SCORE_COLUMNS = (
     "n_pred", "n_mask", "outline_bias",
 )
 
+
+# -- what a review decision may do (the app's a / x and the CLI's accept / flag) ------------
+def accept_problem(mask_path: str | None, error: str | None) -> str | None:
+    """Why an image cannot be accepted, or None: there is no mask to call right, or its mask
+    is unusable (accepting that would hide the error and send the mask into training)."""
+    if error:
+        return "its mask is unusable (fix it first: see its error)"
+    if not mask_path:
+        return "it has no mask yet"
+    return None
+
+
+def unflagged_status(mask_path: str | None, error: str | None) -> str:
+    """The status a flagged image goes back to: the one a scan gives it undecided."""
+    if error:
+        return "error"
+    return "unreviewed" if mask_path else "no-mask"
+
+
 # ----------------------------------------------------------------------------------------
 # Schema and forward migrations. MIGRATIONS[v] upgrades a database at user_version v to v+1.
 # Never edit a released step: append a new one and bump SCHEMA_VERSION.

@@ -479,8 +479,14 @@ class SegtriageApp(App[int]):
 
     # -- review actions --------------------------------------------------------------------
     def action_accept(self) -> None:
+        from ..engine.store import accept_problem
+
         row = self._need_row()
         if row is None:
+            return
+        problem = accept_problem(row.mask_path, row.error)
+        if problem:
+            self.notify(f"{row.name}: not accepted: {problem}", severity="warning")
             return
         self._decide(row, "accepted")
         self.result_list.action_cursor_down()
@@ -490,7 +496,9 @@ class SegtriageApp(App[int]):
         if row is None:
             return
         if row.status == "flagged":  # a correction of this row: stay on it
-            self._decide(row, "unreviewed")
+            from ..engine.store import unflagged_status
+
+            self._decide(row, unflagged_status(row.mask_path, row.error))
             return
         self._decide(row, "flagged")
         self.result_list.action_cursor_down()

@@ -997,29 +997,47 @@ def cmd_revert(a) -> int:
     return 0
 
 
-def _decide(a, status: str, *, only: str | None = None) -> int:
-    """A review decision for the images named, as the app's keys make it."""
+def _decide(a, decide) -> int:
+    """Review decisions for the images named, by the app's rules: ``decide(row)`` gives the
+    new status, or ``(None, why)`` to leave the row as it is."""
     root = _root(a.dir)
     store = _store(root, create=False)
     rows = {r["path"]: r for r in store.images()}
-    paths = _image_paths(root, store, a.images, a.dir)
-    if only is not None:
-        skipped = [p for p in paths if rows[p]["status"] != only]
-        for p in skipped:
-            print(f"{p}: {rows[p]['status']}, not {only}: left as it is")
-        paths = [p for p in paths if p not in skipped]
-    store.set_status([rows[p]["id"] for p in paths], status, by="cli")
-    for p in paths:
-        print(f"{p}: {status}")
-    return 0
+    left, by_status = 0, {}
+    for p in _image_paths(root, store, a.images, a.dir):
+        status, why = decide(rows[p])
+        if status is None:
+            left += 1
+            print(f"{p}: left as it is: {why}")
+        else:
+            by_status.setdefault(status, []).append(rows[p]["id"])
+            print(f"{p}: {status}")
+    for status, ids in by_status.items():  # one transaction each, not one per image
+        store.set_status(ids, status, by="cli")
+    return 1 if left else 0
 
 
 def cmd_accept(a) -> int:
-    return _decide(a, "accepted")
+    from ..engine.store import accept_problem
+
+    def decide(r):
+        why = accept_problem(r["mask_path"], r["error"])
+        return (None, why) if why else ("accepted", None)
+
+    return _decide(a, decide)
 
 
 def cmd_flag(a) -> int:
-    return _decide(a, "unreviewed", only="flagged") if a.clear else _decide(a, "flagged")
+    from ..engine.store import unflagged_status
+
+    def decide(r):
+        if not a.clear:
+            return "flagged", None
+        if r["status"] != "flagged":
+            return None, f"{r['status']}, not flagged"
+        return unflagged_status(r["mask_path"], r["error"]), None
+
+    return _decide(a, decide)
 
 
 def cmd_use_prediction(a) -> int:

@@ -176,10 +176,18 @@ async def test_next_needing_review(project):
     app = make_app(project)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
-        await pilot.press("a", "a")                # alpha, delta accepted; cursor on charlie
+        await pilot.press("a", "a")                # alpha accepted; delta has no mask
+        await settle(pilot)
+        assert cursor_name(app) == "delta.png"
+        assert any("delta.png: not accepted: it has no mask yet" in n.message
+                   for n in app._notifications)
+        await pilot.press("x")                      # flagged instead; cursor on charlie
         await settle(pilot)
         await pilot.press("G", "n")                 # from foxtrot, wrap to the first unreviewed
         assert cursor_name(app) == "charlie.png"
+        await pilot.press("k", "x")                 # unflagged: no mask, so 'no-mask' again
+        await settle(pilot)
+        assert db(project).image("delta.png")["status"] == "no-mask"
 
 
 async def test_changes_from_other_processes_appear(project):

@@ -274,8 +274,27 @@ def test_review_decisions_and_use_prediction_work_headless(project, capsys, monk
     rc, out, _ = run(capsys, "flag", project, "./charlie.png")
     assert rc == 0 and "charlie.png: flagged" in out
     rc, out, _ = run(capsys, "flag", project, "--clear", "charlie.png", "alpha.png")
-    assert rc == 0 and "charlie.png: unreviewed" in out
-    assert "alpha.png: accepted, not flagged: left as it is" in out
+    assert rc == 1 and "charlie.png: unreviewed" in out
+    assert "alpha.png: left as it is: accepted, not flagged" in out
+    # no mask (delta): nothing to accept; flagged and unflagged it is 'no-mask' again
+    rc, out, _ = run(capsys, "accept", project, "delta.png")
+    assert rc == 1 and "delta.png: left as it is: it has no mask yet" in out
+    run(capsys, "flag", project, "delta.png")
+    rc, out, _ = run(capsys, "flag", project, "delta.png", "--clear")
+    assert rc == 0 and "delta.png: no-mask" in out
+    # an unusable mask (another size than its image): accepting it would hide the error
+    # and send it into training
+    from PIL import Image
+
+    Image.new("L", (3, 3)).save(project / "echo_mask.png")
+    run(capsys, "scan", project)
+    st = Store.open(project)
+    assert st.image("echo.png")["status"] == "error"
+    rc, out, _ = run(capsys, "accept", project, "echo.png")
+    assert rc == 1 and "echo.png: left as it is: its mask is unusable" in out
+    run(capsys, "flag", project, "echo.png")
+    run(capsys, "flag", project, "echo.png", "--clear")
+    assert st.image("echo.png")["status"] == "error"
     store = Store.open(project)
     assert [store.image(f"{n}.png")["status"] for n in ("alpha", "bravo", "charlie")] == [
         "accepted", "accepted", "unreviewed"]
