@@ -335,7 +335,7 @@ def follow_job(store, job_id: int, *, console=None) -> int:
             beat = time.monotonic()
             while True:
                 job = store.job(job_id)
-                prog.update(task, completed=job.progress, msg=job.message or job.state)
+                prog.update(task, completed=job.progress, msg=escape(job.message or job.state))
                 for ev in store.events(job_id=job_id, kind="epoch", after_id=last_event):
                     last_event = ev["id"]
                     d = ev["data"] or {}
@@ -465,7 +465,7 @@ def _print_scan(rep, root: Path, console) -> None:
     from rich.table import Table
 
     d = rep.to_json()
-    t = Table(title=f"scan of {root}", show_header=True)
+    t = Table(title=f"scan of {escape(str(root))}", show_header=True)
     t.add_column("status")
     t.add_column("images", justify="right")
     for k, v in sorted((d.get("counts") or {}).items()):

@@ -249,6 +249,11 @@ def test_messages_and_names_with_brackets_print_as_written(project, capsys, monk
                        ("Set [backup] destination of the project", jid))
     store.conn.commit()
     (project / "[x] frame.png").write_bytes(b"not a png")
+    bracketed = project.parent / "e[red]x"
+    project.rename(bracketed)
+    project = bracketed
+    rc, out, _ = run(capsys, "scan", project)
+    assert "e[red]" in out  # the folder's name in the title, not red text
     rc, out, _ = run(capsys, "jobs", project)
     assert "Set [backup] destination" in out
     rc, out, _ = run(capsys, "segment", project)
