@@ -14,6 +14,7 @@ No torch or fastai here: clients import this module.
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,11 @@ def history_store(root: Path | str, cfg, store=None) -> ObjectStore:
     return obj
 
 
+# per Store (one per process and connection): the destination it followed last and the
+# earlier destinations still away, so a scan writing thousands of versions checks once
+_FOLLOWED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _follow_destination(obj: ObjectStore, store) -> None:
     """Copy the history's objects from earlier destinations into ``obj``.
 
@@ -47,10 +53,9 @@ def _follow_destination(obj: ObjectStore, store) -> None:
     unplugged disk) stays pending in the state and is copied from once it is back, also after
     further changes of destination."""
     here = str(obj.dest)
-    if getattr(store, "_history_destination", None) == here:
-        # this store followed already (a scan writes thousands of versions); while a source
-        # is away, one stat per write until it is back
-        waiting = getattr(store, "_history_waits_for", None) or []
+    followed, waiting = _FOLLOWED.get(store, (None, []))
+    if followed == here:
+        # followed already; while a source is away, one stat per write until it is back
         if not any(ObjectStore(w).objects_dir.is_dir() for w in waiting):
             return
     new = str(obj.dest.resolve())
@@ -72,7 +77,7 @@ def _follow_destination(obj: ObjectStore, store) -> None:
         store.set_meta("history_destination", new)
     if still != pending:
         store.set_meta("history_pending", still)
-    store._history_destination, store._history_waits_for = here, still
+    _FOLLOWED[store] = (here, still)
 
 
 def mask_diff(a: np.ndarray, b: np.ndarray) -> tuple[int | None, float | None]:
