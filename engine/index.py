@@ -95,6 +95,9 @@ def _record_version(root: Path, cfg, store, rel_mask: str, sha: str, image_id: i
     store.add_mask_version(rel_mask, sha, source, image_id=image_id)
 
 
+LOOSE_META = "loose_mask_stats"  # orphan/duplicate mask -> [size, mtime_ns, ctime_ns, sha256]
+
+
 def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport, *,
                       whole: bool = True) -> None:
     """Version every mask seen (of ``rows`` and ``disc``) whose current content the history
@@ -107,17 +110,28 @@ def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport, *,
                                     [r["mask_path"] for r in rows] + loose)
     todo = [(r["mask_path"], r["mask_sha256"], r["id"]) for r in rows
             if (latest.get(r["mask_path"]) or (None,))[0] != r["mask_sha256"]]
-    for m in loose:  # no row keeps their hash: hash those changed since their last version
+    # no row keeps their hash: hash those changed since their last version; the stat of the
+    # last hash is kept in the meta table, so a metadata-only change (chmod, cp -a: ctime
+    # newer than the version) costs one hash, not one at every scan
+    known = (store.get_meta(LOOSE_META) or {}) if (loose or whole) else {}
+    seen = {} if whole else dict(known)
+    for m in loose:
         have = latest.get(m)
         try:
             st = os.stat(root / m)  # ctime too: cp -p, rsync -a and unzip set mtime back
-            if have is not None and max(st.st_mtime, st.st_ctime) <= have[1]:
+            stat = [st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+            if have is not None and (max(st.st_mtime, st.st_ctime) <= have[1]
+                                     or known.get(m) == [*stat, have[0]]):
+                seen[m] = known.get(m) or [*stat, have[0]]
                 continue
             sha = sha256_file(root / m)
         except OSError:
             continue
+        seen[m] = [*stat, sha]
         if have is None or have[0] != sha:
             todo.append((m, sha, None))
+    if seen != known:
+        store.set_meta(LOOSE_META, seen)
     for rel, sha, image_id in todo:
         _record_version(root, cfg, store, rel, sha, image_id, report)
 

@@ -4,6 +4,7 @@ single-file re-index for the watcher."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -228,6 +229,23 @@ def test_broken_orphan_and_duplicate_masks_are_versioned_too(root, cfg, store):
     index.scan(root, cfg, store)
     assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
     index.scan(root, cfg, store)                 # and nothing more while nothing changes
+    assert len(store.mask_versions("lonely_mask.png")) == 2
+
+
+def test_a_metadata_change_costs_a_mask_without_a_row_one_hash(root, cfg, store, monkeypatch):
+    # chmod (or cp -a) makes the ctime newer than the last version: hashed once to see the
+    # content is the same, then not again at every scan
+    msk(root / "lonely_mask.png", seed=1)
+    index.scan(root, cfg, store)
+    time.sleep(0.05)  # file times tick coarser than time.time()
+    os.chmod(root / "lonely_mask.png", 0o600)
+    hashes = Counter(monkeypatch, "sha256_file")
+    index.scan(root, cfg, store)
+    assert hashes.n == 1 and len(store.mask_versions("lonely_mask.png")) == 1
+    index.scan(root, cfg, store)
+    assert hashes.n == 1
+    msk(root / "lonely_mask.png", seed=5)        # a real change is still seen
+    index.scan(root, cfg, store)
     assert len(store.mask_versions("lonely_mask.png")) == 2
 
 
