@@ -52,9 +52,14 @@ def test_overrides(tmp_path):
     ('[model\n', "not valid TOML"),
 ])
 def test_bad_values_are_named(tmp_path, text, expected):
+    assert_named(tmp_path, text, expected, load_config)
+
+
+def assert_named(tmp_path, text: str, expected: str, read) -> None:
+    """``read`` of a folder whose config is ``text`` fails naming the file and the problem."""
     (tmp_path / "segtriage.toml").write_text(text)
     with pytest.raises(ConfigError) as e:
-        load_config(tmp_path)
+        read(tmp_path)
     assert expected in str(e.value)
     assert str(tmp_path / "segtriage.toml") in str(e.value)
 
@@ -101,11 +106,7 @@ def test_state_path_reads_only_state_dir(tmp_path, broken):
     ('[model]\nstate_dir = "st"\nlr = fast', "project.state_dir"),
 ])
 def test_state_path_names_a_bad_state_dir(tmp_path, text, expected):
-    (tmp_path / "segtriage.toml").write_text(text)
-    with pytest.raises(ConfigError) as e:
-        state_path(tmp_path)
-    assert expected in str(e.value)
-    assert str(tmp_path / "segtriage.toml") in str(e.value)
+    assert_named(tmp_path, text, expected, state_path)
 
 
 def test_state_path_agrees_with_the_full_config(tmp_path):
