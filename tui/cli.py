@@ -318,13 +318,29 @@ def _need_engine(root: Path) -> int:
     return pid
 
 
-def follow_job(store, job_id: int, *, console=None) -> int:
-    """Follow a job with a progress bar until it ends. Ctrl-C detaches; the job goes on."""
+ENGINE_CHECK_S = 2.0  # how often a follower looks whether the engine still holds its lock
+
+
+def _resumed_as(store, job_id: int):
+    """The job an interrupted one was queued again as (recover_interrupted), or None."""
+    return next((j for j in store.jobs(limit=200)
+                 if (j.params or {}).get("resumed_from") == job_id), None)
+
+
+def follow_job(store, job_id: int, *, console=None, root: Path | None = None) -> int:
+    """Follow a job with a progress bar until it ends. Ctrl-C detaches; the job goes on.
+
+    With ``root``, the follower also watches the engine (which this command started): when
+    it dies in the job (kill -9, out of memory) it is started again, and the job that
+    recovery queues in its place is followed; a job an engine stop interrupted is reported
+    with how it goes on, instead of a bar that never moves."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ..engine.process import engine_pid
 
     console = console or _console()
     client = store.register_client("cli")
-    last_event = 0
+    last_event, dead_seen, restarts = 0, 0, 0
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn(),
@@ -332,7 +348,7 @@ def follow_job(store, job_id: int, *, console=None) -> int:
                       transient=False) as prog:
             job = store.job(job_id)
             task = prog.add_task(f"job {job_id} {job.kind}", total=1.0, msg="queued")
-            beat = time.monotonic()
+            beat = checked = time.monotonic()
             while True:
                 job = store.job(job_id)
                 prog.update(task, completed=job.progress, msg=escape(job.message or job.state))
@@ -344,15 +360,38 @@ def follow_job(store, job_id: int, *, console=None) -> int:
                         f"  {fold}epoch {d.get('epoch')}: train loss {_fmt(d.get('train_loss'))}"
                         f"  valid loss {_fmt(d.get('valid_loss'))}"
                         f"  valid Dice {_fmt(d.get('valid_dice'))}")
+                if job.state == "interrupted" and root is not None:
+                    nxt = _resumed_as(store, job_id)
+                    if nxt is not None and engine_pid(root) is not None:
+                        prog.console.print(f"job {job_id} was interrupted; it goes on as job "
+                                           f"{nxt.id}")
+                        job_id, last_event = nxt.id, 0
+                        prog.update(task, description=f"job {job_id} {nxt.kind}")
+                        continue
                 if not job.active:
                     break
-                if time.monotonic() - beat > 10:
+                now = time.monotonic()
+                if root is not None and now - checked > ENGINE_CHECK_S:
+                    checked = now
+                    dead = job.state == "running" and engine_pid(root) is None
+                    dead_seen = dead_seen + 1 if dead else 0
+                    if dead_seen >= 2 and restarts < store.MAX_CRASHES:
+                        restarts += 1
+                        dead_seen = 0
+                        prog.console.print(f"the engine stopped while job {job_id} ran: "
+                                           "starting it again (the job resumes)")
+                        _need_engine(root)
+                if now - beat > 10:
                     store.client_heartbeat(client)
-                    beat = time.monotonic()
+                    beat = now
                 time.sleep(0.25)
     except KeyboardInterrupt:
-        console.print(f"\ndetached: job {job_id} goes on in the engine "
-                      f"(`segtriage jobs DIR`, `segtriage cancel DIR {job_id}`)")
+        if root is not None and engine_pid(root) is None:
+            console.print(f"\ndetached: job {job_id} waits for the engine, which is not "
+                          "running (`segtriage engine start DIR`)")
+        else:
+            console.print(f"\ndetached: job {job_id} goes on in the engine "
+                          f"(`segtriage jobs DIR`, `segtriage cancel DIR {job_id}`)")
         return 0
     finally:
         store.unregister_client(client)
@@ -360,6 +399,11 @@ def follow_job(store, job_id: int, *, console=None) -> int:
     console.print(f"job {job_id} [{style}]{job.state}[/]"
                   + (f": {escape(job.error)}" if job.error else "")
                   + (f" {escape(json.dumps(job.result))}" if job.result else ""))
+    if job.state == "interrupted":
+        nxt = _resumed_as(store, job_id)
+        console.print(f"the engine stopped; job {job_id} is queued again"
+                      + (f" as job {nxt.id}" if nxt else "")
+                      + " and runs when it starts (`segtriage engine start DIR`)")
     return 0 if job.state == "done" else 1
 
 
@@ -378,7 +422,7 @@ def _submit_and_follow(root: Path, kind: str, params, detach: bool) -> int:
     console.print(f"job {job_id} ({kind}) queued; engine pid {pid}")
     if detach:
         return 0
-    return follow_job(store, job_id, console=console)
+    return follow_job(store, job_id, console=console, root=root)
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -842,8 +886,10 @@ def cmd_status(a) -> int:
     c.print(f"backup   last {_ago(b['last'])}" + (f" ({b['snapshot']})" if b["snapshot"] else "")
             + f", {b['edits_since']} mask(s) changed since")
     for j in st["jobs"]:
+        gone = j["state"] == "running" and not e["running"]
         c.print(f"job      {j['id']} {j['kind']} {j['state']} {j['progress'] * 100:.0f}% "
-                f"{escape(j['message'] or '')}")
+                + ("(stopped with the engine: it resumes when the engine starts)" if gone
+                   else escape(j["message"] or "")))
     return 0
 
 

@@ -547,3 +547,46 @@ async def test_notifications_show_brackets_as_written(project, monkeypatch):
         # the text a toast draws for each notification
         shown = [str(Toast(n).render()) for n in app._notifications]
         assert any("set [editor] command" in text for text in shown), shown
+
+
+async def test_an_engine_that_died_in_a_job_is_started_again(project, monkeypatch):
+    # kill -9 in a training: the job stays 'running' with no engine holding the lock. The
+    # app (which starts the engine at launch) starts it again; its recovery resumes the job.
+    from segtriage.tui import app as app_mod
+
+    store = db(project)
+    jid = store.submit_job("train", {"epochs": 1})
+    store.claim_job(pid=999_999)                      # an engine that is gone
+    started = []
+
+    def ensure(root):
+        started.append(root)
+        return None                                   # (still offline: the test has none)
+
+    monkeypatch.setattr(app_mod, "ensure_engine", ensure)
+    app = make_app(project, poll_s=0.05)
+    async with app.run_test(size=(120, 36)) as pilot:
+        for _ in range(4):
+            app._refresh_status()
+            await settle(pilot)
+        assert len(started) == 2                      # at launch, then once: not every refresh
+        assert any(f"the engine stopped while train #{jid} ran" in n.message
+                   for n in app._notifications)
+        assert "stopped with the engine" in screen_text(app)
+
+
+async def test_a_job_left_queued_by_a_stopped_engine_does_not_start_it(project, monkeypatch):
+    # `segtriage engine stop` leaves queued jobs queued: the app must not undo the stop
+    from segtriage.tui import app as app_mod
+
+    db(project).submit_job("train", {"epochs": 1})
+    started = []
+    monkeypatch.setattr(app_mod, "ensure_engine", lambda root: started.append(root))
+    app = make_app(project, start_engine=True)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        n_launch = len(started)
+        for _ in range(3):
+            app._refresh_status()
+            await settle(pilot)
+        assert len(started) == n_launch

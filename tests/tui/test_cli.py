@@ -315,3 +315,65 @@ def test_review_decisions_and_use_prediction_work_headless(project, capsys, monk
     assert [v["source"] for v in store.mask_versions("alpha_mask.png")] == ["scan", "prediction"]
     rc, out, err = run(capsys, "use-prediction", project, "echo.png")  # never predicted
     assert rc == 1 and "echo.png: no prediction yet" in err
+
+
+def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
+        project, capsys, monkeypatch):
+    # kill -9 of the engine in a training the CLI follows: the bar used to stand still for
+    # ever; now the engine is started again and the job recovery queues is followed to its end
+    import threading
+
+    from segtriage.engine import process
+    from segtriage.engine.store import Store
+
+    monkeypatch.setattr(cli, "ENGINE_CHECK_S", 0.05)
+    store = Store.open(project)
+    jid = store.submit_job("train", {"epochs": 1})
+    store.claim_job(999_999)                           # the engine that died in it
+    alive = {"pid": None}
+    monkeypatch.setattr(process, "engine_pid", lambda root: alive["pid"])
+
+    def engine_start(root):                            # what a new engine does at start
+        st = Store.open(root)
+        st.recover_interrupted(crashed=True)
+        alive["pid"] = 4242
+
+        def run():
+            job = Store.open(root).claim_job(4242)
+            Store.open(root).finish_job(job.id, "done")
+        threading.Timer(0.3, run).start()
+        return 4242
+
+    monkeypatch.setattr(cli, "_need_engine", engine_start)
+    assert cli.follow_job(store, jid, root=project) == 0
+    out = capsys.readouterr().out
+    assert f"the engine stopped while job {jid} ran: starting it again" in out
+    assert f"job {jid} was interrupted; it goes on as job {jid + 1}" in out
+    assert f"job {jid + 1} done" in out
+
+
+def test_a_follower_says_how_a_job_an_engine_stop_interrupted_goes_on(project, capsys,
+                                                                       monkeypatch):
+    from segtriage.engine import process
+    from segtriage.engine.store import Store
+
+    store = Store.open(project)
+    jid = store.submit_job("train", {"epochs": 1})
+    store.claim_job(4242)
+    store.recover_interrupted()                         # `segtriage engine stop`
+    monkeypatch.setattr(process, "engine_pid", lambda root: None)
+    monkeypatch.setattr(cli, "_need_engine", lambda root: pytest.fail("must not start it"))
+    assert cli.follow_job(store, jid, root=project) == 1
+    out = capsys.readouterr().out
+    assert f"job {jid} is queued again as job {jid + 1} and runs when it starts" in out
+
+
+def test_status_says_a_running_job_stopped_with_its_engine(project, capsys):
+    from segtriage.engine.store import Store
+
+    store = Store.open(project)
+    store.submit_job("train", {"epochs": 1})
+    store.claim_job(999_999)                           # its engine was killed
+    rc, out, _ = run(capsys, "status", project)
+    assert rc == 0 and "engine   not running" in out
+    assert "running 0% (stopped with the engine: it resumes when the engine" in out

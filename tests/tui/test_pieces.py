@@ -107,9 +107,17 @@ def test_status_lines():
     assert "5 mask edits since" in lines[2]
     assert lines[3].startswith("[$warning]no backup yet")
     info["pid"] = None
-    assert "engine offline" in format_status(info, 1030.0).splitlines()[0]
+    lines = format_status(info, 1030.0).splitlines()
+    assert "engine offline" in lines[0]
+    # a job the engine died in: no ETA counting down, a word on what happens next
+    assert "stopped with the engine" in lines[1] and "ETA" not in lines[1]
     info["running"] = None
     assert "no job running" in job_line(info, 1030.0)
+    # no model yet: the job that is making one is named
+    info.update(model=None, queued=[_Job()])
+    assert "no model yet (train #7 makes one)" in format_status(info, 1030.0).splitlines()[2]
+    info["queued"] = []
+    assert "no model yet (r trains one)" in format_status(info, 1030.0).splitlines()[2]
 
 
 def test_halfcell_lines_match_textual_image_halfcell():

@@ -84,6 +84,10 @@ def job_line(info: dict, now: float, width: int = 80) -> str:
         if last.error:
             text += f": {escape(last.error.splitlines()[0][:60])}"
         return text
+    if info.get("pid") is None and "pid" in info:  # the engine died in it: no ETA counting down
+        return (f"[$warning]⏸ {job.kind} #{job.id}[/] {progress_bar(job.progress)} "
+                f"{job.progress * 100:3.0f}% · stopped with the engine: it resumes when the "
+                f"engine runs again{q}")
     parts = [f"[$accent]▶ {job.kind} #{job.id}[/] {progress_bar(job.progress)} "
              f"{job.progress * 100:3.0f}%"]
     if job.cancel_requested:
@@ -108,7 +112,10 @@ def model_line(info: dict, now: float) -> str:
     m = info.get("model")
     edits = info.get("edits_since_train", 0)
     if m is None:
-        return f"[$foreground-muted]no model yet (r trains one)[/] · {_edits(edits)}"
+        training = [j for j in [info.get("running"), *(info.get("queued") or [])]
+                    if j is not None and j.kind in ("train", "crossval")]
+        hint = f"{training[0].kind} #{training[0].id} makes one" if training else "r trains one"
+        return f"[$foreground-muted]no model yet ({hint})[/] · {_edits(edits)}"
     kind = " crossval" if m.get("kind") == "crossval" else ""
     text = (f"model [b]v{m['id']}[/b]{kind} · {age(now - m['created_at'])} ago · "
             f"{m.get('n_train') or 0} masks · valid Dice {_num(m.get('valid_dice'))}")
