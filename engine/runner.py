@@ -149,10 +149,14 @@ def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, flo
     def on_epoch(d: dict) -> None:
         ctx.event("epoch", {**d, **({"fold": fold} if fold is not None else {})})
 
+    def say(msg: str) -> None:  # the engine's log, and the job's: a follower prints these
+        log.info("%s%s", label, msg)  # (skipped masks, epochs raised to reach min_steps)
+        ctx.event("log", {"message": f"{label}{msg}"})
+
     try:
         return model.train(items, ctx.cfg.project.codes, mcfg, out, epochs=mcfg.epochs,
                            valid_idx=valid_idx, on_progress=on_progress, on_epoch=on_epoch,
-                           should_cancel=ctx.should_cancel, log=log.info)
+                           should_cancel=ctx.should_cancel, log=say)
     except model.TrainCancelled:
         ctx.check()  # raises the right one of cancelled / interrupted
         raise JobCancelled() from None

@@ -638,7 +638,7 @@ class SegtriageApp(App[int]):
                 self._submit("train", {"epochs": result["epochs"], **extra}, "training")
 
         self.push_screen(RetrainScreen(m.epochs, m.folds, n, self.cfg.backup.before_train,
-                                       gpus=m.gpus), answer)
+                                       gpus=m.gpus, min_steps=m.min_steps), answer)
 
     def action_predict(self) -> None:
         self._submit("predict", {"scope": "stale"}, "re-predict")

@@ -352,9 +352,13 @@ def follow_job(store, job_id: int, *, console=None, root: Path | None = None) ->
             while True:
                 job = store.job(job_id)
                 prog.update(task, completed=job.progress, msg=escape(job.message or job.state))
-                for ev in store.events(job_id=job_id, kind="epoch", after_id=last_event):
+                for ev in store.events(job_id=job_id, after_id=last_event):
                     last_event = ev["id"]
                     d = ev["data"] or {}
+                    if ev["kind"] == "log" and d.get("message"):  # backup, epochs, skipped
+                        prog.console.print(f"  {escape(str(d['message']))}")
+                    if ev["kind"] != "epoch":
+                        continue
                     fold = f"fold {d['fold'] + 1} " if d.get("fold") is not None else ""
                     prog.console.print(
                         f"  {fold}epoch {d.get('epoch')}: train loss {_fmt(d.get('train_loss'))}"

@@ -341,6 +341,8 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         await settle(pilot)
         epochs = app.screen.query_one("#epochs")
         assert epochs.value == "8"
+        hint = str(app.screen.query(".dialog-detail").last().render())
+        assert "At least 200 optimizer steps ([model] min_steps)" in hint
         epochs.value = "3"
         await pilot.press("enter")
         await settle(pilot)

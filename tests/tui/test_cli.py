@@ -377,3 +377,19 @@ def test_status_says_a_running_job_stopped_with_its_engine(project, capsys):
     rc, out, _ = run(capsys, "status", project)
     assert rc == 0 and "engine   not running" in out
     assert "running 0% (stopped with the engine: it resumes when the engine" in out
+
+
+def test_a_follower_prints_what_the_job_logs(project, capsys):
+    # skipped masks and epochs raised to reach min_steps were only in the engine's log
+    from segtriage.engine.store import Store
+
+    store = Store.open(project)
+    jid = store.submit_job("train", {"epochs": 2})
+    store.claim_job(4242)
+    store.add_event("log", {"message": "epochs raised to 50 to reach min_steps 200 "
+                                       "(4 steps/epoch)"}, job_id=jid)
+    store.add_event("epoch", {"epoch": 1, "train_loss": 0.5}, job_id=jid)
+    store.finish_job(jid, "done")
+    assert cli.follow_job(store, jid) == 0
+    out = capsys.readouterr().out
+    assert "epochs raised to 50 to reach min_steps 200" in out and "epoch 1: train loss" in out

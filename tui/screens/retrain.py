@@ -15,9 +15,10 @@ class RetrainScreen(ModalScreen[dict | None]):
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
     def __init__(self, epochs: int, folds: int, n_masks: int | None = None,
-                 backup_first: bool = False, gpus: int = 1) -> None:
+                 backup_first: bool = False, gpus: int = 1, min_steps: int = 0) -> None:
         super().__init__()
         self.gpus = gpus
+        self.min_steps = min_steps
         self.epochs = epochs
         self.folds = folds
         self.n_masks = n_masks
@@ -30,6 +31,10 @@ class RetrainScreen(ModalScreen[dict | None]):
                 yield Static(f"Learns from {self.n_masks} masks (flagged images are left out)"
                              + ("; a backup is taken first." if self.backup_first else "."),
                              classes="dialog-detail")
+            if self.min_steps:
+                yield Static(f"At least {self.min_steps} optimizer steps ([model] min_steps): "
+                             "a small set trains more epochs than asked.",
+                             classes="dialog-detail", markup=False)
             with Horizontal(classes="field"):
                 yield Label("Epochs")
                 yield Input(str(self.epochs), id="epochs", type="integer", max_length=5)
