@@ -7,6 +7,7 @@ what is allowed, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -49,12 +50,19 @@ def _int(lo: int | None = None, hi: int | None = None) -> Callable[[Any], int]:
 
 def _float(lo: float | None = None, hi: float | None = None, *, open_lo: bool = False
            ) -> Callable[[Any], float]:
+    allowed = f"a {'finite ' if hi is None else ''}number{_range(lo, hi, open_lo)}"
+
     def check(v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise ValueError(f"a number{_range(lo, hi, open_lo)}")
-        v = float(v)
-        if (lo is not None and (v < lo or (open_lo and v == lo))) or (hi is not None and v > hi):
-            raise ValueError(f"a number{_range(lo, hi, open_lo)}")
+            raise ValueError(allowed)
+        try:
+            v = float(v)
+        except OverflowError:  # an integer beyond any float: TOML allows arbitrary digits
+            raise ValueError(allowed) from None
+        # NaN is neither below nor above any bound, so it is refused by name, with ±inf
+        if not math.isfinite(v) or (lo is not None and (v < lo or (open_lo and v == lo))) or (
+                hi is not None and v > hi):
+            raise ValueError(allowed)
         return v
     return check
 
@@ -136,7 +144,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
                                  "while training"),
         "folds": (3, _int(2, 20), "models trained by crossval (out-of-fold scoring)"),
         "valid_pct": (0.2, _float(0.0, 0.9), "share of labelled images held out for validation"),
-        "seed": (42, _int(0), "random seed for the validation split and folds"),
+        # TOML's own limit: torch.manual_seed overflows on a larger one, at training time
+        "seed": (42, _int(0, 2**63 - 1), "random seed for the validation split and folds"),
         "device": ("auto", _choice("auto", "cpu", "cuda", "mps"), "where to train and predict"),
         "precision": ("auto", _choice("auto", "fp32", "bf16", "fp16"),
                       "inference and mixed-precision training (CPU: bf16 only)"),

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from segtriage.engine.config import (ConfigError, default_config, load_config, state_path,
-                                     template, write_template)
+from segtriage.engine.config import (SCHEMA, ConfigError, default_config, load_config,
+                                     state_path, template, write_template)
 
 
 def test_defaults_without_file(tmp_path):
@@ -44,6 +44,16 @@ def test_overrides(tmp_path):
     ('[model]\nepochs = 2.5', "model.epochs = 2.5 is not allowed"),
     ('[model]\npretrained = "yes"', "model.pretrained = 'yes' is not allowed; expected true or"),
     ('[model]\nlr = 0', "model.lr = 0 is not allowed; expected a number > 0.0"),
+    # NaN is below and above nothing, so range checks alone let it through to job time
+    ('[model]\nlr = nan', "model.lr = nan is not allowed; expected a number > 0.0 and ≤ 10.0"),
+    ('[scoring]\ndisagree_dice = nan', "scoring.disagree_dice = nan is not allowed; expected a "
+                                       "number ≥ 0.0 and ≤ 1.0"),
+    ('[scoring]\nlq_temperature = nan', "scoring.lq_temperature = nan is not allowed"),
+    ('[engine]\nidle_exit_s = inf', "engine.idle_exit_s = inf is not allowed; expected a finite "
+                                    "number ≥ 0.0"),
+    ('[engine]\nidle_exit_s = 1' + "0" * 400, "is not allowed; expected a finite number ≥ 0.0"),
+    ('[model]\nseed = 1' + "0" * 20, "model.seed = 1" + "0" * 20 + " is not allowed; expected "
+                                     "an integer ≥ 0 and ≤ 9223372036854775807"),
     ('[project]\ncodes = ["a", "a"]', "project.codes = ['a', 'a'] is not allowed"),
     ('[editor]\nmode = "emacs"', "editor.mode = 'emacs' is not allowed; expected one of "
                                  "'terminal', 'gui'"),
@@ -53,6 +63,28 @@ def test_overrides(tmp_path):
 ])
 def test_bad_values_are_named(tmp_path, text, expected):
     assert_named(tmp_path, text, expected, load_config)
+
+
+def _numeric_keys(kind):
+    return [(section, key) for section, keys in SCHEMA.items()
+            for key, (default, _check, _help) in keys.items()
+            if type(default) is kind]
+
+
+@pytest.mark.parametrize("section, key", _numeric_keys(float))
+@pytest.mark.parametrize("value", ["nan", "-nan", "inf", "-inf",
+                                   pytest.param("1" + "0" * 400, id="int-beyond-float")])
+def test_every_number_refuses_nan_infinity_and_overflow(tmp_path, section, key, value):
+    assert_named(tmp_path, f"[{section}]\n{key} = {value}\n",
+                 f"{section}.{key} = {tomllib.loads(f'v = {value}')['v']!r} is not allowed; "
+                 "expected a ", load_config)
+
+
+@pytest.mark.parametrize("section, key", _numeric_keys(int))
+def test_every_integer_has_an_upper_bound(tmp_path, section, key):
+    # TOML integers have as many digits as written; every consumer of these has a limit
+    assert_named(tmp_path, f"[{section}]\n{key} = {2**64}\n",
+                 f"{section}.{key} = {2**64} is not allowed; expected an integer", load_config)
 
 
 def assert_named(tmp_path, text: str, expected: str, read) -> None:
