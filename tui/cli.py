@@ -658,9 +658,15 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
                     if not (rel == ".." or rel.startswith(".." + os.sep)):
                         yield Path(rel).as_posix()
 
+    from .data import common_dir
+
+    # the names the app shows: the folder every image shares left out ("images/" when split)
+    shown = common_dir([r["path"] for r in rows])
     out, unknown = [], []
     for arg in args:
         found = next((image_of[r] for r in rels(arg) if r in image_of), None)
+        if found is None and shown:
+            found = image_of.get(shown + Path(arg).as_posix())
         (out if found else unknown).append(found or arg)
     if unknown:
         raise SystemExit(_err(f"not an image of {root} (or its mask): {', '.join(unknown)}; "

@@ -393,3 +393,21 @@ def test_a_follower_prints_what_the_job_logs(project, capsys):
     assert cli.follow_job(store, jid) == 0
     out = capsys.readouterr().out
     assert "epochs raised to 50 to reach min_steps 200" in out and "epoch 1: train loss" in out
+
+
+def test_images_are_found_by_the_names_the_app_shows(tmp_path, capsys):
+    # split layout: the app lists images/a/x.png as a/x.png; the commands take that too
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "split"
+    for sub in ("a", "b"):
+        (root / "images" / sub).mkdir(parents=True)
+        (root / "masks" / sub).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "images" / sub / "x.png")
+        m = np.zeros((8, 8), np.uint8)
+        m[2:5, 2:5] = 255
+        Image.fromarray(m).save(root / "masks" / sub / "x.png")
+    assert run(capsys, "scan", root)[0] == 0
+    rc, out, _ = run(capsys, "accept", root, "a/x.png", "images/b/x.png")
+    assert rc == 0 and "images/a/x.png: accepted" in out and "images/b/x.png: accepted" in out
