@@ -157,13 +157,16 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
     "scoring": {
         "uncertain_threshold": (0.8, _float(0.5, 1.0),
                                 "τ: a pixel is uncertain when its max class probability < τ"),
-        "lq_temperature": (0.1, _float(0.0, 10.0, open_lo=True),
+        # (1 − s)/T must stay finite: below ~5.6e-309 it overflows and lq_softmin is NaN
+        "lq_temperature": (0.1, _float(1e-300, 10.0),
                            "temperature of cleanlab's soft-minimum label quality"),
         "match_iou": (0.5, _float(0.0, 1.0, open_lo=True), "IoU for matching objects"),
         "boundary_px": (2, _int(0, 64), "half-width of the boundary band in pixels"),
         "disagree_dice": (0.8, _float(0.0, 1.0),
                           "Dice or label quality below this, model confident → disagrees"),
-        "confident": (0.9, _float(0.5, 1.0),
+        # > 0.5: the cut-off 2·confident − 1 of scoring's confident disagreement d ≥ cut-off
+        # is 0 at 0.5, and d ≥ 0 holds for every pixel, agreeing ones too (all images wrong)
+        "confident": (0.9, _float(0.5, 1.0, open_lo=True),
                       "core confidence (object interiors and unsure pixels away from edges) "
                       "at or above this counts as a confident model"),
         "small_object_px": (9, _int(1, 100_000),

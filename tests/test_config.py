@@ -1,12 +1,15 @@
 """segtriage.toml: defaults, strict validation messages, the template."""
 
+import math
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from segtriage.engine.config import (SCHEMA, ConfigError, default_config, load_config,
                                      state_path, template, write_template)
+from segtriage.engine.scoring import score_image
 
 
 def test_defaults_without_file(tmp_path):
@@ -85,6 +88,43 @@ def test_every_integer_has_an_upper_bound(tmp_path, section, key):
     # TOML integers have as many digits as written; every consumer of these has a limit
     assert_named(tmp_path, f"[{section}]\n{key} = {2**64}\n",
                  f"{section}.{key} = {2**64} is not allowed; expected an integer", load_config)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('[scoring]\nconfident = 0.5', "scoring.confident = 0.5 is not allowed; expected a number "
+                                   "> 0.5 and ≤ 1.0"),
+    ('[scoring]\nlq_temperature = 1e-310', "scoring.lq_temperature = 1e-310 is not allowed; "
+                                           "expected a number ≥ 1e-300 and ≤ 10.0"),
+])
+def test_scoring_edges_that_break_a_formula_are_refused(tmp_path, text, expected):
+    assert_named(tmp_path, text, expected, load_config)
+
+
+_SCORING_EDGES = {  # the extremes the [scoring] validators allow
+    "uncertain_threshold": [0.5, 1.0], "lq_temperature": [1e-300, 10.0],
+    "match_iou": [5e-324, 1.0], "boundary_px": [0, 64], "disagree_dice": [0.0, 1.0],
+    "confident": [math.nextafter(0.5, 1.0), 1.0], "small_object_px": [1, 100_000],
+}
+
+
+@pytest.mark.parametrize("key, value", [(k, v) for k, vs in _SCORING_EDGES.items() for v in vs])
+def test_every_allowed_scoring_value_keeps_a_right_mask_right(tmp_path, key, value):
+    """At each extreme the config allows, a mask the model agrees with everywhere has no
+    confident disagreement and full label quality (confident = 0.5 gave every image an error
+    region, even an empty mask under an empty prediction)."""
+    (tmp_path / "segtriage.toml").write_text(f"[scoring]\n{key} = {value!r}\n")
+    prm = load_config(tmp_path).scoring
+    obj = np.zeros((32, 32), np.uint8)
+    obj[8:20, 10:24] = 1
+    cases = [(obj * 255, obj),                                      # saturated, one object
+             (np.where(obj > 0, 0.97, 0.02).astype(np.float32), obj),  # sure, not saturated
+             (np.full((32, 32), 0.01, np.float32), obj * 0)]         # empty and empty
+    for prob, mask in cases:
+        s = score_image(prob, mask, cfg_scoring=prm)
+        assert (s["error_regions"], s["missed_confident"], s["extra_confident"]) == (0, 0, 0)
+        assert s["dice"] == 1.0 and s["label_quality"] == 1.0
+        assert s["lq_softmin"] is not None and s["lq_softmin"] > 0.9
+        assert s["category"] in ("agrees", "uncertain")
 
 
 def assert_named(tmp_path, text: str, expected: str, read) -> None:
