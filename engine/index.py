@@ -144,6 +144,9 @@ def _rel_msg(msg: str, root: Path) -> str:
     return msg.replace(pre, "")
 
 
+KEPT_STATUSES = ("accepted", "flagged", "edited", "unreviewed")  # what a mask's return restores
+
+
 def _evaluate(root: Path, cfg, pair: Pair, row, dup: str | None, report: ScanReport, *,
               revalidate: bool = False, rehash: bool = False) -> tuple[dict | None, str | None]:
     """``(fields to write, mask sha to record)``; ``(None, None)`` when nothing changed.
@@ -205,10 +208,19 @@ def _evaluate(root: Path, cfg, pair: Pair, row, dup: str | None, report: ScanRep
         img_sha256=img_sha, mask_size=msz, mask_mtime_ns=mmt, mask_sha256=mask_sha,
         error=_rel_msg(error, root) if error else None)
     prev = row["status"] if row is not None else None
+    if pair.mask is None:
+        # the mask went away: its decision is kept with its hash, for the mask coming back
+        # (a layout changed and changed back, a masks folder moved out and in again)
+        if row is not None and row["mask_sha256"] and prev in KEPT_STATUSES:
+            fields.update(kept_status=prev, kept_mask_sha=row["mask_sha256"])
+    else:
+        fields.update(kept_status=None, kept_mask_sha=None)
     if error:
         fields["status"] = "error"
     elif pair.mask is None:
         fields["status"] = "no-mask"
+    elif row is not None and row["mask_sha256"] is None and row["kept_mask_sha"] == mask_sha:
+        fields["status"] = row["kept_status"]  # the same mask is back: so is its decision
     elif row is None or row["mask_sha256"] is None:
         fields["status"] = "unreviewed"
     elif mask_sha != row["mask_sha256"]:

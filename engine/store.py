@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 BUSY_TIMEOUT_MS = 30_000
 
 STATUSES = ("unreviewed", "accepted", "edited", "flagged", "no-mask", "error")
@@ -207,7 +207,15 @@ UPDATE scores SET outline_bias = json_extract(metrics, '$.outline_bias')
     WHERE json_valid(metrics) AND json_extract(metrics, '$.outline_bias') IS NOT NULL;
 """
 
-MIGRATIONS: list = [_V1, _V2, _V3, _V4, _V5, _v6, _V7]
+# v7 → v8: the decision of an image whose mask went out of sight (a layout changed and
+# changed back, a masks folder moved away and back) is kept with that mask's hash, and comes
+# back with the mask when its content is the same.
+_V8 = """
+ALTER TABLE images ADD COLUMN kept_status TEXT;
+ALTER TABLE images ADD COLUMN kept_mask_sha TEXT;
+"""
+
+MIGRATIONS: list = [_V1, _V2, _V3, _V4, _V5, _v6, _V7, _V8]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -406,7 +414,8 @@ class Store:
 
     # -- images ----------------------------------------------------------------------------
     _IMAGE_FIELDS = ("mask_path", "width", "height", "img_size", "img_mtime_ns", "img_sha256",
-                     "mask_size", "mask_mtime_ns", "mask_sha256", "status", "error")
+                     "mask_size", "mask_mtime_ns", "mask_sha256", "status", "error",
+                     "kept_status", "kept_mask_sha")
 
     def upsert_image(self, path: str, **fields: Any) -> int:
         """Insert or update the row of one image; returns its id."""

@@ -649,3 +649,27 @@ def test_an_orphan_mask_replaced_by_an_older_file_is_versioned(root, cfg, store)
     os.utime(root / "lonely_mask.png", ns=(1_600_000_000_000_000_000,) * 2)
     index.scan(root, cfg, store)
     assert len(store.mask_versions("lonely_mask.png")) == 2
+
+
+def test_a_mask_that_comes_back_unchanged_brings_its_decision_back(root, cfg, store):
+    # [layout] kind changed and changed back, or a masks folder moved out and in again:
+    # every row went 'no-mask' and then 'unreviewed', and the decisions were gone
+    for n in ("a", "b", "c"):
+        img(root / f"{n}.png"); msk(root / f"{n}_mask.png", seed=1)
+    index.scan(root, cfg, store)
+    store.set_status([store.image("a.png")["id"]], "accepted")
+    store.set_status([store.image("b.png")["id"]], "flagged")
+    away = root.parent / "away"
+    away.mkdir()
+    for n in ("a", "b", "c"):
+        (root / f"{n}_mask.png").rename(away / f"{n}_mask.png")
+    index.scan(root, cfg, store)
+    assert {store.image(f"{n}.png")["status"] for n in "abc"} == {"no-mask"}
+    index.scan(root, cfg, store)                     # still away: nothing forgotten
+    for n in ("a", "b"):
+        (away / f"{n}_mask.png").rename(root / f"{n}_mask.png")
+    msk(root / "c_mask.png", seed=7)                 # c comes back as another mask
+    index.scan(root, cfg, store)
+    assert [store.image(f"{n}.png")["status"] for n in "abc"] == [
+        "accepted", "flagged", "unreviewed"]
+    assert store.image("a.png")["kept_status"] is None  # used up

@@ -234,7 +234,7 @@ def test_migrates_a_version_3_database_forward_with_the_priority_index(tmp_path)
     assert "scores_priority" not in names
     c.close()
     st = Store(db)
-    assert st.schema_version() == SCHEMA_VERSION == 7
+    assert st.schema_version() == SCHEMA_VERSION == 8
     names = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"scores_priority", "images_fingerprint"} <= names
     assert st.image("old.png")["status"] == "accepted"
@@ -352,7 +352,7 @@ def test_v5_databases_with_or_without_the_partial_column_migrate(tmp_path, had_p
     c.commit()
     c.close()
     st = Store(db)
-    assert st.schema_version() == SCHEMA_VERSION == 7
+    assert st.schema_version() == SCHEMA_VERSION == 8
     st.add_backup(destination="d", snapshot="s1", files=1, bytes_added=1, masks_changed=0)
     st.add_backup(destination="d", snapshot="s2", files=1, bytes_added=0, masks_changed=0,
                   partial=True)
@@ -379,6 +379,6 @@ def test_v6_databases_get_the_outline_bias_column(tmp_path):
     c.commit()
     c.close()
     st = Store(db)
-    assert st.schema_version() == SCHEMA_VERSION == 7
+    assert st.schema_version() == SCHEMA_VERSION == 8
     got = {r["path"]: r["outline_bias"] for r in st.list_rows()}
     assert got == {"a.png": -0.5, "b.png": None}
