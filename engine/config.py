@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 CONFIG_NAME = "segtriage.toml"
 
@@ -78,6 +79,56 @@ def _range(lo, hi, open_lo=False) -> str:
 def _str(v: Any) -> str:
     if not isinstance(v, str):
         raise ValueError("a string")
+    return v
+
+
+# -- the [editor] command template (tui/editor.py expands it with the same function) ---------
+
+EDITOR_PLACEHOLDERS = ("mask", "image")  # {mask}: the mask to edit, {image}: its image
+EDITOR_BRACES = ("a command line whose only placeholders are "
+                 + " and ".join("{" + n + "}" for n in EDITOR_PLACEHOLDERS)
+                 + " (write {{ and }} for a literal brace)")
+_BRACE_RE = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+
+
+def expand_editor_args(parts: list[str], values: Mapping[str, str]) -> tuple[list[str], bool]:
+    """``parts`` (a shlex-split [editor] command) with each ``{name}`` replaced by
+    ``values[name]`` and ``{{``/``}}`` by a literal brace, as str.format does, and whether any
+    placeholder occurred. An unknown placeholder or an unbalanced brace raises ValueError
+    naming it and the argument: a typo such as ``vi {mask`` must not open a file named
+    ``{mask``."""
+    out, used = [], False
+    for part in parts:
+        pieces, pos = [], 0
+        for m in _BRACE_RE.finditer(part):
+            pieces.append(part[pos:m.start()])
+            pos = m.end()
+            tok, name = m.group(0), m.group(1)
+            if tok in ("{{", "}}"):
+                pieces.append(tok[0])
+            elif name is None:
+                raise ValueError(f"a {tok!r} in argument {part!r} is never "
+                                 + ("closed" if tok == "{" else "opened"))
+            elif name not in EDITOR_PLACEHOLDERS:
+                raise ValueError(f"unknown placeholder {tok} in argument {part!r}")
+            else:
+                pieces.append(values[name])
+                used = True
+        pieces.append(part[pos:])
+        out.append("".join(pieces))
+    return out, used
+
+
+def _editor_command(v: Any) -> str:
+    v = _str(v)
+    try:
+        parts = shlex.split(v)
+    except ValueError as e:
+        raise ValueError(f"{EDITOR_BRACES}; it cannot be split into arguments: {e}") from None
+    try:
+        expand_editor_args(parts, dict.fromkeys(EDITOR_PLACEHOLDERS, ""))
+    except ValueError as e:
+        raise ValueError(f"{EDITOR_BRACES}; here {e}") from None
     return v
 
 
@@ -173,9 +224,9 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
                             "objects smaller than this are left out of the shape averages"),
     },
     "editor": {
-        "command": ("", _str,
-                    "argv template with {mask} and {image}; empty: $SEGTRIAGE_EDITOR, $VISUAL, "
-                    "$EDITOR"),
+        "command": ("", _editor_command,
+                    "argv template with {mask} and {image} ({{ and }}: a literal brace); empty: "
+                    "$SEGTRIAGE_EDITOR, $VISUAL, $EDITOR"),
         "mode": ("terminal", _choice("terminal", "gui"),
                  "terminal: suspend the TUI; gui: launch detached"),
     },

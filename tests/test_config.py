@@ -127,6 +127,44 @@ def test_every_allowed_scoring_value_keeps_a_right_mask_right(tmp_path, key, val
         assert s["category"] in ("agrees", "uncertain")
 
 
+_PLACEHOLDERS = "expected a command line whose only placeholders are {mask} and {image}"
+
+
+@pytest.mark.parametrize("command, problem", [
+    ("vi {mask", "a '{' in argument '{mask' is never closed"),
+    ("vi mask}", "a '}' in argument 'mask}' is never opened"),
+    ("gimp --ref={img} {mask}", "unknown placeholder {img} in argument '--ref={img}'"),
+    ("vi {}", "unknown placeholder {} in argument '{}'"),
+    ("vi {{mask}", "a '}' in argument '{{mask}' is never opened"),
+    ("vi '{mask}", "it cannot be split into arguments: No closing quotation"),
+])
+def test_editor_command_typos_are_refused_listing_the_placeholders(tmp_path, command, problem):
+    # a typo opened the editor on a new file literally named "{mask"
+    (tmp_path / "segtriage.toml").write_text(f"[editor]\ncommand = '''{command}'''\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(tmp_path)
+    msg = str(e.value)
+    assert str(tmp_path / "segtriage.toml") in msg
+    assert f"editor.command = {command!r} is not allowed; {_PLACEHOLDERS}" in msg
+    assert "(write {{ and }} for a literal brace)" in msg and problem in msg
+
+
+@pytest.mark.parametrize("command", [
+    "", "vi", "gimp {mask} --ref={image}", "sh -c 'ed ${{HOME}}/x \"$0\"' {mask}",
+    "paint {{literal}} {image}",
+])
+def test_editor_commands_with_known_placeholders_load(tmp_path, command):
+    (tmp_path / "segtriage.toml").write_text(f"[editor]\ncommand = '''{command}'''\n")
+    assert load_config(tmp_path).editor.command == command
+
+
+def test_the_editor_placeholders_live_in_the_engine_for_the_app_to_use():
+    from segtriage.engine import config
+    from segtriage.tui import editor
+    assert config.EDITOR_PLACEHOLDERS == ("mask", "image")
+    assert editor.EDITOR_PLACEHOLDERS is config.EDITOR_PLACEHOLDERS
+
+
 def assert_named(tmp_path, text: str, expected: str, read) -> None:
     """``read`` of a folder whose config is ``text`` fails naming the file and the problem."""
     (tmp_path / "segtriage.toml").write_text(text)

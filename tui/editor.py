@@ -1,18 +1,25 @@
 """The external mask editor: its argument list, and running it.
 
 Resolution order: ``[editor] command`` in segtriage.toml (an argv template, shlex-split, with
-``{mask}`` and ``{image}`` placeholders; the mask path is appended when neither appears), else
-``$SEGTRIAGE_EDITOR``, ``$VISUAL``, ``$EDITOR`` (shlex-split, the mask path appended). The result is
-always a list handed to the OS directly, never to a shell, so odd file names are safe.
+``{mask}`` and ``{image}`` placeholders and ``{{``/``}}`` for a literal brace; any other brace is
+an error, refused when the config is loaded; the mask path is appended when no placeholder
+appears), else ``$SEGTRIAGE_EDITOR``, ``$VISUAL``, ``$EDITOR`` (shlex-split, the mask path
+appended; shared with other programs, so only ``{mask}`` and ``{image}`` are replaced there and
+other braces stay as they are). The placeholders and their expansion live in engine/config.py,
+which validates the template. The result is always a list handed to the OS directly, never to a
+shell, so odd file names are safe.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
+
+from ..engine.config import EDITOR_BRACES, EDITOR_PLACEHOLDERS, expand_editor_args
 
 ENV_VARS = ("SEGTRIAGE_EDITOR", "VISUAL", "EDITOR")
 _WHERE = " (set [editor] command in segtriage.toml, or $SEGTRIAGE_EDITOR, $VISUAL or $EDITOR)"
@@ -41,9 +48,16 @@ def editor_argv(template: str, mask: Path, image: Path,
         raise EditorError(f"{source} = {template!r} cannot be split into arguments: {e}") from None
     if not parts:
         raise EditorError(f"{source} is empty")
-    placeholders = any("{mask}" in p or "{image}" in p for p in parts)
-    # plain str.replace, not str.format: other braces in arguments stay as they are
-    argv = [p.replace("{mask}", str(mask)).replace("{image}", str(image)) for p in parts]
+    values = {"mask": str(mask), "image": str(image)}
+    if source == "[editor] command":  # validated at load; a Config built otherwise is not
+        try:
+            argv, placeholders = expand_editor_args(parts, values)
+        except ValueError as e:
+            raise EditorError(f"{source} = {template!r} is not {EDITOR_BRACES}: {e}") from None
+    else:  # only the placeholders: other braces in an environment editor stay as they are
+        token = re.compile("|".join(re.escape("{" + n + "}") for n in EDITOR_PLACEHOLDERS))
+        placeholders = any(token.search(p) for p in parts)
+        argv = [token.sub(lambda m: values[m.group(0)[1:-1]], p) for p in parts]
     if not placeholders:
         argv.append(str(mask))
     return argv
