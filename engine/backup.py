@@ -85,6 +85,19 @@ def _safe_rel(rel: str) -> str:
     return rel
 
 
+def _in_the_way(path: str | os.PathLike | None) -> str | None:
+    """The file that keeps ``path`` from being a folder: the first part of it, from the top,
+    that exists and is not a folder (mkdir reports the path it was asked for, say
+    /x/afile/sub, though the file in the way is /x/afile). ``path`` itself when none is."""
+    if path is None:
+        return None
+    p = Path(os.fsdecode(path))
+    for q in [*reversed(p.parents), p]:
+        if os.path.lexists(q) and not q.is_dir():
+            return str(q)
+    return str(p)
+
+
 def _dest_error(dest: Path, e: OSError, doing: str) -> BackupError:
     """Turn an OSError raised while writing the destination into a message a person can act on."""
     where = f"backup destination {dest}"
@@ -94,7 +107,8 @@ def _dest_error(dest: Path, e: OSError, doing: str) -> BackupError:
     elif e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
         msg = f"{where} is not writable ({e.strerror}) while {doing}"
     elif e.errno in (errno.ENOTDIR, errno.EEXIST):
-        msg = f"{where} is not a folder (a file is in the way: {e.filename}) while {doing}"
+        msg = (f"{where} is not a folder (a file is in the way: {_in_the_way(e.filename)}) "
+               f"while {doing}")
     else:
         msg = f"{where}: {e.strerror or e} while {doing}"
     return BackupError(msg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -242,6 +243,30 @@ def test_destination_under_a_file(project):
     assert str(dest) in str(ei.value) and "not a folder" in str(ei.value)
     assert store.backups() == []
     assert backup.list_snapshots(root, cfg, dest=dest) == []
+
+
+@pytest.mark.parametrize("below", ["", "sub", "sub/deeper"])
+def test_the_file_in_the_way_is_the_one_named(project, below):
+    """mkdir names the path it was asked for (a-file/sub/deeper/objects); the message names
+    the file that is actually in the way, whatever depth the destination is below it."""
+    root, cfg, store = project
+    blocker = root.parent / "a-file"
+    blocker.write_text("not a folder")
+    dest = blocker / below if below else blocker
+    with pytest.raises(BackupError) as ei:
+        backup.snapshot(root, cfg, store, dest=dest)
+    assert f"backup destination {dest} is not a folder (a file is in the way: {blocker}) " \
+        in str(ei.value)
+
+
+def test_a_file_inside_the_destination_is_the_one_named(project):
+    root, cfg, store = project
+    dest = root.parent / "store"
+    dest.mkdir()
+    (dest / "objects").write_text("not a folder")
+    with pytest.raises(BackupError, match=f"a file is in the way: {re.escape(str(dest))}"
+                                          r"/objects\)"):
+        backup.snapshot(root, cfg, store, dest=dest)
 
 
 # -- verify and corrupt objects ----------------------------------------------------------
