@@ -247,6 +247,19 @@ def _mtime(p: Path) -> int:
         return 0
 
 
+def info_line(row: Row, note: str | None = None) -> str:
+    """The line under the preview's title: the row's status and category, what it lacks, and
+    the note its files gave (markup)."""
+    info = f"{row.status}" + (f" · {row.category}" if row.category else "")
+    if not row.mask_path:
+        info += " · no mask"
+    if not row.prob_path:
+        info += " · no prediction"
+    if note:
+        info += f" · [b]{escape(note)}[/b]"
+    return info
+
+
 class Preview(Container):
     """Shows the composed picture of one row."""
 
@@ -256,9 +269,10 @@ class Preview(Container):
     outline = reactive(True)
 
     class Composed(Message):
-        def __init__(self, key: tuple, picture, note: str | None,
+        def __init__(self, row: Row, key: tuple, picture, note: str | None,
                      strips: list[Strip] | None = None) -> None:
             super().__init__()
+            self.row = row
             self.key = key
             self.picture = picture
             self.note = note
@@ -273,6 +287,10 @@ class Preview(Container):
         self.row: Row | None = None
         self._sources: OrderedDict[tuple, tuple] = OrderedDict()   # decoded files, by mtime
         self._shown_key: tuple | None = None
+        # the image id of the picture shown and the note its files gave (a read error): the
+        # line under the title is drawn from them and the row's current data
+        self._shown_id: int | None = None
+        self._shown_note: str | None = None
         self._colors: dict[str, tuple[int, int, int]] = {}
 
     def compose(self) -> ComposeResult:
@@ -289,7 +307,13 @@ class Preview(Container):
 
     # -- inputs ----------------------------------------------------------------------------
     def set_row(self, row: Row | None) -> None:
+        """Show ``row``: another row, or the same one with new data (a reload, a decision).
+        The line under the title follows the row's data at once when its picture is the one
+        shown (status, category and scores change without touching its files); a new picture
+        brings its own line when it is composed."""
         self.row = row
+        if row is not None and row.id == self._shown_id and self.is_mounted:
+            self._note(info_line(row, self._shown_note))
         self.refresh_picture()
 
     def set_colors(self, colors: dict[str, tuple[int, int, int]]) -> None:
@@ -342,7 +366,7 @@ class Preview(Container):
             return
         row = self.row
         if row is None:
-            self._shown_key = None
+            self._shown_key = self._shown_id = None
             self._set_picture(None)
             self._note("no image selected")
             return
@@ -376,7 +400,7 @@ class Preview(Container):
                 self._sources.popitem(last=False)
         image, mask, prob, note = sources
         if image is None:
-            self.post_message(self.Composed(key, None, note))
+            self.post_message(self.Composed(row, key, None, note))
             return
         if not colors:
             colors = {"seg-mask": (0, 255, 0), "seg-pred": (255, 0, 255),
@@ -386,7 +410,7 @@ class Preview(Container):
         if self.renderer.strips is not None and not worker.is_cancelled:
             strips = self.renderer.strips(picture)
         if not worker.is_cancelled:
-            self.post_message(self.Composed(key, picture, note, strips))
+            self.post_message(self.Composed(row, key, picture, note, strips))
 
     def _note(self, text: str) -> None:
         self.query_one("#preview-note", Static).update(text, layout=False)  # one fixed line
@@ -398,21 +422,15 @@ class Preview(Container):
     def on_preview_composed(self, message: Composed) -> None:
         message.stop()
         self._shown_key = message.key
-        row = self.row
+        self._shown_id = message.row.id if message.picture is not None else None
+        self._shown_note = message.note
         if message.picture is None:
             self._set_picture(None)
             self._note(f"[b]cannot show[/b] {escape(message.note or '')}")
             return
-        info = ""
-        if row is not None:
-            info = f"{row.status}" + (f" · {row.category}" if row.category else "")
-            if not row.mask_path:
-                info += " · no mask"
-            if not row.prob_path:
-                info += " · no prediction"
-        if message.note:
-            info += f" · [b]{escape(message.note)}[/b]"
-        self._note(info)
+        # the row as it is now when it is still this image (the compose read older data)
+        row = self.row if self.row is not None and self.row.id == message.row.id else message.row
+        self._note(info_line(row, message.note))
         self._set_picture(message.picture, message.strips)
 
     def _set_picture(self, picture, strips: list[Strip] | None = None) -> None:
