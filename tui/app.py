@@ -489,6 +489,8 @@ class SegtriageApp(App[int]):
         self.model.set_status(row, status)
         self.result_list.refresh_row(row)
         self._render_header()
+        if row is self.preview.row:  # its title line shows the status (unflag stays on it)
+            self.preview.set_row(row)
 
     def _decide(self, row: Row, status: str) -> None:
         """A review decision: shown at once, written to the store, and remembered until the
