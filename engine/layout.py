@@ -45,6 +45,9 @@ class Discovery:
     pairs: list[Pair] = field(default_factory=list)
     orphan_masks: list[str] = field(default_factory=list)
     problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, message)
+    # orphan mask → [(its image on disk, why the image is not part of the data set)]: an
+    # orphan is most often a mask whose image [layout] extensions or ignore leave out
+    excluded_images: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 # -- ignoring ------------------------------------------------------------------------------
@@ -101,6 +104,30 @@ def is_ignored(relpath: str | os.PathLike, cfg) -> bool:
         if ign.entry(name, "/".join(parts[: i + 1])):
             return True
     return False
+
+
+def why_ignored(relpath: str | os.PathLike, cfg) -> str | None:
+    """Why is_ignored holds for a path, as words that name the setting (``excluded by
+    [layout] ignore ("img/a/*.jpg")``), or None when it does not."""
+    rel = _norm(relpath)
+    ign = _ignorer(cfg)
+    globs = [g for g in (g.strip().strip("/") for g in cfg.layout.ignore) if g]
+    parts = rel.split("/")
+    for i, name in enumerate(parts):
+        sub = "/".join(parts[: i + 1])
+        on = "" if i == len(parts) - 1 else f" on its folder {sub}"
+        # as _Ignorer: a glob with "/" matches the relative path, one without a single name
+        glob = next((g for g in globs if fnmatch.fnmatchcase(sub if "/" in g else name, g)),
+                    None)
+        if glob is not None:
+            return f'excluded by [layout] ignore ("{glob}"){on}'
+        if ign.path(sub):
+            return f"inside the state folder ([project] state_dir){on}"
+        if name.startswith("."):
+            return f"hidden (a name starting with '.'){on}"
+        if ign.name(name):
+            return f"named like an editor temp or backup file{on}"
+    return None
 
 
 # -- classifying one path --------------------------------------------------------------------
@@ -310,6 +337,64 @@ def _collect(root: str, cfg, kind: str, starts: list[str], disc: Discovery,
     return images, masks
 
 
+@lru_cache(maxsize=1)
+def _pil_extensions() -> frozenset[str]:
+    from PIL import Image  # already loaded by imageio; init() registers every plugin once
+    return frozenset(Image.registered_extensions())
+
+
+def _image_like(ext: str, cfg) -> bool:
+    return ext in cfg.layout.extensions or ext in _pil_extensions()
+
+
+def _explain_orphans(root: str, cfg, kind: str, disc: Discovery) -> None:
+    """Fill ``disc.excluded_images``: for each orphan mask, the files on disk that would be its
+    image but are left out by the config (a mask of im04.jpg is an orphan under
+    ``extensions = [".png"]`` or ``ignore = ["*.jpg"]``, and "no image" would be untrue)."""
+    listed: dict[str, list[str]] = {}
+    suffix = cfg.layout.mask_suffix
+    for mask in disc.orphan_masks:
+        _role, key = classify(mask, cfg, kind)
+        d, _, base = key.rpartition("/")
+        if kind == "split":
+            d = f"{_norm(cfg.layout.images_dir)}/{d}" if d else _norm(cfg.layout.images_dir)
+        if d not in listed:
+            try:
+                listed[d] = sorted(os.listdir(os.path.join(root, d) if d else root))
+            except OSError:
+                listed[d] = []
+        found = []
+        for name in listed[d]:
+            stem, ext = _split_ext(name)
+            if stem != base or (kind == "seed" and suffix and stem.endswith(suffix)) or \
+                    not _image_like(ext.lower(), cfg):  # im04.json beside it is no image
+                continue
+            rel = f"{d}/{name}" if d else name
+            if not os.path.isfile(os.path.join(root, rel)):
+                continue
+            why = why_ignored(rel, cfg)
+            if why is None and ext.lower() not in cfg.layout.extensions:
+                why = f'excluded by [layout] extensions ("{ext}" is not listed)'
+            found.append((rel, why or "not indexed (see the other problems)"))
+        if found:
+            disc.excluded_images[mask] = found
+
+
+def orphan_problem(cfg, disc: Discovery, mask: str) -> tuple[str, str, str]:
+    """The (path, 'orphan-mask', message) problem of one of ``disc.orphan_masks``: where its
+    image would be, or which setting leaves out the image that is there."""
+    excluded = disc.excluded_images.get(mask)
+    if excluded:
+        msg = "; ".join(f"{img} is {why}" for img, why in excluded)
+        return (mask, "orphan-mask", f"mask without an indexed image: its image {msg}")
+    _role, key = classify(mask, cfg, disc.kind)
+    if disc.kind == "seed":
+        where = f"no image {key}.* beside it"
+    else:
+        where = f"no image {_norm(cfg.layout.images_dir)}/{key}.*"
+    return (mask, "orphan-mask", f"mask without an image ({where})")
+
+
 def discover(root: Path | str, cfg, known: str | None = None) -> Discovery:
     """Every image/mask pair under ``root``: sorted, deterministic, never following loops.
     ``known`` as in detect_kind."""
@@ -327,6 +412,7 @@ def discover(root: Path | str, cfg, known: str | None = None) -> Discovery:
         starts = [s for s in starts if os.path.isdir(os.path.join(root_s, s))]
     images, masks = _collect(root_s, cfg, kind, starts, disc)
     _pair(images, masks, kind, cfg, disc)
+    _explain_orphans(root_s, cfg, kind, disc)
     disc.problems.sort()
     return disc
 
@@ -351,4 +437,5 @@ def discover_one(root: Path | str, cfg, relpath: str, kind: str | None = None) -
     images, masks = _collect(root_s, cfg, kind, starts, scratch, key_filter=key,
                              recursive=False)
     _pair(images, masks, kind, cfg, disc)
+    _explain_orphans(root_s, cfg, kind, disc)
     return disc

@@ -9,7 +9,7 @@ import pytest
 
 from segtriage.engine.config import default_config
 from segtriage.engine.layout import Pair, classify, detect_kind, discover, discover_one, \
-    is_ignored
+    is_ignored, orphan_problem, why_ignored
 
 
 def touch(root: Path, *rels: str) -> None:
@@ -238,3 +238,71 @@ def test_output_is_sorted_and_deterministic(tmp_path, cfg):
     assert a == b
     imgs = [p.image for p in a.pairs]
     assert imgs == sorted(imgs) and len(imgs) == 100
+
+
+# -- orphan masks: what is true about their image ----------------------------------------------
+
+@pytest.mark.parametrize("setting, value, why", [
+    ("extensions", [".png"], 'excluded by [layout] extensions (".jpg" is not listed)'),
+    ("ignore", ["img/a/*.jpg"], 'excluded by [layout] ignore ("img/a/*.jpg")'),
+    ("ignore", ["*.jpg"], 'excluded by [layout] ignore ("*.jpg")'),
+    ("ignore", ["/im04.jpg/"], 'excluded by [layout] ignore ("im04.jpg")'),
+])
+def test_a_mask_whose_image_the_config_leaves_out_says_so(tmp_path, cfg, setting, value, why):
+    # it said "mask without an image (no image img/a/im04.* beside it)" beside im04.jpg
+    setattr(cfg.layout, setting, value)
+    touch(tmp_path, "img/a/im04.jpg", "img/a/im04_mask.png", "img/a/im04.json",
+          "img/a/im05.png", "img/a/im05_mask.png")
+    expected = ("img/a/im04_mask.png", "orphan-mask",
+                f"mask without an indexed image: its image img/a/im04.jpg is {why}")
+    d = discover(tmp_path, cfg)
+    assert d.orphan_masks == ["img/a/im04_mask.png"]
+    assert orphan_problem(cfg, d, "img/a/im04_mask.png") == expected
+    one = discover_one(tmp_path, cfg, "img/a/im04_mask.png")  # the watcher's view
+    assert orphan_problem(cfg, one, "img/a/im04_mask.png") == expected
+
+
+def test_a_split_mask_whose_image_folder_is_ignored_says_so(tmp_path, cfg):
+    cfg.layout.ignore = ["images/old"]
+    touch(tmp_path, "images/old/x.png", "masks/old/x.png", "images/y.tif", "images/y.png",
+          "masks/y.png", "masks/old/z.png")
+    cfg.layout.extensions = [".png"]
+    d = discover(tmp_path, cfg)
+    assert d.orphan_masks == ["masks/old/x.png", "masks/old/z.png"]
+    assert [orphan_problem(cfg, d, m)[2] for m in d.orphan_masks] == [
+        'mask without an indexed image: its image images/old/x.png is excluded by [layout] '
+        'ignore ("images/old") on its folder images/old',
+        "mask without an image (no image images/old/z.*)"]
+    assert d.excluded_images == {"masks/old/x.png": [
+        ("images/old/x.png", 'excluded by [layout] ignore ("images/old") on its folder '
+                             'images/old')]}
+
+
+def test_a_mask_with_no_image_at_all_keeps_its_message(tmp_path, cfg):
+    # a sidecar of the same name is no image; neither is a folder of that name
+    touch(tmp_path, "orph_mask.png", "orph.json", "orph.png/inside.txt", "b/zz_mask.bmp")
+    d = discover(tmp_path, cfg)
+    assert [orphan_problem(cfg, d, m) for m in d.orphan_masks] == [
+        ("b/zz_mask.bmp", "orphan-mask", "mask without an image (no image b/zz.* beside it)"),
+        ("orph_mask.png", "orphan-mask", "mask without an image (no image orph.* beside it)")]
+    assert d.excluded_images == {}
+
+
+def test_several_left_out_images_are_all_named(tmp_path, cfg):
+    cfg.layout.extensions = [".png"]
+    cfg.layout.ignore = ["*.tif"]
+    touch(tmp_path, "k.jpg", "k.tif", "k_mask.png")
+    d = discover(tmp_path, cfg)
+    assert orphan_problem(cfg, d, "k_mask.png")[2] == (
+        'mask without an indexed image: its image k.jpg is excluded by [layout] extensions '
+        '(".jpg" is not listed); k.tif is excluded by [layout] ignore ("*.tif")')
+
+
+@pytest.mark.parametrize("rel", IGNORED + ["rejected/b.png", "x/rejected/c.png", "raw/d.tif",
+                                           "f_old.png", "state/g.png"])
+def test_why_ignored_gives_a_reason_exactly_when_is_ignored(rel, cfg):
+    cfg.layout.ignore = ["rejected", "raw/*.tif", "*_old.png"]
+    cfg.project.state_dir = "state"
+    assert is_ignored(rel, cfg) and why_ignored(rel, cfg)
+    for fine in ("a.png", "raw/e.png", "x/state/h.png", "4913.png"):
+        assert not is_ignored(fine, cfg) and why_ignored(fine, cfg) is None
