@@ -342,7 +342,7 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         epochs = app.screen.query_one("#epochs")
         assert epochs.value == "8"
         hint = str(app.screen.query(".dialog-detail").last().render())
-        assert "At least 200 optimizer steps ([model] min_steps)" in hint
+        assert "Trains at least 200 steps ([model] min_steps)" in hint
         epochs.value = "3"
         await pilot.press("enter")
         await settle(pilot)
@@ -592,3 +592,14 @@ async def test_a_job_left_queued_by_a_stopped_engine_does_not_start_it(project, 
             app._refresh_status()
             await settle(pilot)
         assert len(started) == n_launch
+
+
+async def test_the_retrain_dialog_fits_a_24_row_terminal(project):
+    # its Start and Cancel buttons fell off the bottom of an 80x24 terminal
+    app = make_app(project)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        text = screen_text(app)
+        assert "Start" in text and "Cancel" in text and "Folds" in text

@@ -27,27 +27,30 @@ class RetrainScreen(ModalScreen[dict | None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Static("Retrain the model", classes="dialog-title")
+            # compact fields: with its buttons the dialog fits a 24-row terminal
+            detail = []
             if self.n_masks is not None:
-                yield Static(f"Learns from {self.n_masks} masks (flagged images are left out)"
-                             + ("; a backup is taken first." if self.backup_first else "."),
-                             classes="dialog-detail")
+                detail.append(f"Learns from {self.n_masks} masks (not flagged ones)"
+                              + ("; backs up first." if self.backup_first else "."))
             if self.min_steps:
-                yield Static(f"At least {self.min_steps} optimizer steps ([model] min_steps): "
-                             "a small set trains more epochs than asked.",
-                             classes="dialog-detail", markup=False)
+                detail.append(f"Trains at least {self.min_steps} steps ([model] min_steps).")
+            if detail:
+                yield Static("\n".join(detail), classes="dialog-detail", markup=False)
             with Horizontal(classes="field"):
                 yield Label("Epochs")
-                yield Input(str(self.epochs), id="epochs", type="integer", max_length=5)
+                yield Input(str(self.epochs), id="epochs", type="integer", max_length=5,
+                            compact=True)
             with Horizontal(classes="field"):
                 yield Label("GPUs")  # > 1: torchrun ranks (CPU ranks where there is no GPU)
-                yield Input(str(self.gpus), id="gpus", type="integer", max_length=4)
-            with RadioSet(id="mode"):
+                yield Input(str(self.gpus), id="gpus", type="integer", max_length=4,
+                            compact=True)
+            with RadioSet(id="mode", compact=True):
                 yield RadioButton("Plain: one model on all masks", value=True, id="plain")
                 yield RadioButton("Cross-validation: out-of-fold scores", id="crossval")
             with Horizontal(classes="field", id="folds-row"):
                 yield Label("Folds")
                 yield Input(str(self.folds), id="folds", type="integer", max_length=2,
-                            disabled=True)
+                            disabled=True, compact=True)
             yield Static("", id="retrain-error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start", id="start", variant="primary")
