@@ -237,15 +237,6 @@ def _dups(disc: Discovery) -> dict[str, str]:
     return {p: DUP_PREFIX + m for p, k, m in disc.problems if k == "duplicate-name"}
 
 
-def _orphan_problem(cfg, kind: str, mask: str) -> tuple[str, str, str]:
-    _role, key = layout.classify(mask, cfg, kind)
-    if kind == "seed":
-        where = f"no image {key}.* beside it"
-    else:
-        where = f"no image {layout._norm(cfg.layout.images_dir)}/{key}.*"
-    return (mask, "orphan-mask", f"mask without an image ({where})")
-
-
 class _Writer:
     """Buffers row writes and commits them in short transactions."""
 
@@ -358,7 +349,7 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     _catch_up_history(root, cfg, store, store.images(), disc, report)
 
     problems = [p for p in disc.problems if p[0] not in dups]  # those rows carry the error
-    problems += [_orphan_problem(cfg, disc.kind, m) for m in disc.orphan_masks]
+    problems += [layout.orphan_problem(cfg, disc, m) for m in disc.orphan_masks]
     problems.sort()
     store.replace_problems(problems)
     store.set_meta("scan_signature", sig)
@@ -516,7 +507,7 @@ def index_one(root: Path, cfg, store, relpath: str, *, revalidate: bool = False,
     _catch_up_history(root, cfg, store, [store.image(p.image) for p in disc.pairs], disc,
                       report, whole=False)
     for m in disc.orphan_masks:
-        store.upsert_problem(*_orphan_problem(cfg, kind, m))
+        store.upsert_problem(*layout.orphan_problem(cfg, disc, m))
     for p, k, m in disc.problems:
         if k != "duplicate-name":
             store.upsert_problem(p, k, m)

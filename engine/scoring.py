@@ -66,7 +66,8 @@ class ScoringParams:
             (int(self.boundary_px) == self.boundary_px and self.boundary_px >= 0,
              "boundary_px must be an integer >= 0"),
             (0 <= self.disagree_dice <= 1, "disagree_dice must be in [0, 1]"),
-            (0.5 <= self.confident <= 1, "confident must be in [0.5, 1]"),
+            # at 0.5 the confident-disagreement cut-off 2·confident − 1 is 0: every pixel
+            (0.5 < self.confident <= 1, "confident must be in (0.5, 1]"),
             (self.small_object_px >= 1, "small_object_px must be >= 1"),
         ]
         for ok, msg in checks:

@@ -334,9 +334,6 @@ def test_split_layout_scan(root, cfg, store):
     assert rep.problems[0][2] == "mask without an image (no image images/z.*)"
 
 
-@pytest.mark.xfail(strict=True, reason="needs engine/index.py to build the problem with "
-                   "layout.orphan_problem(cfg, disc, m) (it still calls its own "
-                   "_orphan_problem): remove this mark with that change")
 def test_a_mask_whose_image_the_config_leaves_out_is_not_called_imageless(root, cfg, store):
     # it said "mask without an image (no image img/a/im04.* beside it)" beside im04.jpg
     cfg.layout.ignore = ["img/a/*.jpg"]

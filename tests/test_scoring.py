@@ -266,6 +266,8 @@ def test_params_from_config_section_and_validation():
         S.ScoringParams(lq_temperature=0)
     with pytest.raises(ValueError, match="confident"):
         S.params_from(SimpleNamespace(confident=0.2))
+    with pytest.raises(ValueError, match=r"confident must be in \(0.5, 1\]"):
+        S.params_from(SimpleNamespace(confident=0.5))  # every pixel would be "confident"
     # a stricter threshold is honoured
     p = np.full((6, 6), 0.07)
     p[1:4, 1:4] = 0.93  # m = .93 everywhere: confident at .9, not at .95
