@@ -46,6 +46,19 @@ def _scale_args(p: argparse.ArgumentParser, *, launch: bool) -> None:
                             "started elsewhere (SLURM, other hosts; docs/scaling.md)")
 
 
+def _seconds(text: str) -> float:
+    """A number of seconds >= 0 (argparse type): nan and inf would mean 'never' silently."""
+    import math
+
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return v
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="segtriage", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -92,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("engine", help="run or manage the background engine of DIR")
     s.add_argument("action", choices=["run", "start", "stop", "status"])
     _dir_arg(s)
-    s.add_argument("--idle-exit", type=float, default=None,
+    s.add_argument("--idle-exit", type=_seconds, default=None,
                    help="seconds idle with no client before exiting (0: never)")
 
     s = sub.add_parser("train", help="train a new model version (a job in the engine)")

@@ -411,3 +411,11 @@ def test_images_are_found_by_the_names_the_app_shows(tmp_path, capsys):
     assert run(capsys, "scan", root)[0] == 0
     rc, out, _ = run(capsys, "accept", root, "a/x.png", "images/b/x.png")
     assert rc == 0 and "images/a/x.png: accepted" in out and "images/b/x.png: accepted" in out
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-1", "soon"])
+def test_idle_exit_takes_a_number_of_seconds(tmp_path, capsys, bad):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["engine", "run", str(tmp_path), "--idle-exit", bad])
+    assert e.value.code == 2
+    assert f"{bad!r} is not a number of seconds >= 0" in capsys.readouterr().err
