@@ -321,13 +321,18 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _engine_log(root: Path) -> Path:
+    from ..engine.process import LOG_NAME
+
+    return _state_path(root) / "logs" / LOG_NAME
+
+
 def _need_engine(root: Path) -> int:
     from ..engine.process import ensure_engine
 
     pid = ensure_engine(root)
     if pid is None:
-        log = _cfg(root).state_path(root) / "logs" / "engine.log"
-        raise SystemExit(_err(f"the engine did not start; see {log}"))
+        raise SystemExit(_err(f"the engine did not start; see {_engine_log(root)}"))
     return pid
 
 
@@ -594,7 +599,7 @@ def cmd_engine(a) -> int:
         _cfg(root)  # an engine starts only on a valid config
         return run(root, idle_exit_s=a.idle_exit)
     # stop and status need the state folder only: they work while [model] (say) is broken
-    log = _state_path(root) / "logs" / process.LOG_NAME
+    log = _engine_log(root)
     if a.action == "start":
         pid = process.engine_pid(root)
         if pid:
