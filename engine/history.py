@@ -22,6 +22,7 @@ import numpy as np
 from .backup import BackupError, ObjectStore, _utc_iso, default_destination, owner_of
 from .imageio import MaskError, read_mask, sha256_file
 from .imageio import write_mask as _write_mask_file
+from .index import recheck_mask  # index imports this module only lazily
 
 
 class HistoryError(BackupError, ValueError):
@@ -137,16 +138,6 @@ def _mask_target(root: Path, cfg, image_rel: str) -> str:
                        "its mask goes")
 
 
-def _index_written(root: Path, cfg, store, rel: str, status: str | None) -> None:
-    """The row of a mask just written, as a scan of the file leaves it: the scan's own
-    validation decides error or not (a reverted bad version is an error with its reason; a
-    good one clears an old error). Writing the fingerprint here instead made the scan and the
-    watcher skip the file as unchanged."""
-    from .index import recheck_mask  # index imports this module lazily
-
-    recheck_mask(root, cfg, store, rel, status=status)
-
-
 def write_mask(root: Path | str, cfg, store, image_row, mask: np.ndarray, source: str, *,
                mask_rel: str | None = None, status: str | None = "edited") -> str:
     """Replace (or create) the mask of an image, keeping the old one in history first.
@@ -166,7 +157,7 @@ def write_mask(root: Path | str, cfg, store, image_row, mask: np.ndarray, source
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_mask_file(path, mask, like=old, n_codes=len(cfg.project.codes))
     vid, _sha = _save(root, cfg, store, rel, source, image_row["id"])
-    _index_written(root, cfg, store, rel, status)
+    recheck_mask(root, cfg, store, rel, status=status)  # the row as a scan leaves it
     store.add_event("mask", {"image": image_row["path"], "mask": rel, "source": source,
                              "version_id": vid})
     return rel
@@ -238,7 +229,7 @@ def revert(root: Path | str, cfg, store, path: str | Path, version: int | None =
         obj.copy_out(target["sha256"], mpath)  # refuses a corrupt object, writes atomically
     vid, _sha = _save(root, cfg, store, rel, "revert", None)
     # an undo is a person's edit: 'edited', unless the version brought back is unusable
-    _index_written(root, cfg, store, rel, "edited")
+    recheck_mask(root, cfg, store, rel, status="edited")
     store.add_event("mask", {"image": image, "mask": rel, "source": "revert",
                              "from_version": idx + 1, "version_id": vid})
     return {**out, "changed": True, "new_version": len(store.mask_versions(rel))}
