@@ -20,6 +20,12 @@ COMMANDS = (
     "restore", "prune", "history", "revert", "accept", "flag", "use-prediction", "open",
 )
 
+# Commands that live in a module of their own: name -> (module under segtriage.tui, help).
+# The module has add_arguments(parser) and run(args) -> int, and imports only argparse at its
+# top (the parser is built at every start); run() imports what the command needs.
+MODULE_COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS = COMMANDS + tuple(MODULE_COMMANDS)
+
 EPILOG = """\
 examples:
   segtriage demo                 make a demo data set in ./demo and open it
@@ -219,7 +225,17 @@ def build_parser() -> argparse.ArgumentParser:
                             "the old mask stays in history, `revert` undoes)")
     s.add_argument("dir", help="data folder")
     s.add_argument("images", nargs="+", help="images or their masks, from here or DIR")
+
+    for name, (module, help_text) in MODULE_COMMANDS.items():
+        s = sub.add_parser(name, help=help_text)
+        _command_module(name).add_arguments(s)
     return p
+
+
+def _command_module(name: str):
+    import importlib
+
+    return importlib.import_module(f"..{MODULE_COMMANDS[name][0]}", __package__)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -1132,7 +1148,9 @@ def cmd_use_prediction(a) -> int:
     return 1 if failed else 0
 
 
-HANDLERS = {name: globals()[f"cmd_{name.replace('-', '_')}"] for name in COMMANDS}
+HANDLERS = {name: globals()[f"cmd_{name.replace('-', '_')}"] for name in COMMANDS
+            if name not in MODULE_COMMANDS}
+HANDLERS.update({name: (lambda a, n=name: _command_module(n).run(a)) for name in MODULE_COMMANDS})
 
 
 def main(argv: list[str] | None = None) -> int:
