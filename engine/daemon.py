@@ -24,7 +24,7 @@ from .process import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
 from .rescore import rescore_image
 from .runner import JobContext, remove_unfinished_weights, run_job
 from .store import Store, ensure_state_dirs
-from .watch import FolderWatcher
+from .watch import FolderWatcher, WatchError
 
 log = logging.getLogger("segtriage.engine")
 TICK_S = 0.25
@@ -264,6 +264,6 @@ class Engine:
 def run(root: Path | str, *, idle_exit_s: float | None = None) -> int:
     try:
         return Engine(Path(root), idle_exit_s=idle_exit_s).run()
-    except ConfigError as e:
+    except (ConfigError, WatchError) as e:
         print(f"segtriage engine: {e}", file=sys.stderr)
         return 2

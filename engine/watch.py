@@ -18,6 +18,10 @@ from . import layout
 log = logging.getLogger("segtriage.engine")
 
 
+class WatchError(RuntimeError):
+    """`[engine] watch = "native"` and the native observer cannot start: no silent polling."""
+
+
 class FolderWatcher:
     def __init__(self, root: Path, cfg, mode: str = "auto"):
         self.root = Path(root).resolve()
@@ -64,7 +68,10 @@ class FolderWatcher:
                 if dest:
                     watcher._note(self._path(dest), event.is_directory, event.event_type)
 
-        kinds = [PollingObserver] if self.mode == "polling" else [Observer, PollingObserver]
+        kinds = {"polling": [PollingObserver], "native": [Observer]}.get(
+            self.mode, [Observer, PollingObserver])
+        if self.mode == "native" and issubclass(Observer, PollingObserver):
+            self._refuse_native("watchdog has no native observer on this platform")
         for kind in kinds:
             try:
                 obs = kind(timeout=1.0) if kind is PollingObserver else kind()
@@ -76,12 +83,21 @@ class FolderWatcher:
                 obs.daemon = True
                 obs.start()
             except Exception as e:  # noqa: BLE001 - inotify limits, odd file systems
+                if self.mode == "native":
+                    self._refuse_native(f"{kind.__name__} failed: {e}")
                 log.warning("watcher %s failed: %s", kind.__name__, e)
                 continue
             self._observer = obs
             self.state = "polling" if kind is PollingObserver else "watching"
             return
         self.state = "failed"
+
+    def _refuse_native(self, why: str) -> None:
+        msg = (f'[engine] watch = "native" for {self.root}: the native file watcher cannot '
+               f'start ({why}); set watch = "auto" (falls back to polling) or "polling"')
+        log.error(msg)
+        self.state = "failed"
+        raise WatchError(msg)
 
     def _linked_folders(self) -> list[tuple[str, str]]:
         """(link path, real target) of links to folders outside the data folder, as the

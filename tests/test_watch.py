@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -41,3 +42,64 @@ def test_changes_inside_a_linked_folder_are_seen_under_the_links_name(tmp_path, 
         assert "a.png" in _wait_for(w, "a.png")
     finally:
         w.stop()
+
+
+class _BrokenNative:
+    """A native observer that cannot start, as when the inotify watch limit is reached."""
+
+    def __init__(self, *a, **k):
+        pass
+
+    def schedule(self, *a, **k):
+        raise OSError(28, "inotify watch limit reached")
+
+
+def test_native_is_honoured_or_refused_never_polling_silently(tmp_path, monkeypatch):
+    import watchdog.observers
+
+    from segtriage.engine.watch import WatchError
+
+    root = tmp_path / "data"
+    root.mkdir()
+    w = FolderWatcher(root, default_config(), "native")
+    w.start()
+    try:
+        assert w.state == "watching"
+        assert type(w._observer).__name__ != "PollingObserver"
+    finally:
+        w.stop()
+    monkeypatch.setattr(watchdog.observers, "Observer", _BrokenNative)
+    w = FolderWatcher(root, default_config(), "native")
+    with pytest.raises(WatchError, match=r'watch = "native".*inotify watch limit reached'
+                                         r'.*"polling"'):
+        w.start()
+    assert w.state == "failed" and w._observer is None
+    w = FolderWatcher(root, default_config(), "auto")   # auto does fall back, and says so
+    w.start()
+    try:
+        assert w.state == "polling"
+    finally:
+        w.stop()
+
+
+def test_an_engine_told_native_stops_with_the_reason(tmp_path, monkeypatch, capsys):
+    import watchdog.observers
+
+    from segtriage.engine import daemon
+    from segtriage.engine.process import engine_pid
+
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "segtriage.toml").write_text('[engine]\nwatch = "native"\n')
+    monkeypatch.setattr(watchdog.observers, "Observer", _BrokenNative)
+    sigs = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        assert daemon.run(root) == 2   # in this process: it sets the engine's handlers
+    finally:
+        for s, h in sigs.items():
+            signal.signal(s, h)
+    err = capsys.readouterr().err
+    assert 'watch = "native"' in err and "inotify watch limit reached" in err
+    assert engine_pid(root) is None   # lock and pid file released
+    log = (root / ".segtriage" / "logs" / "engine.log").read_text()
+    assert "native file watcher cannot start" in log
