@@ -82,6 +82,22 @@ def _str(v: Any) -> str:
     return v
 
 
+def _optional(check: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A key whose default is "not set" (None): TOML has no null, so leaving the key out is
+    the only way to say so; a value given is checked by ``check``."""
+    def opt(v: Any) -> Any:
+        return check(v)
+    opt.optional = True  # type: ignore[attr-defined]
+    return opt
+
+
+def _unit(v: Any) -> str:
+    # a label in column headers and the app: one short line
+    if not isinstance(v, str) or not v.strip() or len(v) > 16 or not v.isprintable():
+        raise ValueError("a short unit name such as \"µm\" (1 to 16 printable characters)")
+    return v.strip()
+
+
 # -- the [editor] command template (tui/editor.py expands it with the same function) ---------
 
 EDITOR_PLACEHOLDERS = ("mask", "image")  # {mask}: the mask to edit, {image}: its image
@@ -168,6 +184,11 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
                   "class names; index 0 is background, the rest are objects"),
         "state_dir": (".segtriage", _folder,
                       "project state (database, models, predictions), relative to the folder"),
+        "pixel_size": (None, _optional(_float(0.0, open_lo=True)),
+                       "size of one pixel in `unit` (e.g. 0.65); unset: measurements in pixels "
+                       "only"),
+        "unit": ("µm", _unit, "the unit of pixel_size (measurements: lengths in it, areas in "
+                              "it squared)"),
     },
     "layout": {
         "kind": ("auto", _choice("auto", "seed", "split"),
@@ -223,6 +244,17 @@ SCHEMA: dict[str, dict[str, tuple[Any, Callable[[Any], Any], str]]] = {
         "small_object_px": (9, _int(1, 100_000),
                             "objects smaller than this are left out of the shape averages"),
     },
+    "measure": {
+        "split": ("none", _choice("none", "watershed"),
+                  "touching objects: none (connected components) or watershed (split them)"),
+        "min_distance": (5, _int(1, 1000),
+                         "watershed: pixels between two object centres for them to be two"),
+        "compactness": (0.0, _float(0.0, 1e6),
+                        "watershed: 0 the classic one; larger gives straighter, more even cuts"),
+        "exclude_border_from_sizes": (True, _bool,
+                                      "objects touching the image border are left out of size "
+                                      "means (they still count for density)"),
+    },
     "editor": {
         "command": ("", _editor_command,
                     "argv template with {mask} and {image} ({{ and }}: a literal brace); empty: "
@@ -262,6 +294,7 @@ class Config:
     layout: Section
     model: Section
     scoring: Section
+    measure: Section
     editor: Section
     backup: Section
     engine: Section
@@ -404,6 +437,10 @@ def _toml_value(v: Any) -> str:
     return repr(v)
 
 
+# what the template shows, commented out, for keys that are unset by default
+_EXAMPLES = {("project", "pixel_size"): 0.65}
+
+
 def template() -> str:
     """A commented default config: every key, its default and what it means."""
     lines = ["# segtriage configuration. Every key is optional; the values shown are the",
@@ -414,6 +451,9 @@ def template() -> str:
             allowed = getattr(check, "allowed", None)
             note = f"  ({' | '.join(allowed)})" if allowed else ""
             lines.append(f"# {help_}{note}")
+            if default is None:  # not set by default: shown commented out, with an example
+                lines.append(f"# {key} = {_toml_value(_EXAMPLES[name, key])}")
+                continue
             lines.append(f"{key} = {_toml_value(default)}")
         lines.append("")
     lines += ["[keymap]", "# rebind an action: action id = \"key\" (see `?` in the app for ids)",
