@@ -54,6 +54,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -397,6 +398,11 @@ def _cpu_bf16_callback():
                 ac.__exit__(None, None, None)
 
     return CpuBf16()
+
+
+# the line train() logs after each epoch (beside on_epoch): a job shows the epoch once, from
+# its epoch event, and leaves this line to the engine log
+EPOCH_LINE = re.compile(r"^epoch \d+/\d+: train_loss ")
 
 
 def _fmt(v: float | None) -> str:

@@ -151,7 +151,8 @@ def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, flo
 
     def say(msg: str) -> None:  # the engine's log, and the job's: a follower prints these
         log.info("%s%s", label, msg)  # (skipped masks, epochs raised to reach min_steps)
-        ctx.event("log", {"message": f"{label}{msg}"})
+        if not model.EPOCH_LINE.match(msg):  # an epoch reaches the job as its epoch event
+            ctx.event("log", {"message": f"{label}{msg}"})
 
     try:
         return model.train(items, ctx.cfg.project.codes, mcfg, out, epochs=mcfg.epochs,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -80,6 +81,37 @@ def wait_job(store, job_id: int, timeout: float = 300.0):
     wait_for(lambda: not store.job(job_id).active, timeout, interval=0.25,
              what=f"job {job_id}")
     return store.job(job_id)
+
+
+def copy_project(root: Path, dst: Path) -> Path:
+    """A copy of a project folder (and its demo truth) to write in; no lock or pid file."""
+    shutil.copytree(root, dst, ignore=shutil.ignore_patterns("engine.lock", "engine.pid"))
+    truth = Path(str(root) + "-truth")
+    if truth.exists():
+        shutil.copytree(truth, Path(str(dst) + "-truth"))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def trained_demo(tmp_path_factory):
+    """A tiny demo folder with one trained model (v1) and every image scored, trained once
+    for the whole run and shared by the engine and fault tests. Read it only: a test that
+    writes works on ``copy_project(trained_demo, tmp_path / ...)``."""
+    from segtriage.engine.store import Store
+
+    root = make_tiny_demo(tmp_path_factory.mktemp("trained") / "data")
+    store = Store.open(root)
+    with engine_process(root):
+        jid = store.submit_job("train", {"epochs": 1})
+        job = wait_job(store, jid)
+        assert job.state == "done", job.error
+        preds = [j for j in store.jobs() if j.kind == "predict"]
+        assert preds, "a train job queues a predict of the stale rows"
+        assert wait_job(store, preds[0].id).state == "done", preds[0].error
+    # closed now, not whenever it is collected: the last connection's close removes the WAL
+    # files, which failed a later copy (shutil.Error: state.db-wal vanished mid-copy)
+    store.close()
+    return root
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import engine_process, kill_tree, make_tiny_demo, wait_for, wait_job
+from conftest import (copy_project, engine_process, kill_tree, make_tiny_demo, wait_for,
+                      wait_job)
 from segtriage.engine import backup
 from segtriage.engine.config import load_config
 from segtriage.engine.process import engine_pid
@@ -52,17 +53,27 @@ def test_kill_9_during_backup_leaves_no_half_snapshot(tmp_path):
     assert _masks(root) == before
 
 
-def test_kill_9_during_prediction_resumes_where_it_stopped(tmp_path):
-    root = make_tiny_demo(tmp_path / "p", count=48, size=64, seed=4)
+def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_path):
+    # the shared trained folder (16 images, model 1) and 32 more images, so that a
+    # prediction of all 48 takes long enough to be killed in the middle
+    from segtriage.engine.demo import make_demo
+
+    root = copy_project(trained_demo, tmp_path / "p")
+    more = tmp_path / "more"
+    make_demo(more, count=32, size=64, seed=4)
+    for img in sorted(more.glob("img_*.png")):
+        if not img.stem.endswith("_mask"):
+            shutil.copy(img, root / f"more_{img.name}")
+            shutil.copy(img.with_name(img.stem + "_mask.png"), root / f"more_{img.stem}_mask.png")
     store = Store.open(root)
     cfg = load_config(root)
     with engine_process(root) as p:
-        t = store.submit_job("train", {"epochs": 1, "no_backup": True})
-        assert wait_job(store, t).state == "done"
-        auto = [j for j in store.jobs() if j.kind == "predict"]
-        for j in auto:
-            wait_job(store, j.id)
+        # the engine indexes the new images at start and predicts them itself first
+        wait_for(lambda: len(rows := store.review_rows()) == 48 and not store.active_jobs()
+                 and all(r["model_id"] == 1 and not r["stale"] for r in rows), 180,
+                 what="the new images predicted")
         before = _masks(root)
+        assert len(before) == 48
         jid = store.submit_job("predict", {"scope": "all"})
         wait_for(lambda: store.job(jid).state == "running" and 0.2 < store.job(jid).progress
                  < 0.8, 120, interval=0.02, what="prediction under way")
