@@ -517,5 +517,6 @@ def test_kill_9_takes_the_ranks_along_and_cancel_stops_both(tmp_path):
     assert ranks[0]["stop_checks"] == ranks[1]["stop_checks"]
     assert not any(_alive(r["pid"]) for r in ranks.values())
     assert store.models() == [] and store.current_model_id() is None
-    assert not any(models.glob("*.pt")) if models.exists() else True
-    assert not any(p.name.endswith(".tmp") for p in models.iterdir()) if models.exists() else True
+    assert models.is_dir()  # the engine made it at start: the checks below look at something
+    assert not any(models.glob("*.pt"))
+    assert not any(p.name.endswith(".tmp") for p in models.iterdir())
