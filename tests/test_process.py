@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,9 +175,8 @@ def test_detached_engine_honours_idle_exit(tmp_path, capsys):
         assert f"engine started (pid {pid})" in capsys.readouterr().out
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         assert b"--idle-exit" in cmdline
-        t0 = time.monotonic()
+        # how soon: bench/idle_exit.py; here only that it does exit, and says why
         wait_for(lambda: not _alive(pid), 60, interval=0.2, what="the idle engine to exit")
-        assert time.monotonic() - t0 < 30
         assert engine_pid(root) is None
         log = (root / ".segtriage" / "logs" / "engine.log").read_text()
         assert "with no client: exiting" in log
