@@ -10,6 +10,13 @@ geometry comes from ``skimage.measure.regionprops_table``, never hand-written fo
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -95,3 +102,469 @@ def split_labels(mask: np.ndarray, *, min_distance: int = DEFAULT_MIN_DISTANCE,
             markers[r, c] = base + 1 + j
     labels = watershed(-dist, markers, mask=m, connectivity=2, compactness=float(compactness))
     return _canonical(labels.astype(np.int32, copy=False))
+
+
+# ----------------------------------------------------------------------------------------
+# settings
+# ----------------------------------------------------------------------------------------
+SOURCES = ("reviewed", "masks", "predictions", "best")
+REVIEWED = ("accepted", "edited")   # statuses whose mask a person has checked
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How objects are found and reported ([measure] and [project] of segtriage.toml)."""
+    split: str = "none"
+    min_distance: int = DEFAULT_MIN_DISTANCE
+    compactness: float = DEFAULT_COMPACTNESS
+    exclude_border_from_sizes: bool = True
+    pixel_size: float | None = None
+    unit: str = "µm"
+
+    def __post_init__(self):
+        if self.split not in SPLIT_METHODS:
+            raise ValueError(f"split must be one of {', '.join(SPLIT_METHODS)}, got "
+                             f"{self.split!r}")
+        if self.pixel_size is not None and not (math.isfinite(self.pixel_size)
+                                                and self.pixel_size > 0):
+            raise ValueError(f"pixel_size must be a finite number > 0, got {self.pixel_size!r}")
+
+    def labels(self, mask: np.ndarray) -> np.ndarray:
+        return split_labels(mask, min_distance=self.min_distance,
+                            compactness=self.compactness, method=self.split)
+
+    def header(self) -> dict:
+        return {"split": self.split, "min_distance": self.min_distance,
+                "compactness": self.compactness,
+                "exclude_border_from_sizes": self.exclude_border_from_sizes,
+                "pixel_size": self.pixel_size, "unit": self.unit if self.pixel_size else None}
+
+
+def settings_from(cfg, *, split: str | None = None) -> Settings:
+    """Settings from a loaded Config (``split`` overrides ``[measure] split``)."""
+    m, p = cfg.measure, cfg.project
+    return Settings(split=split or m.split, min_distance=m.min_distance,
+                    compactness=m.compactness,
+                    exclude_border_from_sizes=m.exclude_border_from_sizes,
+                    pixel_size=p.pixel_size, unit=p.unit)
+
+
+# ----------------------------------------------------------------------------------------
+# one image
+# ----------------------------------------------------------------------------------------
+# regionprops_table property -> our column (pixel units); lengths and areas get a _unit twin
+_PROPS = {
+    "area": "area_px", "equivalent_diameter_area": "equivalent_diameter_px",
+    "perimeter": "perimeter_px", "axis_major_length": "major_axis_px",
+    "axis_minor_length": "minor_axis_px", "eccentricity": "eccentricity",
+    "solidity": "solidity", "orientation": "orientation",
+}
+_LENGTHS = ("equivalent_diameter", "perimeter", "major_axis", "minor_axis")
+
+OBJECT_COLUMNS = (
+    "image", "source", "model", "object", "area_px", "area_unit", "equivalent_diameter_px",
+    "equivalent_diameter_unit", "perimeter_px", "perimeter_unit", "major_axis_px",
+    "major_axis_unit", "minor_axis_px", "minor_axis_unit", "eccentricity", "solidity",
+    "orientation", "centroid_row_px", "centroid_col_px", "centroid_row_unit",
+    "centroid_col_unit", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
+    "intensity_mean", "intensity_max", "touches_border",
+)
+IMAGE_COLUMNS = (
+    "image", "source", "status", "mask", "mask_sha256", "model", "model_sha256", "width",
+    "height", "objects", "border_objects", "sized_objects", "density_px", "density_unit",
+    "area_fraction", "area_mean_px", "area_median_px", "area_mean_unit", "area_median_unit",
+    "equivalent_diameter_mean_px", "equivalent_diameter_median_px",
+    "equivalent_diameter_mean_unit", "equivalent_diameter_median_unit", "error",
+)
+
+
+def grey(image: np.ndarray) -> np.ndarray:
+    """The intensity objects are measured in: a single-channel image as stored (8 or 16 bit,
+    float), a colour one as its luma (ITU-R 601: 0.299 R + 0.587 G + 0.114 B, Pillow's "L")."""
+    a = np.asarray(image)
+    if a.ndim == 2:
+        return a.astype(np.float64, copy=False)
+    if a.ndim == 3 and a.shape[2] in (1, 2):
+        return a[:, :, 0].astype(np.float64)
+    if a.ndim == 3 and a.shape[2] >= 3:
+        rgb = a[:, :, :3].astype(np.float64)
+        return rgb @ np.array([0.299, 0.587, 0.114])
+    raise ValueError(f"an image must be (H, W) or (H, W, C), got shape {a.shape}")
+
+
+def measure_labels(labels: np.ndarray, intensity: np.ndarray | None,
+                   settings: Settings = Settings()) -> list[dict]:
+    """One dict per object of a label image (columns of OBJECT_COLUMNS from ``object`` on),
+    in label order. ``intensity``: (H, W) values under the objects, or None."""
+    from skimage.measure import regionprops_table
+
+    labels = np.asarray(labels)
+    if labels.max(initial=0) == 0:
+        return []
+    props = ["label", *_PROPS, "centroid", "bbox"]
+    if intensity is not None:
+        if intensity.shape != labels.shape:
+            raise ValueError(f"image is {intensity.shape[1]}×{intensity.shape[0]} but its "
+                             f"mask is {labels.shape[1]}×{labels.shape[0]}")
+        props += ["intensity_mean", "intensity_max"]
+    t = regionprops_table(labels, intensity_image=intensity, properties=props)
+    h, w = labels.shape
+    s = settings.pixel_size
+    rows = []
+    for i in range(len(t["label"])):
+        r = {"object": int(t["label"][i])}
+        for prop, col in _PROPS.items():
+            r[col] = float(t[prop][i])
+        r["area_px"] = int(t["area"][i])
+        r["centroid_row_px"], r["centroid_col_px"] = float(t["centroid-0"][i]), float(
+            t["centroid-1"][i])
+        b = [int(t[f"bbox-{k}"][i]) for k in range(4)]
+        r["bbox_min_row"], r["bbox_min_col"], r["bbox_max_row"], r["bbox_max_col"] = b
+        r["touches_border"] = b[0] == 0 or b[1] == 0 or b[2] == h or b[3] == w
+        if intensity is not None:
+            r["intensity_mean"] = float(t["intensity_mean"][i])
+            r["intensity_max"] = float(t["intensity_max"][i])
+        else:
+            r["intensity_mean"] = r["intensity_max"] = None
+        r["area_unit"] = r["area_px"] * s * s if s else None
+        for name in (*_LENGTHS, "centroid_row", "centroid_col"):
+            r[f"{name}_unit"] = r[f"{name}_px"] * s if s else None
+        rows.append(r)
+    return rows
+
+
+def _stat(values: list[float], fn) -> float | None:
+    return float(fn(values)) if values else None
+
+
+def image_stats(obj_rows: list[dict], shape: tuple[int, int], n_fg: int,
+                settings: Settings = Settings()) -> dict:
+    """The per-image figures of IMAGE_COLUMNS from ``objects`` on.
+
+    Every object counts for the number density (objects per px², and per unit² with a pixel
+    size) and the area fraction; size means and medians leave out the objects touching the
+    image border when ``settings.exclude_border_from_sizes`` (a cut object looks smaller)."""
+    h, w = shape
+    s = settings.pixel_size
+    border = sum(1 for r in obj_rows if r["touches_border"])
+    sized = [r for r in obj_rows
+             if not (settings.exclude_border_from_sizes and r["touches_border"])]
+    n = len(obj_rows)
+    out = {"width": w, "height": h, "objects": n, "border_objects": border,
+           "sized_objects": len(sized), "density_px": n / (h * w),
+           "density_unit": n / (h * w * s * s) if s else None,
+           "area_fraction": n_fg / (h * w)}
+    for name, col, k in (("area", "area_px", 2), ("equivalent_diameter",
+                                                  "equivalent_diameter_px", 1)):
+        vals = [r[col] for r in sized]
+        for stat, fn in (("mean", np.mean), ("median", np.median)):
+            v = _stat(vals, fn)
+            out[f"{name}_{stat}_px"] = v
+            out[f"{name}_{stat}_unit"] = v * s ** k if (s and v is not None) else None
+    return out
+
+
+def measure_mask(mask: np.ndarray, intensity: np.ndarray | None = None,
+                 settings: Settings = Settings()) -> tuple[list[dict], dict]:
+    """(object rows, image figures) of one binary mask."""
+    m = np.asarray(mask)
+    m = m if m.dtype == bool else m != 0
+    labels = settings.labels(m)
+    rows = measure_labels(labels, intensity, settings)
+    return rows, image_stats(rows, m.shape, int(m.sum()), settings)
+
+
+# ----------------------------------------------------------------------------------------
+# a project: which mask each image is measured from, then every image
+# ----------------------------------------------------------------------------------------
+@dataclass
+class Target:
+    """One image to measure: from its mask file, or from a stored probability map."""
+    image_id: int
+    image: str                  # image path relative to the data folder
+    status: str
+    source: str                 # "reviewed" | "mask" | "prediction"
+    path: Path | None           # the file the mask comes from
+    shown: str | None           # that file as the report names it
+    model: int | None = None
+    shape: tuple[int, int] | None = None
+    error: str | None = None
+
+
+@dataclass
+class Report:
+    header: dict
+    objects: list[dict] = field(default_factory=list)
+    images: list[dict] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[dict]:
+        return [r for r in self.images if r.get("error")]
+
+
+class MeasureError(RuntimeError):
+    pass
+
+
+def _shape(row) -> tuple[int, int] | None:
+    return (row["height"], row["width"]) if row["height"] and row["width"] else None
+
+
+def _prediction_target(root: Path, state: Path, store, row, model_id: int | None) -> Target:
+    t = Target(row["id"], row["path"], row["status"], "prediction", None, None,
+               model=model_id, shape=_shape(row))
+    if model_id is None:
+        t.error = "no model yet (train one first): no prediction to measure"
+        return t
+    sc = store.score(row["id"], model_id)
+    if sc is None or not sc.get("prob_path"):
+        t.error = f"no prediction of model v{model_id} yet (predict it first)"
+        return t
+    if sc.get("image_sha256") != row["img_sha256"]:
+        t.error = f"the image changed since model v{model_id} predicted it (predict it again)"
+        return t
+    t.path = state / sc["prob_path"]
+    t.shown = str(Path(t.path).relative_to(root)) if t.path.is_relative_to(root) else str(
+        t.path)
+    return t
+
+
+def plan(root: Path | str, cfg, store, source: str) -> list[Target]:
+    """Which mask every image of the project is measured from, by ``source``:
+
+    - ``reviewed``: the masks a person accepted or edited (other images are left out);
+    - ``masks``: every image with a mask (flagged ones left out: a person said it is wrong);
+    - ``predictions``: the current model's stored P(object) > 0.5, every image;
+    - ``best``: the reviewed mask where there is one, the current model's prediction elsewhere.
+
+    A mask the scan found unusable, or a missing prediction, is a Target with ``error``."""
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+    root = Path(root)
+    state = cfg.state_path(root)
+    model_id = store.current_model_id()
+    out = []
+    for row in sorted(store.images(), key=lambda r: r["path"]):
+        reviewed = row["status"] in REVIEWED
+        if source == "reviewed" and not reviewed:
+            continue
+        if source == "masks" and (not row["mask_path"] or row["status"] == "flagged"):
+            continue
+        if source in ("reviewed", "masks") or (source == "best" and reviewed):
+            t = Target(row["id"], row["path"], row["status"],
+                       "reviewed" if reviewed else "mask", root / row["mask_path"]
+                       if row["mask_path"] else None, row["mask_path"], shape=_shape(row))
+            if row["error"]:
+                t.error = row["error"]
+            elif not row["mask_path"]:
+                t.error = "no mask"
+            out.append(t)
+        else:
+            out.append(_prediction_target(root, state, store, row, model_id))
+    return out
+
+
+def _sha256(path: Path) -> str:
+    from .imageio import sha256_file
+
+    return sha256_file(path)
+
+
+def model_sha256(state: Path, model: dict | None) -> str | None:
+    """sha256 over the model's weight files (their own hashes, in order), or None."""
+    if not model or not model.get("weights"):
+        return None
+    h = hashlib.sha256()
+    for w in model["weights"]:
+        p = state / "models" / w
+        try:
+            h.update(_sha256(p).encode())
+        except OSError:
+            return None
+    return h.hexdigest()
+
+
+def read_target(root: Path, cfg, t: Target) -> tuple[np.ndarray, np.ndarray]:
+    """(bool mask, intensity) of a target; ImageError/MaskError/OSError name the file."""
+    from PIL import Image
+
+    from . import imageio
+
+    intensity = grey(imageio.read_image_raw(root / t.image))
+    shape = intensity.shape[:2]
+    if t.source == "prediction":
+        try:
+            with Image.open(t.path) as im:
+                im = im.convert("L")
+                if im.size != (shape[1], shape[0]):
+                    im = im.resize((shape[1], shape[0]), Image.BILINEAR)
+                mask = np.asarray(im) > 127     # P(object) > 0.5 of the 8-bit map
+        except OSError as e:
+            raise OSError(f"{t.path}: cannot read the prediction: {e}") from None
+    else:
+        mask = imageio.read_mask(t.path, cfg.project.codes, expect_shape=shape) > 0
+    return mask, intensity
+
+
+def measure_target(root: Path, cfg, t: Target, settings: Settings,
+                   model_shas: dict | None = None) -> tuple[list[dict], dict]:
+    """(object rows, image row) of one target; a problem becomes the image row's error."""
+    from . import imageio
+
+    base = {"image": t.image, "source": t.source, "status": t.status, "mask": t.shown,
+            "model": t.model, "mask_sha256": None,
+            "model_sha256": (model_shas or {}).get(t.model)}
+    if t.error:
+        return [], dict.fromkeys(IMAGE_COLUMNS) | base | {"error": t.error}
+    try:
+        mask, intensity = read_target(root, cfg, t)
+        base["mask_sha256"] = _sha256(t.path)
+        objs, stats = measure_mask(mask, intensity, settings)
+    except (imageio.ImageError, imageio.MaskError, OSError, ValueError) as e:
+        return [], dict.fromkeys(IMAGE_COLUMNS) | base | {"error": str(e)}
+    head = {"image": t.image, "source": t.source, "model": t.model}
+    return ([dict.fromkeys(OBJECT_COLUMNS) | head | r for r in objs],
+            dict.fromkeys(IMAGE_COLUMNS) | base | stats)
+
+
+def summarize(images: list[dict], objects_: list[dict], settings: Settings) -> dict:
+    """Data-set figures over the measured images (error rows only counted)."""
+    ok = [r for r in images if not r.get("error")]
+    sized = [o for o in objects_
+             if not (settings.exclude_border_from_sizes and o["touches_border"])]
+    s = settings.pixel_size
+    out = {"images": len(images), "measured": len(ok), "errors": len(images) - len(ok),
+           "from_reviewed": sum(r["source"] == "reviewed" for r in ok),
+           "from_masks": sum(r["source"] == "mask" for r in ok),
+           "from_predictions": sum(r["source"] == "prediction" for r in ok),
+           "objects": len(objects_), "border_objects": sum(o["touches_border"]
+                                                            for o in objects_),
+           "sized_objects": len(sized)}
+    counts = [r["objects"] for r in ok]
+    out["objects_per_image_mean"] = _stat(counts, np.mean)
+    out["objects_per_image_median"] = _stat(counts, np.median)
+    px = sum(r["width"] * r["height"] for r in ok)
+    # over the set: all objects over all measured pixels (not the mean of per-image ratios)
+    out["density_px"] = len(objects_) / px if px else None
+    out["density_unit"] = out["density_px"] / (s * s) if (s and px) else None
+    out["area_fraction"] = (sum(r["area_fraction"] * r["width"] * r["height"] for r in ok)
+                            / px) if px else None
+    for name, col, k in (("area", "area_px", 2),
+                         ("equivalent_diameter", "equivalent_diameter_px", 1)):
+        vals = [o[col] for o in sized]
+        for stat, fn in (("mean", np.mean), ("median", np.median)):
+            v = _stat(vals, fn)
+            out[f"{name}_{stat}_px"] = v
+            out[f"{name}_{stat}_unit"] = v * s ** k if (s and v is not None) else None
+    return out
+
+
+def version() -> str:
+    try:
+        from importlib.metadata import version as v
+
+        return v("segtriage")
+    except Exception:  # noqa: BLE001 - a source tree without metadata
+        return "unknown"
+
+
+def measure_project(root: Path | str, cfg, store, *, source: str = "best",
+                    settings: Settings | None = None,
+                    progress: Callable[[int, int], None] | None = None,
+                    cancelled: Callable[[], bool] | None = None) -> Report:
+    """Measure every image of ``source`` (see ``plan``); rows sorted by image, objects by
+    id. ``progress(done, total)`` after each image; ``cancelled()`` stops early."""
+    root = Path(root)
+    settings = settings or settings_from(cfg)
+    targets = plan(root, cfg, store, source)
+    state = cfg.state_path(root)
+    models = {t.model for t in targets if t.model is not None}
+    shas = {m: model_sha256(state, store.model(m)) for m in sorted(models)}
+    report = Report(header={"segtriage": version(), "source": source, **settings.header(),
+                            "model": store.current_model_id()})
+    for i, t in enumerate(targets):
+        if cancelled is not None and cancelled():
+            break
+        objs, img = measure_target(root, cfg, t, settings, shas)
+        report.objects += objs
+        report.images.append(img)
+        if progress is not None:
+            progress(i + 1, len(targets))
+    report.header["models"] = {str(m): shas[m] for m in sorted(models)}
+    report.summary = summarize(report.images, report.objects, settings)
+    return report
+
+
+# ----------------------------------------------------------------------------------------
+# output: the same report gives the same bytes
+# ----------------------------------------------------------------------------------------
+SUMMARY_COLUMNS = tuple(summarize([], [], Settings()))
+
+
+def fmt(v) -> str:
+    """A CSV cell: integers as written, floats with 10 significant digits, booleans as
+    true/false, None as an empty cell, strings always quoted."""
+    if v is None:
+        return ""
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        if not math.isfinite(v):
+            return ""
+        return format(v, ".10g")
+    return '"' + str(v).replace('"', '""') + '"'
+
+
+def _header_lines(header: dict, per: str) -> list[str]:
+    lines = [f"# segtriage measure {header.get('segtriage')}: one row per "
+             f"{'object' if per == 'object' else 'image' if per == 'image' else 'data set'}"]
+    for k in sorted(header):
+        lines.append(f"# {k}: {json.dumps(header[k], sort_keys=True, ensure_ascii=False)}")
+    return lines
+
+
+def rows_of(report: Report, per: str) -> tuple[tuple[str, ...], list[dict]]:
+    if per == "object":
+        return OBJECT_COLUMNS, report.objects
+    if per == "image":
+        return IMAGE_COLUMNS, report.images
+    if per == "summary":
+        return SUMMARY_COLUMNS, [report.summary]
+    raise ValueError(f"per must be object, image or summary, got {per!r}")
+
+
+def to_csv(report: Report, per: str = "object") -> str:
+    """The ``per`` table as CSV: ``#`` lines with the report header (segtriage version,
+    source, split settings, pixel size and unit, model hashes), then a header row and the
+    rows. Read it with ``pandas.read_csv(path, comment="#")``."""
+    columns, rows = rows_of(report, per)
+    out = _header_lines(report.header, per) + [",".join(columns)]
+    out += [",".join(fmt(r.get(c)) for c in columns) for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def _json_value(v):
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        v = float(v)
+        return float(format(v, ".10g")) if math.isfinite(v) else None
+    return v
+
+
+def to_json(report: Report, per: str = "object") -> str:
+    """``{"header": ..., "rows": [...]}`` (rows of the ``per`` table, every column) and, for
+    any ``per``, the data-set ``summary`` and the ``errors`` (image, file, reason)."""
+    columns, rows = rows_of(report, per)
+    doc = {"header": report.header, "per": per,
+           "rows": [{c: _json_value(r.get(c)) for c in columns} for r in rows],
+           "summary": {k: _json_value(v) for k, v in report.summary.items()},
+           "errors": [{"image": r["image"], "file": r["mask"], "error": r["error"]}
+                      for r in report.errors]}
+    return json.dumps(doc, indent=1, sort_keys=True, ensure_ascii=False) + "\n"

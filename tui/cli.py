@@ -23,7 +23,9 @@ COMMANDS = (
 # Commands that live in a module of their own: name -> (module under segtriage.tui, help).
 # The module has add_arguments(parser) and run(args) -> int, and imports only argparse at its
 # top (the parser is built at every start); run() imports what the command needs.
-MODULE_COMMANDS: dict[str, tuple[str, str]] = {}
+MODULE_COMMANDS: dict[str, tuple[str, str]] = {
+    "measure": ("measure_cli", "object size, shape and number density per object, image and data set"),
+}
 COMMANDS = COMMANDS + tuple(MODULE_COMMANDS)
 
 EPILOG = """\
@@ -235,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _command_module(name: str):
     import importlib
 
-    return importlib.import_module(f"..{MODULE_COMMANDS[name][0]}", __package__)
+    return importlib.import_module(f".{MODULE_COMMANDS[name][0]}", __package__)
 
 
 # -- helpers -------------------------------------------------------------------------------
