@@ -43,7 +43,7 @@ def test_client_modules_do_not_pull_torch_transitively():
     # every one of them is imported (a module that moves must be named here anew, not skipped)
     mods += [f"segtriage.engine.{m}" for m in ("layout", "imageio", "index", "scoring",
                                                "objects", "backup", "history", "demo",
-                                               "segment", "frozen", "daemon")]
+                                               "segment", "frozen", "daemon", "measure")]
     mods.append("segtriage.tui.app")
     loaded = _loaded_after("\n".join(f"import {m}" for m in mods))
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
