@@ -1,13 +1,17 @@
 """The external mask editor: its argument list, and running it.
 
-Resolution order: ``[editor] command`` in segtriage.toml (an argv template, shlex-split, with
-``{mask}`` and ``{image}`` placeholders and ``{{``/``}}`` for a literal brace; any other brace is
-an error, refused when the config is loaded; the mask path is appended when no placeholder
-appears), else ``$SEGTRIAGE_EDITOR``, ``$VISUAL``, ``$EDITOR`` (shlex-split, the mask path
+Which editor ``e`` opens: ``[editor] command`` in segtriage.toml if set (an argv template,
+shlex-split, with ``{mask}`` and ``{image}`` placeholders and ``{{``/``}}`` for a literal brace;
+any other brace is an error, refused when the config is loaded; the mask path is appended when
+no placeholder appears), else ``$SEGTRIAGE_EDITOR`` if set (shlex-split, the mask path
 appended; shared with other programs, so only ``{mask}`` and ``{image}`` are replaced there and
-other braces stay as they are). The placeholders and their expansion live in engine/config.py,
-which validates the template. The result is always a list handed to the OS directly, never to a
-shell, so odd file names are safe.
+other braces stay as they are), else segtriage's own terminal painter (``segtriage paint``,
+run as ``python -m segtriage.tui.cli paint MASK --image IMAGE --project DIR``).
+``$VISUAL`` and ``$EDITOR`` name text editors and are not used for masks: a default SSH
+set-up (``EDITOR=vim``) gets the painter, and a GIMP user sets ``[editor] command = "gimp
+{mask}"`` (with ``mode = "gui"``) or ``SEGTRIAGE_EDITOR=gimp``. The placeholders and their
+expansion live in engine/config.py, which validates the template. The result is always a list
+handed to the OS directly, never to a shell, so odd file names are safe.
 """
 
 from __future__ import annotations
@@ -21,17 +25,35 @@ from pathlib import Path
 
 from ..engine.config import EDITOR_BRACES, EDITOR_PLACEHOLDERS, expand_editor_args
 
-ENV_VARS = ("SEGTRIAGE_EDITOR", "VISUAL", "EDITOR")
-_WHERE = " (set [editor] command in segtriage.toml, or $SEGTRIAGE_EDITOR, $VISUAL or $EDITOR)"
+ENV_VARS = ("SEGTRIAGE_EDITOR",)
+_WHERE = (" (set [editor] command in segtriage.toml or $SEGTRIAGE_EDITOR; with neither, e "
+          "opens the painter)")
 
 
 class EditorError(RuntimeError):
     pass
 
 
+def painter_argv(mask: Path, image: Path, project: Path | None = None) -> list[str]:
+    """segtriage's own painter, run with this Python (no PATH lookup)."""
+    import sys
+
+    argv = [sys.executable, "-m", "segtriage.tui.cli", "paint", str(mask), "--image", str(image)]
+    return argv + (["--project", str(project)] if project is not None else [])
+
+
+def is_painter(argv: list[str]) -> bool:
+    """Whether ``argv`` runs segtriage's painter as painter_argv builds it (a terminal
+    program: never launched detached, whatever [editor] mode says)."""
+    import sys
+
+    return argv[:4] == [sys.executable, "-m", "segtriage.tui.cli", "paint"]
+
+
 def editor_argv(template: str, mask: Path, image: Path,
-                env: Mapping[str, str] | None = None) -> list[str]:
-    """The argv that opens ``mask`` (``image`` for reference) in the configured editor."""
+                env: Mapping[str, str] | None = None, project: Path | None = None) -> list[str]:
+    """The argv that opens ``mask`` (``image`` for reference) in the chosen editor; the
+    painter (of the project ``project``) when none is chosen."""
     env = os.environ if env is None else env
     source = "[editor] command"
     if not template.strip():
@@ -40,8 +62,7 @@ def editor_argv(template: str, mask: Path, image: Path,
                 template, source = env[var], f"${var}"
                 break
         else:
-            raise EditorError("no mask editor configured: set [editor] command in "
-                              "segtriage.toml, or $SEGTRIAGE_EDITOR, $VISUAL or $EDITOR")
+            return painter_argv(mask, image, project)
     try:
         parts = shlex.split(template)
     except ValueError as e:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from segtriage.tui.editor import EditorError, editor_argv
+from segtriage.tui.editor import EditorError, editor_argv, is_painter
 
 MASK = Path("/data/odd name [1]_mask.png")
 IMAGE = Path("/data/odd name [1].png")
@@ -22,16 +22,26 @@ def test_template_without_placeholder_gets_the_mask_appended():
         ["/opt/My Editor/bin/ed", "-x", str(MASK)]
 
 
-def test_environment_order_segtriage_visual_editor():
+def test_environment_segtriage_editor_then_the_painter_never_visual_or_editor():
+    import sys
+
+    painter = [sys.executable, "-m", "segtriage.tui.cli", "paint", str(MASK), "--image",
+               str(IMAGE)]
     env = {"EDITOR": "vi", "VISUAL": "code --wait", "SEGTRIAGE_EDITOR": ""}
-    assert editor_argv("", MASK, IMAGE, env=env) == ["code", "--wait", str(MASK)]
+    assert editor_argv("", MASK, IMAGE, env=env) == painter   # text editors are not used
     env["SEGTRIAGE_EDITOR"] = "paint {image} {mask}"
     assert editor_argv("", MASK, IMAGE, env=env) == ["paint", str(IMAGE), str(MASK)]
-    assert editor_argv("", MASK, IMAGE, env={"EDITOR": "vi"}) == ["vi", str(MASK)]
+    assert editor_argv("", MASK, IMAGE, env={"EDITOR": "vi"}) == painter
+    assert editor_argv("", MASK, IMAGE, env={}, project=Path("/data")) == \
+        painter + ["--project", "/data"]
+    assert is_painter(painter) and not is_painter(["paint", str(MASK)])
+    # the painter as an [editor] command works like any command
+    assert editor_argv("segtriage paint {mask} --image {image}", MASK, IMAGE, env={}) == \
+        ["segtriage", "paint", str(MASK), "--image", str(IMAGE)]
 
 
 def test_other_braces_stay_as_they_are_in_an_environment_editor():
-    env = {"EDITOR": "ed --fmt={x} {mask"}
+    env = {"SEGTRIAGE_EDITOR": "ed --fmt={x} {mask"}
     assert editor_argv("", MASK, IMAGE, env=env) == ["ed", "--fmt={x}", "{mask", str(MASK)]
     env = {"SEGTRIAGE_EDITOR": "ed --fmt={x} {mask}"}
     assert editor_argv("", MASK, IMAGE, env=env) == ["ed", "--fmt={x}", str(MASK)]
@@ -54,11 +64,10 @@ def test_config_template_braces_follow_the_validated_rules():
 def test_placeholders_are_replaced_once_not_inside_a_path():
     mask = Path("/data/{image}_mask.png")
     assert editor_argv("ed {mask}", mask, IMAGE, env={}) == ["ed", str(mask)]
-    assert editor_argv("", mask, IMAGE, env={"EDITOR": "ed {mask}"}) == ["ed", str(mask)]
+    assert editor_argv("", mask, IMAGE, env={"SEGTRIAGE_EDITOR": "ed {mask}"}) == \
+        ["ed", str(mask)]
 
 
-def test_no_editor_and_bad_quoting_are_clear_errors():
-    with pytest.raises(EditorError, match="no mask editor configured"):
-        editor_argv("", MASK, IMAGE, env={})
-    with pytest.raises(EditorError, match=r"\$EDITOR = .*cannot be split"):
-        editor_argv("", MASK, IMAGE, env={"EDITOR": "vi 'unclosed"})
+def test_bad_quoting_is_a_clear_error():
+    with pytest.raises(EditorError, match=r"\$SEGTRIAGE_EDITOR = .*cannot be split"):
+        editor_argv("", MASK, IMAGE, env={"SEGTRIAGE_EDITOR": "vi 'unclosed"})

@@ -1,7 +1,7 @@
 """End to end in a real terminal (tmux), with a real engine that really trains.
 
 `segtriage DIR` on a small demo folder, as a person would: the list appears, keys move and sort,
-a fake $EDITOR changes a mask and the row turns edited and is re-scored, `r` queues a retrain,
+a fake $SEGTRIAGE_EDITOR changes a mask and the row turns edited and is re-scored, `r` queues a retrain,
 the tmux server is killed (an SSH drop), and a new `segtriage` shows the job still running or
 finished. It runs in the normal suite (about a minute); `-m 'not e2e'` leaves it out.
 """
@@ -126,7 +126,7 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
     editor.write_text(FAKE_EDITOR.format(python=sys.executable))
     editor.chmod(0o755)
     exe = Path(sys.executable).with_name("segtriage")
-    env = {"EDITOR": str(editor), "PATH": os.environ.get("PATH", ""),
+    env = {"SEGTRIAGE_EDITOR": str(editor), "PATH": os.environ.get("PATH", ""),
            "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     first = Tmux(tmp_path / "sock1")
     try:
@@ -213,7 +213,7 @@ def test_an_editor_that_does_not_exist_leaves_a_working_app(tmp_path, monkeypatc
 
     root = build_project(tmp_path / "p", monkeypatch)
     exe = Path(sys.executable).with_name("segtriage")
-    env = {"EDITOR": "no-such-editor-xyz", "PATH": os.environ.get("PATH", ""),
+    env = {"SEGTRIAGE_EDITOR": "no-such-editor-xyz", "PATH": os.environ.get("PATH", ""),
            "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     term = Tmux(tmp_path / "sock")
     try:

@@ -1,0 +1,36 @@
+"""``segtriage paint MASK [--image IMAGE] [--prob PROB] [--project DIR]``: the mask editor.
+
+Only argparse at the top: the parser is built at every start of the command line."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("mask", help="the mask to edit (PNG; 0/1, 0/255 or a palette)")
+    p.add_argument("--image", help="its image (default: the project's image of this mask; "
+                                   "standalone: the mask itself is shown)")
+    p.add_argument("--prob", help="P(object) as an 8-bit PNG (default: the project's stored "
+                                  "prediction)")
+    p.add_argument("--project", metavar="DIR",
+                   help="the project folder (default: the nearest folder above the mask with "
+                        "segtriage.toml or .segtriage/)")
+
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from .document import DocumentError, open_document
+
+    try:
+        doc = open_document(args.mask, image=args.image, prob=args.prob, project=args.project)
+    except DocumentError as e:
+        print(f"segtriage paint: {e}", file=sys.stderr)
+        return 2
+    from .app import PaintApp
+
+    app = PaintApp(doc)
+    result = app.run()
+    return result if isinstance(result, int) else (app.return_code or 0)
