@@ -551,13 +551,13 @@ class SegtriageApp(App[int]):
 
     def _open_editor(self, mask: Path, image: Path) -> None:
         try:
-            argv = editor.editor_argv(self.cfg.editor.command, mask, image)
+            argv = editor.editor_argv(self.cfg.editor.command, mask, image, project=self.root)
         except editor.EditorError as e:
             self.notify(str(e), severity="error", timeout=10)
             return
         rel = mask.relative_to(self.root).as_posix()
         try:
-            if self.cfg.editor.mode == "gui":
+            if self.cfg.editor.mode == "gui" and not editor.is_painter(argv):
                 editor.launch_gui(argv, self.root)
                 self.notify(f"opened {rel} in {Path(argv[0]).name}; save it and the row "
                             "updates")

@@ -24,6 +24,8 @@ COMMANDS = (
 # The module has add_arguments(parser) and run(args) -> int, and imports only argparse at its
 # top (the parser is built at every start); run() imports what the command needs.
 MODULE_COMMANDS: dict[str, tuple[str, str]] = {
+    "paint": ("paint.cli", "edit a mask in the terminal (zoom, brush, object fixes, undo)"),
+    "fix": ("paint.fix", "fix masks headless: drop unseen, add predicted, fill holes, grow/shrink"),
     "measure": ("measure_cli", "object size, shape and number density per object, image and data set"),
 }
 COMMANDS = COMMANDS + tuple(MODULE_COMMANDS)
