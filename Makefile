@@ -6,7 +6,7 @@ VENV   := .venv
 STAMP  := $(VENV)/.installed
 DEMO   ?= demo
 
-.PHONY: demo test bench clean-demo
+.PHONY: demo test bench screenshots clean-demo
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "need python3.11 (set PYTHON=...)"; exit 1; }
@@ -26,6 +26,13 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/triage_quality.py
 	$(VENV)/bin/python bench/tui.py
 	$(VENV)/bin/python bench/cpu_threads.py
+
+# the README's screenshots are the snapshot tests' pictures (tests/test_readme.py checks it);
+# after `pytest tests/tui/test_snapshots.py --snapshot-update`, run this
+SNAPS := tests/tui/__snapshots__/test_snapshots
+screenshots:
+	cp $(SNAPS)/test_main_screen.svg docs/img/main.svg
+	cp $(SNAPS)/test_help_screen.svg docs/img/help.svg
 
 clean-demo:
 	-$(VENV)/bin/segtriage engine stop $(DEMO)
