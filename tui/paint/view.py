@@ -328,7 +328,9 @@ class Scene:
 
     def value_text(self, y: int, x: int) -> str:
         v = self.image[y, x]
-        return f"{int(v)}" if np.ndim(v) == 0 else "(" + ",".join(str(int(c)) for c in v) + ")"
+        if np.ndim(v) == 0 or (v == v[0]).all():  # grey (also grey stored as RGB)
+            return f"{int(v if np.ndim(v) == 0 else v[0])}"
+        return "(" + ",".join(str(int(c)) for c in v) + ")"
 
     # rendering
     def render(self, vp: Viewport, layers: Layers = Layers(), marks: Marks = Marks()
