@@ -57,6 +57,7 @@ PAINT_BINDINGS = [
 ]
 
 HINT = "? help  space paint  x erase  [ ] size  d delete  a add pred  n next  u undo  w save  q quit"
+HINT_SHORT = "? help  space paint  x erase  [ ] size  d del  a add  n next  u undo  w save  q"
 
 
 def key_label(keys: str) -> str:
@@ -130,18 +131,22 @@ class PaintApp(App[int]):
         self._last_cursor: tuple[int, int] | None = None
         self._message = doc.note
         self.user_keymap = dict(keymap or {})
-        self.title = f"paint {doc.name}"
+        self.title = f"paint {doc.mask_path.name}"
 
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         layers = Layers(prediction=self.doc.prob is not None)
         yield PaintView(self.scene, editable=True, layers=layers, id="paint-view")
         yield Static("", id="paint-status", markup=False)
-        yield Static(HINT, id="paint-hint", markup=False)
+        yield Static(HINT_SHORT, id="paint-hint", markup=False)
 
     @property
     def view(self) -> PaintView:
         return self.query_one(PaintView)
+
+    def on_resize(self) -> None:
+        hint = HINT if self.size.width >= len(HINT) else HINT_SHORT
+        self.query_one("#paint-hint", Static).update(hint)
 
     def on_mount(self) -> None:
         if self.user_keymap:

@@ -364,7 +364,7 @@ class Scene:
         if layers.uncertainty and self.prob is not None:
             p = self.prob[cy[:, None], cx[None, :]].astype(np.float32) / 255.0
             unc = (1.0 - np.abs(2.0 * p - 1.0)) * valid
-            blend(unc > 0.1, c["seg-uncertain"], np.clip(unc * 0.9, 0, 0.9))
+            blend(unc > 0.2, c["seg-uncertain"], np.clip(unc * 0.9, 0, 0.9))  # 0.1 < P < 0.9
         if layers.prediction and self.pred is not None:
             pm = sample(self.pred)
             if layers.outline:
