@@ -341,28 +341,50 @@ def plan(root: Path | str, cfg, store, source: str) -> list[Target]:
     A mask the scan found unusable, or a missing prediction, is a Target with ``error``."""
     if source not in SOURCES:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-    root = Path(root)
-    state = cfg.state_path(root)
     model_id = store.current_model_id()
     out = []
     for row in sorted(store.images(), key=lambda r: r["path"]):
-        reviewed = row["status"] in REVIEWED
-        if source == "reviewed" and not reviewed:
-            continue
-        if source == "masks" and (not row["mask_path"] or row["status"] == "flagged"):
-            continue
-        if source in ("reviewed", "masks") or (source == "best" and reviewed):
-            t = Target(row["id"], row["path"], row["status"],
-                       "reviewed" if reviewed else "mask", root / row["mask_path"]
-                       if row["mask_path"] else None, row["mask_path"], shape=_shape(row))
-            if row["error"]:
-                t.error = row["error"]
-            elif not row["mask_path"]:
-                t.error = "no mask"
+        t = target_for(root, cfg, store, row, source, model_id=model_id)
+        if t is not None:
             out.append(t)
-        else:
-            out.append(_prediction_target(root, state, store, row, model_id))
     return out
+
+
+def target_for(root: Path | str, cfg, store, row, source: str, *,
+               model_id: int | None | str = "current") -> Target | None:
+    """The Target of one image row under ``source`` (see ``plan``); None when the source
+    leaves the image out."""
+    root = Path(root)
+    if model_id == "current":
+        model_id = store.current_model_id()
+    reviewed = row["status"] in REVIEWED
+    if source == "reviewed" and not reviewed:
+        return None
+    if source == "masks" and (not row["mask_path"] or row["status"] == "flagged"):
+        return None
+    if source in ("reviewed", "masks") or (source == "best" and reviewed):
+        t = Target(row["id"], row["path"], row["status"],
+                   "reviewed" if reviewed else "mask", root / row["mask_path"]
+                   if row["mask_path"] else None, row["mask_path"], shape=_shape(row))
+        if row["error"]:
+            t.error = row["error"]
+        elif not row["mask_path"]:
+            t.error = "no mask"
+        return t
+    return _prediction_target(root, cfg.state_path(root), store, row, model_id)
+
+
+def measure_image(root: Path | str, cfg, store, image_id: int, *, source: str = "best",
+                  settings: Settings | None = None) -> dict | None:
+    """The per-image row (IMAGE_COLUMNS) of one image, or None when ``source`` leaves it
+    out or the image is gone: what the app's metrics pane shows for the selected row."""
+    row = store.image(image_id)
+    if row is None:
+        return None
+    t = target_for(root, cfg, store, row, source)
+    if t is None:
+        return None
+    return measure_target(Path(root), cfg, t, settings or settings_from(cfg))[1]
 
 
 def _sha256(path: Path) -> str:
