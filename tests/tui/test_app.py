@@ -213,7 +213,7 @@ def _fake_editor(calls, paint):
 
 
 async def test_edit_runs_the_editor_and_marks_the_row_edited(project, monkeypatch):
-    monkeypatch.setenv("EDITOR", "fake-editor --wait")
+    monkeypatch.setenv("SEGTRIAGE_EDITOR", "fake-editor --wait")
     app = make_app(project)
     calls = []
     async with app.run_test(size=(120, 36)) as pilot:
@@ -235,7 +235,7 @@ async def test_edit_runs_the_editor_and_marks_the_row_edited(project, monkeypatc
 
 
 async def test_edit_without_a_mask_makes_one_first(project, monkeypatch):
-    monkeypatch.setenv("EDITOR", "fake")
+    monkeypatch.setenv("SEGTRIAGE_EDITOR", "fake")
     app = make_app(project)
     calls = []
     async with app.run_test(size=(120, 36)) as pilot:
@@ -261,7 +261,7 @@ async def test_edit_without_a_mask_makes_one_first(project, monkeypatch):
 
 
 async def test_edit_where_the_terminal_cannot_suspend_says_so(project, monkeypatch):
-    monkeypatch.setenv("EDITOR", "fake")
+    monkeypatch.setenv("SEGTRIAGE_EDITOR", "fake")
     app = make_app(project)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
@@ -539,13 +539,13 @@ async def test_notifications_show_brackets_as_written(project, monkeypatch):
     # "[editor] command" is a config key, not markup: it used to vanish from the toast
     from textual.widgets._toast import Toast
 
-    monkeypatch.delenv("EDITOR", raising=False)
-    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("SEGTRIAGE_EDITOR", "no-such-editor-xyz")
     app = make_app(project)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
-        await pilot.press("e")
-        await settle(pilot)
+        with no_suspend(app):
+            await pilot.press("e")
+            await settle(pilot)
         # the text a toast draws for each notification
         shown = [str(Toast(n).render()) for n in app._notifications]
         assert any("set [editor] command" in text for text in shown), shown
