@@ -38,8 +38,10 @@ def painter_argv(mask: Path, image: Path, project: Path | None = None) -> list[s
     """segtriage's own painter, run with this Python (no PATH lookup)."""
     import sys
 
-    argv = [sys.executable, "-m", "segtriage.tui.cli", "paint", str(mask), "--image", str(image)]
-    return argv + (["--project", str(project)] if project is not None else [])
+    argv = [sys.executable, "-m", "segtriage.tui.cli", "paint", "--image", str(image)]
+    if project is not None:
+        argv += ["--project", str(project)]
+    return argv + ["--", str(mask)]  # "--": a mask named "-x.png" is not an option
 
 
 def is_painter(argv: list[str]) -> bool:

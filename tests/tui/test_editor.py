@@ -25,15 +25,15 @@ def test_template_without_placeholder_gets_the_mask_appended():
 def test_environment_segtriage_editor_then_the_painter_never_visual_or_editor():
     import sys
 
-    painter = [sys.executable, "-m", "segtriage.tui.cli", "paint", str(MASK), "--image",
-               str(IMAGE)]
+    head = [sys.executable, "-m", "segtriage.tui.cli", "paint", "--image", str(IMAGE)]
+    painter = head + ["--", str(MASK)]
     env = {"EDITOR": "vi", "VISUAL": "code --wait", "SEGTRIAGE_EDITOR": ""}
     assert editor_argv("", MASK, IMAGE, env=env) == painter   # text editors are not used
     env["SEGTRIAGE_EDITOR"] = "paint {image} {mask}"
     assert editor_argv("", MASK, IMAGE, env=env) == ["paint", str(IMAGE), str(MASK)]
     assert editor_argv("", MASK, IMAGE, env={"EDITOR": "vi"}) == painter
     assert editor_argv("", MASK, IMAGE, env={}, project=Path("/data")) == \
-        painter + ["--project", "/data"]
+        head + ["--project", "/data", "--", str(MASK)]
     assert is_painter(painter) and not is_painter(["paint", str(MASK)])
     # the painter as an [editor] command works like any command
     assert editor_argv("segtriage paint {mask} --image {image}", MASK, IMAGE, env={}) == \
