@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     import torch
 
     cores = torch.get_num_threads()
-    from segtriage.engine.device import cpu_has_bf16
+    from segtriage.engine.ml.device import cpu_has_bf16
 
     precisions = ["fp32"] + (["bf16"] if cpu_has_bf16() else [])
     print(f"CPU threads, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; "

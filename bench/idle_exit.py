@@ -28,7 +28,7 @@ def _alive(pid: int) -> bool:
 
 
 def one(root: Path, idle: float) -> tuple[float, float]:
-    from segtriage.engine.process import engine_pid
+    from segtriage.engine.daemon.control import engine_pid
 
     exe = Path(sys.executable).with_name("segtriage")
     t0 = time.monotonic()
@@ -49,7 +49,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--idle", type=float, nargs="+", default=[1.0, 3.0])
     a = ap.parse_args(argv)
-    from segtriage.engine.demo import make_demo
+    from segtriage.engine.project.demo import make_demo
 
     print(f"Idle exit, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC; "
           f"median of {a.rounds}, 4 images of 32²")

@@ -34,11 +34,10 @@ from types import SimpleNamespace
 import numpy as np
 import torch
 
-from segtriage.engine import imageio
-from segtriage.engine.device import autocast_dtype, pick_device, pick_precision
-from segtriage.engine.infer import Predictor, ProbWriter, prob_relpath, save_prob_png
-from segtriage.engine.model import (build_learner, load_model, read_sidecar, spec_from,
-                                    train)
+from segtriage.engine.project import imageio
+from segtriage.engine.ml.device import autocast_dtype, pick_device, pick_precision
+from segtriage.engine.ml.infer import Predictor, ProbWriter, prob_relpath, save_prob_png
+from segtriage.engine.ml.model import build_learner, load_model, read_sidecar, spec_from, train
 
 CODES = ["naw", "aye"]
 
@@ -83,7 +82,7 @@ def main(argv=None) -> int:
 
 
 def run(args, work: Path) -> int:
-    from segtriage.engine.demo import make_demo
+    from segtriage.engine.project.demo import make_demo
 
     data = work / "data"
     make_demo(data, count=args.count, size=args.size, seed=0)
@@ -150,7 +149,7 @@ def run(args, work: Path) -> int:
 
     scoring = None
     try:
-        from segtriage.engine import scoring
+        from segtriage.engine.project import scoring
     except ImportError:
         pass
 

@@ -61,9 +61,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from triage_quality import cleanlab_quality, machine, wait_idle  # noqa: E402
 
-from segtriage.engine import history, imageio, scoring  # noqa: E402
-from segtriage.engine.config import load_config  # noqa: E402
-from segtriage.engine.demo import load_manifest, make_demo, truth_dir  # noqa: E402
+from segtriage.engine.project import history, imageio, scoring  # noqa: E402
+from segtriage.engine.project.config import load_config  # noqa: E402
+from segtriage.engine.project.demo import load_manifest, make_demo, truth_dir  # noqa: E402
 from segtriage.engine.store import Store  # noqa: E402
 
 ORDERS = ("priority", "cleanlab", "1-dice", "confidence", "random")
@@ -124,7 +124,7 @@ def order_rows(root: Path, cfg, rows: list[dict], order: str, rng) -> list[dict]
     if order == "random":
         return [rows[i] for i in rng.permutation(len(rows))]
     if order == "cleanlab":
-        from segtriage.engine.rescore import read_current_mask
+        from segtriage.engine.project.scoring.rescore import read_current_mask
 
         store = Store.open(root)
         for r in rows:
@@ -156,7 +156,7 @@ def fix(root: Path, cfg, mask_rels: list[str]) -> None:
 
 def test_dice(root: Path, test_root: Path) -> float:
     """Mean foreground Dice on the held-out test set of the folder's current model."""
-    from segtriage.engine import infer
+    from segtriage.engine.ml import infer
 
     cfg = load_config(root)
     store = Store.open(root)

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segtriage.engine import history, measure
-from segtriage.engine.config import load_config
-from segtriage.engine.demo import make_demo, truth_dir
+from segtriage.engine.project import history, measure
+from segtriage.engine.project.config import load_config
+from segtriage.engine.project.demo import make_demo, truth_dir
 from segtriage.engine.store import Store
 
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Scaling table: training and inference throughput for 1 process vs N ranks, same code path.
 
-Every configuration runs the real rank entry point (``python -m segtriage.engine.distributed``)
+Every configuration runs the real rank entry point (``python -m segtriage.engine.ml.dist.ranks``)
 under ``torchrun --nproc_per_node N`` through the engine's own launcher
-(``engine.dist_jobs.supervise``), on a generated demo set, with no engine and no database:
+(``engine.dist.supervise``), on a generated demo set, with no engine and no database:
 
   training img/s    training images of the last epoch / that epoch's seconds (from rank 0's
                     epoch events; the first epoch pays for warm-up), validation included
@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from segtriage.engine import dist_jobs
-from segtriage.engine.demo import make_demo
-from segtriage.engine.runfolder import RunFolder
+from segtriage.engine.daemon.jobs import dist
+from segtriage.engine.project.demo import make_demo
+from segtriage.engine.ml.dist.runfolder import RunFolder
 
 CODES = ["naw", "aye"]
 LAST_PREDICT: RunFolder | None = None
@@ -76,17 +76,17 @@ def cpu_model() -> str:
 
 def run(kind: str, folder: RunFolder, nproc: int, threads: int) -> float:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads)}
-    launch = dist_jobs.Launch(folder, dist_jobs.torchrun_cmd(kind, folder.path, nproc),
+    launch = dist.Launch(folder, dist.torchrun_cmd(kind, folder.path, nproc),
                               env_for_slot=lambda slot: env)
     t0 = time.perf_counter()
-    dist_jobs.supervise(BenchCtx(), [launch], on_tick=lambda: None)
+    dist.supervise(BenchCtx(), [launch], on_tick=lambda: None)
     return time.perf_counter() - t0
 
 
 def bench_train(root: Path, state: Path, pairs, mcfg, nproc: int, threads: int, device: str,
                 tag: str):
     folder = RunFolder.create(state, 1, f"train-{tag}")
-    folder.write_spec(dist_jobs.train_spec(job_id=1, root=root, pairs=pairs, codes=CODES,
+    folder.write_spec(dist.train_spec(job_id=1, root=root, pairs=pairs, codes=CODES,
                                            mcfg=mcfg, out_name=f"bench-{tag}.pt",
                                            device=device, valid_idx=None))
     wall = run("train", folder, nproc, threads)
@@ -106,7 +106,7 @@ def bench_predict(root: Path, state: Path, names, mcfg, weights: str, nproc: int
     folder = RunFolder.create(state, 2, f"predict-{tag}")
     items = [{"id": i, "path": n, "sha": f"bench{tag}{i:06d}", "fold": None}
              for i, n in enumerate(names)]
-    folder.write_spec(dist_jobs.predict_spec(
+    folder.write_spec(dist.predict_spec(
         job_id=2, root=root, items=items, codes=CODES, mcfg=mcfg, device=device,
         model={"weights": [weights], "arch": mcfg.arch, "id": f"bench{tag}"}))
     wall = run("predict", folder, nproc, threads)
@@ -127,9 +127,9 @@ def bench_predict(root: Path, state: Path, names, mcfg, weights: str, nproc: int
 
 def bench_merge(root: Path, predict_folder: RunFolder, arch: str, weights: str) -> float:
     """The engine's serial part of a sharded prediction: per reported image, the PNG read,
-    the scoring against the mask and the score row (``dist_jobs.store_prediction``), img/s."""
-    from segtriage.engine import index
-    from segtriage.engine.config import load_config
+    the scoring against the mask and the score row (``dist.store_prediction``), img/s."""
+    from segtriage.engine.project import index
+    from segtriage.engine.project.config import load_config
     from segtriage.engine.store import Store
 
     cfg = load_config(root)
@@ -143,7 +143,7 @@ def bench_merge(root: Path, predict_folder: RunFolder, arch: str, weights: str) 
     rows = {r["path"]: r for r in store.images()}
     t0 = time.perf_counter()
     for rec in recs:
-        assert dist_jobs.store_prediction(root, cfg, store, mid, rows[rec["path"]], rec) is None
+        assert dist.store_prediction(root, cfg, store, mid, rows[rec["path"]], rec) is None
     return len(recs) / (time.perf_counter() - t0)
 
 

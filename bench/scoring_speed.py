@@ -15,7 +15,7 @@ import time
 import numpy as np
 from scipy import ndimage as ndi
 
-from segtriage.engine import scoring
+from segtriage.engine.project import scoring
 
 
 def scene(size: int, n_objects: int, seed: int = 0):

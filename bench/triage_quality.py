@@ -53,9 +53,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segtriage.engine import imageio, objects, scoring
-from segtriage.engine.config import load_config
-from segtriage.engine.demo import load_manifest, make_demo, truth_dir
+from segtriage.engine.project import imageio, scoring
+from segtriage.engine.project.scoring import objects
+from segtriage.engine.project.config import load_config
+from segtriage.engine.project.demo import load_manifest, make_demo, truth_dir
 from segtriage.engine.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -218,7 +219,7 @@ def train_and_score(root: Path, a) -> dict:
 # ----------------------------------------------------------------------------------------
 def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] | None:
     """Score rows of the newest model of `kind` (each with 'path', 'mask_path'), and info."""
-    from segtriage.engine.rescore import load_prob, read_current_mask
+    from segtriage.engine.project.scoring.rescore import load_prob, read_current_mask
 
     store = Store.open(root)
     cfg = load_config(root)

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds idle with no client before exiting (0: never)")
     a = p.parse_args(argv)
     if a.cmd == "run":
-        from .daemon import run
+        from .daemon.main import run
 
         return run(a.dir, idle_exit_s=a.idle_exit)
     return 2

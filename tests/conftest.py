@@ -39,7 +39,7 @@ def wait_for(pred, timeout: float = 120.0, interval: float = 0.1, what: str = "c
 
 
 def make_tiny_demo(root: Path, count: int = 16, size: int = 64, seed: int = 1) -> Path:
-    from segtriage.engine.demo import make_demo
+    from segtriage.engine.project.demo import make_demo
 
     make_demo(root, count=count, size=size, seed=seed)
     (root / "segtriage.toml").write_text(TINY_CONFIG)
@@ -49,7 +49,7 @@ def make_tiny_demo(root: Path, count: int = 16, size: int = 64, seed: int = 1) -
 @contextmanager
 def engine_process(root: Path):
     """A real engine for ``root`` (own session, like a detached one); stopped afterwards."""
-    from segtriage.engine.process import engine_pid
+    from segtriage.engine.daemon.control import engine_pid
 
     log = open(root / ".engine-test.log", "ab")
     p = subprocess.Popen([sys.executable, "-m", "segtriage.engine", "run", str(root)],

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segtriage.engine import backup
-from segtriage.engine.backup import BackupError, ObjectStore
-from segtriage.engine.config import load_config
-from segtriage.engine.history import history, save_mask_version
-from segtriage.engine.imageio import sha256_file
-from segtriage.engine.layout import discover
+from segtriage.engine.project import backup
+from segtriage.engine.project.backup import BackupError, ObjectStore
+from segtriage.engine.project.config import load_config
+from segtriage.engine.project.history import history, save_mask_version
+from segtriage.engine.project.imageio import sha256_file
+from segtriage.engine.project.layout import discover
 from segtriage.engine.store import Store
 
 # names a shell would mangle: spaces, quotes, command substitution, unicode, a leading dash
@@ -634,7 +634,7 @@ def test_the_default_destination_moves_with_its_project(project, tmp_path):
 
 
 def test_masks_frozen_by_a_killed_training_stay_out_of_snapshots(project):
-    from segtriage.engine.frozen import remove_stale_frozen_masks
+    from segtriage.engine.ml.frozen import remove_stale_frozen_masks
 
     root, cfg, store = project
     models = cfg.state_path(root) / "models"
@@ -652,7 +652,7 @@ def test_restore_leaves_each_row_as_a_scan_of_the_restored_file_would(project):
     --overwrite), restored. The restored masks are errors with their reasons again (the
     restore used to write their fingerprints into 'edited' rows, so no scan looked at them),
     and restoring the good ones clears the errors."""
-    from segtriage.engine import index
+    from segtriage.engine.project import index
 
     root, cfg, store = project
     index.scan(root, cfg, store)
@@ -693,7 +693,7 @@ def test_restore_leaves_each_row_as_a_scan_of_the_restored_file_would(project):
 def test_restored_masks_are_checked_against_the_restored_config(project):
     # a snapshot of a three-class project (masks 0/1/2), restored after the project went
     # back to two classes: the masks fit the config that comes back with them
-    from segtriage.engine import index
+    from segtriage.engine.project import index
 
     root, cfg, store = project
     three = np.zeros((12, 16), np.uint8)

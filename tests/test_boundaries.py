@@ -38,12 +38,13 @@ def _loaded_after(code: str) -> set[str]:
 
 
 def test_client_modules_do_not_pull_torch_transitively():
-    mods = ["segtriage.tui.cli", "segtriage.engine.store", "segtriage.engine.config",
-            "segtriage.engine.process", "segtriage.engine.rescore", "segtriage.engine.watch"]
+    mods = ["segtriage.tui.cli", "segtriage.engine.store", "segtriage.engine.project.config",
+            "segtriage.engine.daemon.control", "segtriage.engine.project.scoring.rescore", "segtriage.engine.daemon.watch"]
     # every one of them is imported (a module that moves must be named here anew, not skipped)
-    mods += [f"segtriage.engine.{m}" for m in ("layout", "imageio", "index", "scoring",
-                                               "objects", "backup", "history", "demo",
-                                               "segment", "frozen", "daemon", "measure")]
+    mods += [f"segtriage.engine.project.{m}" for m in (
+        "layout", "imageio", "index", "scoring", "scoring.objects", "backup", "history", "demo",
+        "segment", "measure")]
+    mods += ["segtriage.engine.ml.frozen", "segtriage.engine.daemon.main"]
     mods.append("segtriage.tui.app")
     loaded = _loaded_after("\n".join(f"import {m}" for m in mods))
     assert not loaded & set(HEAVY), loaded & set(HEAVY)

@@ -7,9 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segtriage.engine.config import (SCHEMA, ConfigError, default_config, load_config,
-                                     state_path, template, write_template)
-from segtriage.engine.scoring import score_image
+from segtriage.engine.project.config import SCHEMA, ConfigError, default_config, load_config, state_path, template, write_template
+from segtriage.engine.project.scoring import score_image
 
 
 def test_defaults_without_file(tmp_path):
@@ -159,7 +158,7 @@ def test_editor_commands_with_known_placeholders_load(tmp_path, command):
 
 
 def test_the_editor_placeholders_live_in_the_engine_for_the_app_to_use():
-    from segtriage.engine import config
+    from segtriage.engine.project import config
     from segtriage.tui import editor
     assert config.EDITOR_PLACEHOLDERS == ("mask", "image")
     assert editor.EDITOR_PLACEHOLDERS is config.EDITOR_PLACEHOLDERS

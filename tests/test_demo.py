@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from segtriage.engine.demo import CORRUPTIONS, dice, load_manifest, make_demo, truth_dir
-from segtriage.engine.segment import threshold_mask
+from segtriage.engine.project.demo import CORRUPTIONS, dice, load_manifest, make_demo, truth_dir
+from segtriage.engine.project.segment import threshold_mask
 
 
 def _hashes(root: Path) -> dict[str, str]:

@@ -23,10 +23,10 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_CONFIG, engine_process, kill_tree, make_tiny_demo, wait_for, wait_job
-from segtriage.engine import dist_jobs
-from segtriage.engine.config import load_config
-from segtriage.engine.runfolder import JsonlTail, RunFolder, shard
-from segtriage.engine.runner import JobCancelled
+from segtriage.engine.daemon.jobs import dist
+from segtriage.engine.project.config import load_config
+from segtriage.engine.ml.dist.runfolder import JsonlTail, RunFolder, shard
+from segtriage.engine.daemon.jobs import JobCancelled
 from segtriage.engine.store import Store
 
 
@@ -62,7 +62,7 @@ def test_run_folder_state_and_prune(tmp_path):
         RunFolder.create(state, i)
     fold = RunFolder.create(state, 5, "fold-1")
     assert fold.state == state.resolve() and fold.path.parent.name == "job-5"
-    from segtriage.engine.runfolder import prune_runs
+    from segtriage.engine.ml.dist.runfolder import prune_runs
     prune_runs(state / "runs", keep=2)
     assert sorted(p.name for p in (state / "runs").iterdir()) == ["job-4", "job-5"]
 
@@ -82,7 +82,7 @@ def test_ranks_find_the_shared_state_through_a_symlinked_runs_folder(tmp_path):
 
 
 def test_auto_device_is_decided_by_the_rank():
-    from segtriage.engine.distributed import _device_for
+    from segtriage.engine.ml.dist.ranks import _device_for
 
     import torch
     want = "cuda:0" if torch.cuda.is_available() else "cpu"
@@ -96,7 +96,7 @@ def test_fastai_cpu_patch_is_applied_only_when_needed():
     import fastai
     from fastai.distributed import DistributedDL
 
-    from segtriage.engine import fastai_compat
+    from segtriage.engine.ml import fastai_compat
 
     class Broken:  # the 2.8.12 code: .cuda() whatever the backend
         def _broadcast(self, t, rank):
@@ -124,7 +124,7 @@ def test_patched_broadcast_works_on_a_cpu_gloo_group(tmp_path):
     """The patched function itself, on a real (one-process) gloo group: no CUDA involved."""
     code = textwrap.dedent(f"""
         import torch.distributed as dist
-        from segtriage.engine.fastai_compat import _broadcast_cpu_safe
+        from segtriage.engine.ml.fastai_compat import _broadcast_cpu_safe
         dist.init_process_group("gloo", init_method="file://{tmp_path}/store", rank=0,
                                 world_size=1)
         print(_broadcast_cpu_safe(None, [3, 1, 2], 0))
@@ -139,42 +139,42 @@ def test_patched_broadcast_works_on_a_cpu_gloo_group(tmp_path):
 # -- unit: dispatch plans -------------------------------------------------------------------------
 
 def test_crossval_plan_and_gpu_groups():
-    assert dist_jobs.crossval_plan(1, 3, "cuda") == (1, 1)      # single process loop
-    assert dist_jobs.crossval_plan(2, 3, "cpu") == (1, 2)       # CPU ranks: folds in turn
-    assert dist_jobs.crossval_plan(2, 3, "cuda") == (2, 1)      # 2 folds at a time
-    assert dist_jobs.crossval_plan(3, 3, "cuda") == (3, 1)      # all folds side by side
-    assert dist_jobs.crossval_plan(8, 3, "cuda") == (3, 2)      # each fold on 2 GPUs
-    assert dist_jobs.gpu_groups(3, 2, list("01234567")) == ["0,1", "2,3", "4,5"]
-    assert dist_jobs.gpu_groups(2, 1, ["3", "5"]) == ["3", "5"]  # CUDA_VISIBLE_DEVICES kept
+    assert dist.crossval_plan(1, 3, "cuda") == (1, 1)      # single process loop
+    assert dist.crossval_plan(2, 3, "cpu") == (1, 2)       # CPU ranks: folds in turn
+    assert dist.crossval_plan(2, 3, "cuda") == (2, 1)      # 2 folds at a time
+    assert dist.crossval_plan(3, 3, "cuda") == (3, 1)      # all folds side by side
+    assert dist.crossval_plan(8, 3, "cuda") == (3, 2)      # each fold on 2 GPUs
+    assert dist.gpu_groups(3, 2, list("01234567")) == ["0,1", "2,3", "4,5"]
+    assert dist.gpu_groups(2, 1, ["3", "5"]) == ["3", "5"]  # CUDA_VISIBLE_DEVICES kept
     with pytest.raises(ValueError):
-        dist_jobs.gpu_groups(3, 1, ["0", "1"])
+        dist.gpu_groups(3, 1, ["0", "1"])
 
 
 def test_gpus_come_from_the_job_then_the_config(tiny_demo):
     cfg = load_config(tiny_demo)
     ctx = SimpleNamespace(cfg=cfg, job=SimpleNamespace(params={}))
-    assert dist_jobs.job_gpus(ctx) == 1
+    assert dist.job_gpus(ctx) == 1
     ctx.job.params["gpus"] = 2
-    assert dist_jobs.job_gpus(ctx) == 2
+    assert dist.job_gpus(ctx) == 2
     ctx.job.params["gpus"] = 0
     with pytest.raises(ValueError, match="at least 1"):
-        dist_jobs.job_gpus(ctx)
+        dist.job_gpus(ctx)
     ctx.job.params.update(gpus=1, launch="external")  # would silently run here, single
     with pytest.raises(ValueError, match="total number of ranks"):
-        dist_jobs.job_gpus(ctx)
+        dist.job_gpus(ctx)
 
 
 def test_too_few_images_for_the_ranks_is_a_clear_error():
     with pytest.raises(ValueError, match="too few for 4 ranks.*--gpus 1 or fewer"):
-        dist_jobs.train_one(FakeCtx(), [{}] * 7, SimpleNamespace(), Path("m.pt"), gpus=4,
+        dist.train_one(FakeCtx(), [{}] * 7, SimpleNamespace(), Path("m.pt"), gpus=4,
                             span=(0.0, 1.0), label="")
 
 
 def test_launch_command_needs_no_path_lookup_and_no_ambiguous_flag(tmp_path):
-    cmd = dist_jobs.torchrun_cmd("train", tmp_path, 2)
+    cmd = dist.torchrun_cmd("train", tmp_path, 2)
     assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--run" not in cmd and cmd[-2:] == ["--run-dir", str(tmp_path)]
-    assert dist_jobs.rank_env("cpu", 2, {"X": "1"})["X"] == "1"
+    assert dist.rank_env("cpu", 2, {"X": "1"})["X"] == "1"
 
 
 # -- unit: the launcher (pool, failure, cancel, escalation) with tiny child processes -----------
@@ -228,7 +228,7 @@ def _child_launches(tmp_path: Path, modes: list[str]) -> list:
     out = []
     for i, mode in enumerate(modes):
         run = RunFolder.create(tmp_path / "state", 1, f"part-{i}")
-        out.append(dist_jobs.Launch(run, [sys.executable, "-c", CHILD, str(run.path), str(pool),
+        out.append(dist.Launch(run, [sys.executable, "-c", CHILD, str(run.path), str(pool),
                                           mode],
                                     env_for_slot=lambda s: {**os.environ, "SLOT": str(s)}))
     return out
@@ -237,7 +237,7 @@ def _child_launches(tmp_path: Path, modes: list[str]) -> list:
 def test_supervise_runs_at_most_slots_at_once(tmp_path):
     launches = _child_launches(tmp_path, ["ok", "ok", "ok"])
     ticks = []
-    dist_jobs.supervise(FakeCtx(), launches, on_tick=lambda: ticks.append(1), slots=2)
+    dist.supervise(FakeCtx(), launches, on_tick=lambda: ticks.append(1), slots=2)
     seen = [json.loads(la.run.file("child.json").read_text()) for la in launches]
     assert all(la.rc == 0 for la in launches) and ticks
     assert max(s["seen"] for s in seen) <= 2
@@ -249,41 +249,41 @@ def test_supervise_runs_at_most_slots_at_once(tmp_path):
 def test_supervise_reports_the_failing_ranks_own_error(tmp_path):
     launches = _child_launches(tmp_path, ["fail"])
     with pytest.raises(RuntimeError, match="rank 0: ValueError: boom"):
-        dist_jobs.supervise(FakeCtx(), launches, on_tick=lambda: None)
+        dist.supervise(FakeCtx(), launches, on_tick=lambda: None)
 
 
 def test_supervise_cancel_writes_the_cancel_file_and_ranks_stop(tmp_path):
     launches = _child_launches(tmp_path, ["cancel"])
     with pytest.raises(JobCancelled):
-        dist_jobs.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
+        dist.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
     assert launches[0].run.cancel_reason() == "cancel"
     assert launches[0].rc == 0 and launches[0].term_sent is None  # stopped by itself
 
 
 def test_supervise_terminates_ranks_that_ignore_the_cancel(tmp_path, monkeypatch):
-    monkeypatch.setattr(dist_jobs, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(dist, "CANCEL_GRACE_S", 0.3)
     launches = _child_launches(tmp_path, ["hang"])
     with pytest.raises(JobCancelled):
-        dist_jobs.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
+        dist.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
     assert launches[0].term_sent is not None and launches[0].proc.poll() is not None
 
 
 def test_external_ranks_are_done_when_every_marker_says_so(tmp_path):
     run = RunFolder.create(tmp_path, 1)
-    assert dist_jobs._external_rc(run) is None
+    assert dist._external_rc(run) is None
     run.write_rank(0, {"rank": 0, "world": 2, "state": "done"})
-    assert dist_jobs._external_rc(run) is None  # rank 1 has not reported
+    assert dist._external_rc(run) is None  # rank 1 has not reported
     run.write_rank(1, {"rank": 1, "world": 2, "state": "running"})
-    assert dist_jobs._external_rc(run) is None
+    assert dist._external_rc(run) is None
     run.write_rank(1, {"rank": 1, "world": 2, "state": "done"})
-    assert dist_jobs._external_rc(run) == 0
+    assert dist._external_rc(run) == 0
     run.write_rank(1, {"rank": 1, "world": 2, "state": "failed"})
-    assert dist_jobs._external_rc(run) == 1
+    assert dist._external_rc(run) == 1
 
 
 def test_supervise_waits_for_external_ranks_and_a_cancel_ends_the_wait(tmp_path):
     run = RunFolder.create(tmp_path, 1)
-    launch = dist_jobs.Launch(run, None)  # ranks started by SLURM / on another host
+    launch = dist.Launch(run, None)  # ranks started by SLURM / on another host
 
     def ranks_report():
         run.write_rank(1, {"rank": 1, "world": 2, "state": "done"})
@@ -291,13 +291,13 @@ def test_supervise_waits_for_external_ranks_and_a_cancel_ends_the_wait(tmp_path)
 
     t = threading.Timer(0.5, ranks_report)
     t.start()
-    dist_jobs.supervise(FakeCtx(), [launch], on_tick=lambda: None)
+    dist.supervise(FakeCtx(), [launch], on_tick=lambda: None)
     t.join()
     assert launch.rc == 0 and run.heartbeat() is not None
     # cancelled while no rank has started: nothing to wait for
     run2 = RunFolder.create(tmp_path, 2)
     with pytest.raises(JobCancelled):
-        dist_jobs.supervise(FakeCtx(cancel_after=2), [dist_jobs.Launch(run2, None)],
+        dist.supervise(FakeCtx(cancel_after=2), [dist.Launch(run2, None)],
                             on_tick=lambda: None)
     assert run2.cancel_reason() == "cancel"
 
@@ -322,24 +322,24 @@ def test_cli_passes_gpus_and_launch_to_the_jobs(monkeypatch, tmp_path):
 
 def test_follow_up_predict_keeps_local_gpus_only():
     job = lambda **p: SimpleNamespace(job=SimpleNamespace(params=p))  # noqa: E731
-    assert dist_jobs.follow_up_params(job()) == {}
-    assert dist_jobs.follow_up_params(job(gpus=4)) == {"gpus": 4}
-    assert dist_jobs.follow_up_params(job(gpus=4, launch="external")) == {}
+    assert dist.follow_up_params(job()) == {}
+    assert dist.follow_up_params(job(gpus=4)) == {"gpus": 4}
+    assert dist.follow_up_params(job(gpus=4, launch="external")) == {}
 
 
 def test_stop_check_sees_the_cancel_file_and_a_stalled_heartbeat(tmp_path):
-    from segtriage.engine import distributed
+    from segtriage.engine.ml.dist import ranks
 
     run = RunFolder.create(tmp_path, 1)
     run.beat(1)
-    stop = distributed.StopCheck(run, 0, 1, timeout_s=3600, collective=False)
+    stop = ranks.StopCheck(run, 0, 1, timeout_s=3600, collective=False)
     assert not stop()
     run.request_cancel("cancel")
     stop._next = 0.0
     assert stop() and stop.reason == "cancel"
     run2 = RunFolder.create(tmp_path, 2)
     run2.beat(1)
-    stalled = distributed.StopCheck(run2, 0, 1, timeout_s=0.0, collective=False)
+    stalled = ranks.StopCheck(run2, 0, 1, timeout_s=0.0, collective=False)
     stalled._beat_seen -= 1.0
     assert stalled() and "heartbeat" in stalled.reason
 
@@ -418,8 +418,8 @@ def test_both_ranks_trained_and_one_model_version_was_written(trained2):
 def test_valid_dice_is_the_whole_valid_sets(trained2):
     """Recomputed here from the saved model over every valid image, and per epoch from the
     ranks' own sums (each valid image counted once, on one rank)."""
-    from segtriage.engine import imageio
-    from segtriage.engine.infer import Predictor
+    from segtriage.engine.project import imageio
+    from segtriage.engine.ml.infer import Predictor
 
     root, store = trained2.root, Store.open(trained2.root)
     cfg = load_config(root)
@@ -473,7 +473,7 @@ def test_sharded_prediction_scored_every_image_exactly_once(trained2):
     rows = store.review_rows()
     assert len(rows) == 16 and all(r["model_id"] == 1 and not r["stale"] for r in rows)
     # a rank's stored map is what the saved model predicts (same precision rule)
-    from segtriage.engine.infer import Predictor
+    from segtriage.engine.ml.infer import Predictor
 
     pred = Predictor(state / "models" / "m0001.pt", "resnet18", cfg.project.codes, cfg.model,
                      device="cpu")

@@ -21,8 +21,8 @@ from PIL import Image
 
 from conftest import (copy_project, engine_process, kill_tree, make_tiny_demo, wait_for,
                       wait_job)
-from segtriage.engine.config import load_config
-from segtriage.engine.process import EngineLock, engine_pid
+from segtriage.engine.project.config import load_config
+from segtriage.engine.daemon.control import EngineLock, engine_pid
 from segtriage.engine.store import Store
 
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def test_report_json_has_every_column(trained):
 
 
 def test_stored_probabilities_match_a_reloaded_model(trained):
-    from segtriage.engine import infer
+    from segtriage.engine.ml import infer
 
     store = Store.open(trained)
     cfg = load_config(trained)
@@ -166,7 +166,7 @@ def test_kill_9_during_training_is_recovered(trained, tmp_path):
         store.request_cancel(again[0].id)
         assert wait_job(store, again[0].id, 120).state == "cancelled"
     assert store.current_model_id() == 1
-    from segtriage.engine.model import load_model
+    from segtriage.engine.ml.model import load_model
 
     m = store.current_model()
     load_model(cfg.state_path(root) / "models" / m["weights"][0], m["arch"], 2)
@@ -223,7 +223,7 @@ def test_rows_from_an_older_scoring_version_are_rescored_at_start(trained, tmp_p
     # as after an upgrade whose formulas changed: the rows carry an older scoring_version
     # and a priority on another scale; the engine re-scores them from the stored
     # probabilities (a 'rescore' job, no model run) so that one order holds one scale
-    from segtriage.engine import scoring
+    from segtriage.engine.project import scoring
     root = _copy(trained, tmp_path / "v")
     store = Store.open(root)
     with store.tx() as c:
@@ -326,7 +326,8 @@ def fake_training(tmp_path, monkeypatch):
     import threading
     from types import SimpleNamespace
 
-    from segtriage.engine import index, runner
+    from segtriage.engine.project import index
+    from segtriage.engine.daemon import jobs
 
     root = make_tiny_demo(tmp_path / "data", count=8)
     cfg = load_config(root)
@@ -353,7 +354,7 @@ def fake_training(tmp_path, monkeypatch):
                                valid_loss=0.2, valid_dice=0.5, n_train=len(rows), n_valid=1,
                                device="cpu", history=[], valid_items=[], skipped=[])
 
-    monkeypatch.setattr(runner, "_train_one", train_one)
+    monkeypatch.setattr(jobs, "_train_one", train_one)
 
     def run(kind: str, params: dict | None = None):
         for j in store.jobs():  # the predict a finished training queues: not run here
@@ -362,7 +363,7 @@ def fake_training(tmp_path, monkeypatch):
         jid = store.submit_job(kind, {"no_backup": True, **(params or {})})
         job = store.claim_job(os.getpid())
         assert job.id == jid
-        runner.run_job(runner.JobContext(root, cfg, store, job, threading.Event()))
+        jobs.run_job(jobs.JobContext(root, cfg, store, job, threading.Event()))
         return store.job(job.id)
 
     return SimpleNamespace(root=root, cfg=cfg, store=store, fail=fail, run=run)
@@ -372,7 +373,7 @@ def fake_training(tmp_path, monkeypatch):
 def test_a_crossval_that_does_not_finish_leaves_no_fold_weights(fake_training, how):
     """The report: a cancelled 2-fold crossval kept m0001_f0.pt and m0001_f1.pt; the next
     plain training became m0001.pt beside them and every snapshot copied them."""
-    from segtriage.engine import backup
+    from segtriage.engine.project import backup
 
     t = fake_training
     t.fail[1] = how                                   # fold 0 is done when fold 1 breaks
@@ -408,7 +409,8 @@ def test_weights_a_killed_engine_left_are_removed_at_its_next_start(fake_trainin
     a killed weights write: neither goes into a snapshot, the next engine start deletes them.
     Weights no marker lists stay, even numbered like a model whose row names other files:
     they may come from before state.db was rebuilt (the new model 1 reusing the number)."""
-    from segtriage.engine import backup, runner
+    from segtriage.engine.project import backup
+    from segtriage.engine.daemon import jobs
 
     t = fake_training
     assert t.run("train").state == "done"                            # model 1: m0001.pt
@@ -426,13 +428,13 @@ def test_weights_a_killed_engine_left_are_removed_at_its_next_start(fake_trainin
     with engine_process(t.root):
         pass
     assert _weight_files(t.root) == kept
-    assert runner.remove_unfinished_weights(d, t.store) == 0  # nothing more to do
+    assert jobs.remove_unfinished_weights(d, t.store) == 0  # nothing more to do
 
 
 def test_a_cancelled_crossval_keeps_no_fold_weights_end_to_end(trained, tmp_path):
     """The report's repro with real fastai folds: cancelled while fold 2 of 2 trains (fold 1's
     weights are written by then); nothing of it stays, and no snapshot gets it."""
-    from segtriage.engine import backup
+    from segtriage.engine.project import backup
 
     root = _copy(trained, tmp_path / "cvc")
     store = Store.open(root)

@@ -16,9 +16,9 @@ import pytest
 
 from conftest import (copy_project, engine_process, kill_tree, make_tiny_demo, wait_for,
                       wait_job)
-from segtriage.engine import backup
-from segtriage.engine.config import load_config
-from segtriage.engine.process import engine_pid
+from segtriage.engine.project import backup
+from segtriage.engine.project.config import load_config
+from segtriage.engine.daemon.control import engine_pid
 from segtriage.engine.store import Store
 
 pytestmark = pytest.mark.slow
@@ -56,7 +56,7 @@ def test_kill_9_during_backup_leaves_no_half_snapshot(tmp_path):
 def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_path):
     # the shared trained folder (16 images, model 1) and 32 more images, so that a
     # prediction of all 48 takes long enough to be killed in the middle
-    from segtriage.engine.demo import make_demo
+    from segtriage.engine.project.demo import make_demo
 
     root = copy_project(trained_demo, tmp_path / "p")
     more = tmp_path / "more"
@@ -90,7 +90,7 @@ def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_pat
     rows = store.review_rows()
     assert len(rows) == 48 and all(r["model_id"] == 1 and not r["stale"] for r in rows)
     assert _masks(root) == before
-    from segtriage.engine.model import load_model
+    from segtriage.engine.ml.model import load_model
 
     m = store.current_model()
     load_model(cfg.state_path(root) / "models" / m["weights"][0], m["arch"], 2)
@@ -99,9 +99,9 @@ def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_pat
 CLIENT = textwrap.dedent("""
     import sys, numpy as np
     from pathlib import Path
-    from segtriage.engine.config import load_config
+    from segtriage.engine.project.config import load_config
     from segtriage.engine.store import Store
-    from segtriage.engine import history
+    from segtriage.engine.project import history
     root = Path(sys.argv[1]); which = int(sys.argv[2])
     cfg = load_config(root); st = Store.open(root)
     rows = st.images()

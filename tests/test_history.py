@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segtriage.engine import backup, history as hist
-from segtriage.engine.backup import BackupError, ObjectStore
-from segtriage.engine.config import load_config
-from segtriage.engine.history import HistoryError, history, mask_diff, revert, \
-    save_mask_version, write_mask
-from segtriage.engine.imageio import read_mask, sha256_file
+from segtriage.engine.project import backup, history as hist
+from segtriage.engine.project.backup import BackupError, ObjectStore
+from segtriage.engine.project.config import load_config
+from segtriage.engine.project.history import HistoryError, history, mask_diff, revert, save_mask_version, write_mask
+from segtriage.engine.project.imageio import read_mask, sha256_file
 from segtriage.engine.store import Store
 
 SQUARE = np.zeros((8, 8), np.uint8)
@@ -277,7 +276,7 @@ def test_the_history_follows_once_the_old_disk_is_back_in_the_same_process(proje
 
 def test_the_history_follows_two_changes_made_while_the_first_disk_was_away(project,
                                                                             tmp_path):
-    from segtriage.engine import index
+    from segtriage.engine.project import index
 
     root, cfg, store = project
     edits = iter(range(3, 9))
@@ -315,7 +314,7 @@ def test_revert_and_undo_leave_the_row_as_a_scan_would(project):
     """Reverting to a good version clears the old error; reverting to an unusable version is
     an error with its reason (it used to be 'edited', and a scan then skipped the file as
     unchanged); the next scan agrees with the row either way."""
-    from segtriage.engine import index
+    from segtriage.engine.project import index
 
     root, cfg, store = project
     index.scan(root, cfg, store)
@@ -348,7 +347,7 @@ def test_revert_and_undo_leave_the_row_as_a_scan_would(project):
 
 
 def test_revert_to_a_mask_of_another_size_is_an_error(project):
-    from segtriage.engine import index
+    from segtriage.engine.project import index
 
     root, cfg, store = project
     index.scan(root, cfg, store)
@@ -366,7 +365,7 @@ def test_revert_to_a_mask_of_another_size_is_an_error(project):
 def test_write_mask_over_an_error_row_clears_the_error(project):
     """Accepting a prediction (P) or drawing a first mask over an unusable one: the row is
     'edited' with no stale error; and an unusable write is an error, whatever status asked."""
-    from segtriage.engine import index
+    from segtriage.engine.project import index
 
     root, cfg, store = project
     _odd_values(root / "cells_mask.png")

@@ -11,10 +11,8 @@ import pytest
 import tifffile
 from PIL import Image
 
-from segtriage.engine import imageio
-from segtriage.engine.imageio import (ImageError, MaskError, atomic_write_bytes, fingerprint,
-                                      image_info, read_image, read_image_raw, read_mask,
-                                      sha256_file, write_mask)
+from segtriage.engine.project import imageio
+from segtriage.engine.project.imageio import ImageError, MaskError, atomic_write_bytes, fingerprint, image_info, read_image, read_image_raw, read_mask, sha256_file, write_mask
 
 from badinput import huge_png
 

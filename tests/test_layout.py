@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from segtriage.engine.config import default_config
-from segtriage.engine.layout import Pair, classify, detect_kind, discover, discover_one, \
-    is_ignored, orphan_problem, why_ignored
+from segtriage.engine.project.config import default_config
+from segtriage.engine.project.layout import Pair, classify, detect_kind, discover, discover_one, is_ignored, orphan_problem, why_ignored
 
 
 def touch(root: Path, *rels: str) -> None:

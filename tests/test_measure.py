@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from segtriage.engine import measure
+from segtriage.engine.project import measure
 
 
 def disk(shape, cy, cx, r):
@@ -56,7 +56,7 @@ def test_a_single_convex_object_is_never_cut(shape_):
 
 
 def test_split_none_is_the_connected_components_of_objects():
-    from segtriage.engine import objects
+    from segtriage.engine.project.scoring import objects
 
     rng = np.random.default_rng(3)
     m = rng.random((64, 64)) > 0.7
@@ -189,7 +189,7 @@ def test_the_watershed_split_is_used_for_counts_and_sizes():
 # -- the config -----------------------------------------------------------------------------
 
 def test_config_pixel_size_unit_and_measure_section(tmp_path):
-    from segtriage.engine.config import default_config, load_config
+    from segtriage.engine.project.config import default_config, load_config
 
     d = default_config()
     assert d.project.pixel_size is None and d.measure.split == "none"
@@ -219,7 +219,7 @@ def test_config_pixel_size_unit_and_measure_section(tmp_path):
     ("[measure]\nborder = true", "unknown key measure.border; allowed: split"),
 ])
 def test_bad_measure_settings_are_named_with_the_file(tmp_path, text, expected):
-    from segtriage.engine.config import ConfigError, load_config
+    from segtriage.engine.project.config import ConfigError, load_config
 
     (tmp_path / "segtriage.toml").write_text(text)
     with pytest.raises(ConfigError) as e:
@@ -228,7 +228,7 @@ def test_bad_measure_settings_are_named_with_the_file(tmp_path, text, expected):
 
 
 def test_the_template_shows_pixel_size_commented_and_round_trips(tmp_path):
-    from segtriage.engine.config import default_config, load_config, template, write_template
+    from segtriage.engine.project.config import default_config, load_config, template, write_template
 
     text = template()
     assert "# pixel_size = 0.65" in text and "[measure]" in text

@@ -16,16 +16,11 @@ import pytest
 import torch
 from PIL import Image
 
-from segtriage.engine import imageio
-from segtriage.engine import device as device_mod
-from segtriage.engine.device import (DeviceError, pick_device, pick_precision,
-                                     precision_tag, set_cpu_threads)
-from segtriage.engine.infer import (Predictor, ProbWriter, load_prob_png, pad_geometry,
-                                    prob_relpath, save_prob_png)
-from segtriage.engine.model import (InputSpec, ModelError, TrainCancelled, TrainError,
-                                    build_learner, effective_batch_size, load_model,
-                                    read_sidecar, save_weights, sidecar_path, split_valid,
-                                    train)
+from segtriage.engine.project import imageio
+from segtriage.engine.ml import device as device_mod
+from segtriage.engine.ml.device import DeviceError, pick_device, pick_precision, precision_tag, set_cpu_threads
+from segtriage.engine.ml.infer import Predictor, ProbWriter, load_prob_png, pad_geometry, prob_relpath, save_prob_png
+from segtriage.engine.ml.model import InputSpec, ModelError, TrainCancelled, TrainError, build_learner, effective_batch_size, load_model, read_sidecar, save_weights, sidecar_path, split_valid, train
 
 CODES = ["naw", "aye"]
 
@@ -72,7 +67,7 @@ def disk_pair(folder: Path, name: str, h: int, w: int, seed: int) -> tuple[Path,
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo") / "set"
     try:
-        from segtriage.engine.demo import make_demo
+        from segtriage.engine.project.demo import make_demo
         make_demo(root, count=16, size=64, seed=1)
         items = [(p, p.with_name(p.stem + "_mask.png")) for p in sorted(root.glob("img_*.png"))
                  if not p.stem.endswith("_mask")]
@@ -486,7 +481,7 @@ def test_augmentation_moves_each_mask_with_its_image(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not __import__("segtriage.engine.device", fromlist=["x"]).cpu_has_bf16(),
+@pytest.mark.skipif(not __import__("segtriage.engine.ml.device", fromlist=["x"]).cpu_has_bf16(),
                     reason="this CPU has no native bf16")
 def test_cpu_bf16_training_leaves_fp32_weights_and_no_autocast(tmp_path):
     items = [disk_pair(tmp_path, f"b{i}", 32, 32, i) for i in range(8)]

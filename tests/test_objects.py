@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from skimage.measure import regionprops
 
-from segtriage.engine import objects as O
+from segtriage.engine.project.scoring import objects as O
 
 FAST = settings(max_examples=60, deadline=None)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import kill_tree, make_tiny_demo, wait_for
-from segtriage.engine import process
-from segtriage.engine.process import engine_pid
+from segtriage.engine.daemon import control
+from segtriage.engine.daemon.control import engine_pid
 from segtriage.engine.store import Store
 from segtriage.tui import cli
 
@@ -30,7 +30,7 @@ GOOD = '[project]\nstate_dir = "state"\n[model]\nlr = 0.001\n'
 STAND_IN = textwrap.dedent("""\
     import signal, sys, time
     from pathlib import Path
-    from segtriage.engine.process import EngineLock, clear_pid, write_pid
+    from segtriage.engine.daemon.control import EngineLock, clear_pid, write_pid
     state = Path(sys.argv[1])
     lock = EngineLock(state)
     assert lock.acquire()
@@ -116,15 +116,15 @@ def test_a_bad_model_value_does_not_lock_anyone_out_of_the_running_engine(projec
 
 def test_engine_start_reports_a_broken_config_and_starts_nothing(project, capsys,
                                                                  monkeypatch):
-    monkeypatch.setattr(process.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
+    monkeypatch.setattr(control.subprocess, "Popen", lambda *a, **k: pytest.fail("started"))
     _break(project)
     assert cli.main(["engine", "start", str(project)]) == 2
     assert "model.lr = 'fast' is not allowed" in capsys.readouterr().err
     # and the engine's own entry points: one place judges the file
-    from segtriage.engine.config import ConfigError
+    from segtriage.engine.project.config import ConfigError
 
     with pytest.raises(ConfigError, match="model.lr"):
-        process.start_detached(project)
+        control.start_detached(project)
 
 
 def test_a_bad_state_dir_is_named(project, capsys):
@@ -142,7 +142,7 @@ def test_the_open_app_keeps_seeing_the_running_engine(project, monkeypatch):
     from segtriage.tui.widgets.preview import select_renderer
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(project.parent / "xdg"))
-    monkeypatch.setattr(process, "start_detached", lambda *a, **k: pytest.fail("second engine"))
+    monkeypatch.setattr(control, "start_detached", lambda *a, **k: pytest.fail("second engine"))
     app = SegtriageApp(project, renderer=select_renderer("halfcell"))
     notes: list[str] = []
     app.notify = lambda message, **kw: notes.append(str(message))

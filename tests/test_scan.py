@@ -11,8 +11,8 @@ import pytest
 from PIL import Image
 
 import badinput
-from segtriage.engine import index
-from segtriage.engine.config import default_config
+from segtriage.engine.project import index
+from segtriage.engine.project.config import default_config
 from segtriage.engine.store import Store
 
 
@@ -194,7 +194,7 @@ def test_versions_without_history_module(root, cfg, store, monkeypatch):
 def test_a_history_that_cannot_be_written_is_caught_up_later(root, cfg, store, monkeypatch):
     # a full or unplugged destination: no version row without its bytes (revert and verify
     # would find it missing), and the next scan stores the content once it can
-    from segtriage.engine import history
+    from segtriage.engine.project import history
 
     class Broken:
         @staticmethod
@@ -572,7 +572,7 @@ def test_a_file_that_stops_being_data_loses_its_row(root, cfg, store):
     img(root / "a.png"); img(root / "rejected" / "r.png")
     index.scan(root, cfg, store)
     (root / "segtriage.toml").write_text('[layout]\nignore = ["rejected"]\n')
-    from segtriage.engine.config import load_config
+    from segtriage.engine.project.config import load_config
 
     rep = index.scan(root, load_config(root), store)
     assert rep.removed == 1 and sorted(rows(store)) == ["a.png"]

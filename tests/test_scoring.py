@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import ndimage as ndi
 
-from segtriage.engine import scoring as S
+from segtriage.engine.project import scoring as S
 from segtriage.engine.store import SCORE_COLUMNS
 
 FAST = settings(max_examples=60, deadline=None)
@@ -465,7 +465,7 @@ def test_summarize_by_hand():
 
 # ---------------------------------------------------------------------------- boundaries
 def test_scoring_and_objects_do_not_import_torch():
-    code = ("import sys, segtriage.engine.scoring, segtriage.engine.objects; "
+    code = ("import sys, segtriage.engine.project.scoring, segtriage.engine.project.scoring.objects; "
             "bad = [m for m in ('torch', 'fastai', 'textual') if m in sys.modules]; "
             "print(','.join(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

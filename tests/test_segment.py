@@ -10,10 +10,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage as ndi
 
-from segtriage.engine.config import load_config
-from segtriage.engine.demo import dice
-from segtriage.engine.imageio import read_mask
-from segtriage.engine.segment import segment_folder, threshold_mask, to_grey
+from segtriage.engine.project.config import load_config
+from segtriage.engine.project.demo import dice
+from segtriage.engine.project.imageio import read_mask
+from segtriage.engine.project.segment import segment_folder, threshold_mask, to_grey
 
 N = 96
 YY, XX = np.mgrid[0:N, 0:N]

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from segtriage.engine.config import default_config
-from segtriage.engine.watch import FolderWatcher
+from segtriage.engine.project.config import default_config
+from segtriage.engine.daemon.watch import FolderWatcher
 
 
 def _wait_for(watcher, rel, timeout=10.0) -> list[str]:
@@ -57,7 +57,7 @@ class _BrokenNative:
 def test_native_is_honoured_or_refused_never_polling_silently(tmp_path, monkeypatch):
     import watchdog.observers
 
-    from segtriage.engine.watch import WatchError
+    from segtriage.engine.daemon.watch import WatchError
 
     root = tmp_path / "data"
     root.mkdir()
@@ -85,8 +85,8 @@ def test_native_is_honoured_or_refused_never_polling_silently(tmp_path, monkeypa
 def test_an_engine_told_native_stops_with_the_reason(tmp_path, monkeypatch, capsys):
     import watchdog.observers
 
-    from segtriage.engine import daemon
-    from segtriage.engine.process import engine_pid
+    from segtriage.engine.daemon import main
+    from segtriage.engine.daemon.control import engine_pid
 
     root = tmp_path / "data"
     root.mkdir()
@@ -94,7 +94,7 @@ def test_an_engine_told_native_stops_with_the_reason(tmp_path, monkeypatch, caps
     monkeypatch.setattr(watchdog.observers, "Observer", _BrokenNative)
     sigs = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
-        assert daemon.run(root) == 2   # in this process: it sets the engine's handlers
+        assert main.run(root) == 2   # in this process: it sets the engine's handlers
     finally:
         for s, h in sigs.items():
             signal.signal(s, h)

@@ -24,8 +24,7 @@ from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
 from . import actions, editor, masks
-from .data import (FIRST_PAGE, UNSCORED, ChangeWatch, ReviewModel, Row, gather_status,
-                   load_head, load_rows)
+from .data import FIRST_PAGE, UNSCORED, ChangeWatch, ReviewModel, Row, gather_status, load_head, load_rows
 from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
 from .screens.help import HelpScreen, key_text
@@ -36,7 +35,7 @@ from .widgets.preview import Preview, Renderer, select_renderer
 from .widgets.result_list import ResultList
 from .widgets.status import StatusPane
 
-from ..engine.process import engine_pid, ensure_engine  # lifecycle helpers: no torch
+from ..engine.daemon.control import engine_pid, ensure_engine  # lifecycle helpers: no torch
 
 DEFAULT_THEME = "segtriage-dark"
 DETAIL_DELAY_S = 0.04
@@ -102,7 +101,7 @@ class SegtriageApp(App[int]):
         from ..engine.store import Store
 
         if cfg is None:
-            from ..engine.config import load_config
+            from ..engine.project.config import load_config
 
             cfg = load_config(root)
         self.root = Path(root).resolve()
@@ -769,7 +768,7 @@ def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = Tru
     import sqlite3
     import sys
 
-    from ..engine.config import ConfigError, load_config
+    from ..engine.project.config import ConfigError, load_config
 
     root = Path(root)
     if not root.is_dir():

@@ -283,7 +283,7 @@ def _new_root(d: str) -> Path:
 
 
 def _cfg(root: Path):
-    from ..engine.config import ConfigError, load_config
+    from ..engine.project.config import ConfigError, load_config
 
     try:
         return load_config(root)
@@ -294,7 +294,7 @@ def _cfg(root: Path):
 def _state_path(root: Path) -> Path:
     """DIR's state folder from [project] state_dir alone: a broken [model] (say) must not keep
     anyone from the running engine, its jobs and its status."""
-    from ..engine.config import ConfigError, state_path
+    from ..engine.project.config import ConfigError, state_path
 
     try:
         return state_path(root)
@@ -342,13 +342,13 @@ def _fmt(v) -> str:
 
 
 def _engine_log(root: Path) -> Path:
-    from ..engine.process import LOG_NAME
+    from ..engine.daemon.control import LOG_NAME
 
     return _state_path(root) / "logs" / LOG_NAME
 
 
 def _need_engine(root: Path) -> int:
-    from ..engine.process import ensure_engine
+    from ..engine.daemon.control import ensure_engine
 
     pid = ensure_engine(root)
     if pid is None:
@@ -374,7 +374,7 @@ def follow_job(store, job_id: int, *, console=None, root: Path | None = None) ->
     with how it goes on, instead of a bar that never moves."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..engine.process import engine_pid
+    from ..engine.daemon.control import engine_pid
 
     console = console or _console()
     client = store.register_client("cli")
@@ -453,7 +453,7 @@ def _submit_and_follow(root: Path, kind: str, params, detach: bool) -> int:
     """Index DIR, submit the job, start the engine if needed, follow. ``params`` is a dict,
     or a function of the store giving one once the scan has run."""
     store = _store(root)
-    from ..engine import index
+    from ..engine.project import index
 
     index.scan(root, _cfg(root), store)
     if callable(params):
@@ -481,7 +481,7 @@ DEMO_DEFAULTS = {"count": 96, "size": 128, "seed": 0}
 
 
 def cmd_demo(a) -> int:
-    from ..engine import demo, index
+    from ..engine.project import demo, index
 
     root = _root(a.dir, must_exist=False)
     if root.exists() and not root.is_dir():
@@ -536,7 +536,7 @@ def cmd_demo(a) -> int:
 
 
 def cmd_init(a) -> int:
-    from ..engine.config import ConfigError, write_template
+    from ..engine.project.config import ConfigError, write_template
 
     root = _new_root(a.dir)
     try:
@@ -577,7 +577,7 @@ def _print_scan(rep, root: Path, console) -> None:
 
 
 def cmd_scan(a) -> int:
-    from ..engine import index
+    from ..engine.project import index
 
     root = _root(a.dir)
     cfg = _cfg(root)
@@ -591,7 +591,7 @@ def cmd_scan(a) -> int:
 
 
 def cmd_segment(a) -> int:
-    from ..engine import index, segment
+    from ..engine.project import index, segment
 
     root = _root(a.dir)
     cfg = _cfg(root)
@@ -610,35 +610,35 @@ def cmd_segment(a) -> int:
 
 
 def cmd_engine(a) -> int:
-    from ..engine import process
+    from ..engine.daemon import control
 
     root = _root(a.dir)
     if a.action == "run":
-        from ..engine.daemon import run
+        from ..engine.daemon.main import run
 
         _cfg(root)  # an engine starts only on a valid config
         return run(root, idle_exit_s=a.idle_exit)
     # stop and status need the state folder only: they work while [model] (say) is broken
     log = _engine_log(root)
     if a.action == "start":
-        pid = process.engine_pid(root)
+        pid = control.engine_pid(root)
         if pid:
             print(f"engine already running (pid {pid})")
             return 0
         _cfg(root)  # an engine starts only on a valid config
-        pid = process.start_detached(root, idle_exit_s=a.idle_exit)
+        pid = control.start_detached(root, idle_exit_s=a.idle_exit)
         if pid is None:
             return _err(f"the engine did not start; see {log}")
         print(f"engine started (pid {pid}); log: {log}")
         return 0
     if a.action == "stop":
-        if process.engine_pid(root) is None:
+        if control.engine_pid(root) is None:
             print("no engine running")
             return 0
-        ok = process.stop_engine(root)
+        ok = control.stop_engine(root)
         print("engine stopped" if ok else "engine did not stop in time")
         return 0 if ok else 1
-    pid = process.engine_pid(root)
+    pid = control.engine_pid(root)
     if not pid:
         print("engine not running")
         return 3
@@ -786,7 +786,7 @@ def report_rows(root: Path, store) -> list[dict]:
 def sort_rows(rows: list[dict], key: str, reverse: bool = False) -> list[dict]:
     """Rows in the column's own direction (SORT_KEYS: the rows most worth a look first);
     ``reverse`` flips it. Rows without a value stay last either way."""
-    from ..engine import scoring
+    from ..engine.project import scoring
 
     desc = scoring.SORT_KEYS.get(key, "asc") == "desc"
     return scoring.review_order(rows, key=key, reverse=desc != reverse)
@@ -800,7 +800,7 @@ def report_columns(rows: list[dict]) -> list[str]:
 
 def cmd_report(a) -> int:
     root = _root(a.dir)
-    from ..engine import scoring
+    from ..engine.project import scoring
 
     rows = report_rows(root, _store(root, create=False))
     columns = report_columns(rows)
@@ -876,7 +876,7 @@ def cmd_rollback(a) -> int:
         return _err(str(e))
     print(f"model {a.version} is current; rows scored by other versions are stale "
           "(the engine re-predicts them)")
-    from ..engine.process import engine_pid
+    from ..engine.daemon.control import engine_pid
 
     if engine_pid(root):
         store.submit_job("predict", {"scope": "stale"}, requested_by="rollback")
@@ -884,7 +884,7 @@ def cmd_rollback(a) -> int:
 
 
 def status_dict(root: Path) -> dict:
-    from ..engine.process import engine_pid
+    from ..engine.daemon.control import engine_pid
 
     store = _store(root, create=False)
     pid = engine_pid(root)
@@ -957,7 +957,7 @@ def _dest(a) -> Path | None:
 
 
 def cmd_backups(a) -> int:
-    from ..engine import backup
+    from ..engine.project import backup
 
     root = _root(a.dir)
     # the project's notes are joined in where it has a state; a wiped folder lists them too
@@ -988,7 +988,7 @@ def cmd_backups(a) -> int:
 
 
 def cmd_verify(a) -> int:
-    from ..engine import backup
+    from ..engine.project import backup
 
     root = _root(a.dir)
     try:
@@ -1014,7 +1014,7 @@ def _undo_args(a, res: dict) -> str:
 
 
 def cmd_restore(a) -> int:
-    from ..engine import backup
+    from ..engine.project import backup
 
     root = _root(a.dir)
     try:
@@ -1034,7 +1034,7 @@ def cmd_restore(a) -> int:
 
 
 def cmd_prune(a) -> int:
-    from ..engine import backup
+    from ..engine.project import backup
 
     root = _root(a.dir)
     try:
@@ -1048,10 +1048,10 @@ def cmd_prune(a) -> int:
 
 
 def cmd_history(a) -> int:
-    from ..engine import history
+    from ..engine.project import history
 
     root = _root(a.dir)
-    from ..engine.backup import BackupError
+    from ..engine.project.backup import BackupError
 
     try:
         versions = history.history(root, _cfg(root), _store(root, create=False), a.path)
@@ -1074,10 +1074,10 @@ def cmd_history(a) -> int:
 
 
 def cmd_revert(a) -> int:
-    from ..engine import history
+    from ..engine.project import history
 
     root = _root(a.dir)
-    from ..engine.backup import BackupError
+    from ..engine.project.backup import BackupError
 
     try:
         res = history.revert(root, _cfg(root), _store(root, create=False), a.path, a.version)
@@ -1135,7 +1135,7 @@ def cmd_flag(a) -> int:
 
 
 def cmd_use_prediction(a) -> int:
-    from ..engine.backup import BackupError
+    from ..engine.project.backup import BackupError
     from .masks import MaskActionError, replace_with_prediction
 
     root = _root(a.dir)

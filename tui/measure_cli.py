@@ -38,7 +38,7 @@ def run(a) -> int:
     from pathlib import Path
 
     from . import cli
-    from ..engine import measure
+    from ..engine.project import measure
 
     root = cli._root(a.dir)
     cfg = cli._cfg(root)
@@ -75,7 +75,7 @@ def run(a) -> int:
         if per == "object" and a.per is None:
             written += [(_sibling(out, "images"), "image"), (_sibling(out, "summary"),
                                                              "summary")]
-        from ..engine.imageio import atomic_write_bytes
+        from ..engine.project.imageio import atomic_write_bytes
 
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

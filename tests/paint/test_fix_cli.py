@@ -13,8 +13,8 @@ S = 20
 
 
 def _project(root):
-    from segtriage.engine.config import load_config
-    from segtriage.engine.index import scan
+    from segtriage.engine.project.config import load_config
+    from segtriage.engine.project.index import scan
     from segtriage.engine.store import Store
 
     root.mkdir()

@@ -374,7 +374,7 @@ def test_grow_all_keeps_every_object_apart():
         #...#
         .....
     """))
-    from segtriage.engine.objects import label
+    from segtriage.engine.project.scoring.objects import label
     assert label(got)[1] == 2
     same(ops.grow(EMPTY), EMPTY)
 
@@ -600,7 +600,7 @@ def test_ops_never_change_their_input_and_keep_shape_and_dtype(m, data):
     for out in outs:
         assert out.shape == m.shape and out.dtype == bool
     # object-level facts that must hold whatever the mask
-    from segtriage.engine.objects import label
+    from segtriage.engine.project.scoring.objects import label
 
     g = ops.grow(m)
     assert (g >= m).all() and label(g)[1] == label(m)[1]

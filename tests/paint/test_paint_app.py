@@ -109,8 +109,8 @@ async def test_mouse_drag_paints_one_undoable_stroke(tmp_path):
 
 
 async def test_save_in_a_project_goes_through_history_and_rescores(project):
-    from segtriage.engine import history
-    from segtriage.engine.config import load_config
+    from segtriage.engine.project import history
+    from segtriage.engine.project.config import load_config
     from segtriage.engine.store import Store
 
     original = (project / "alpha_mask.png").read_bytes()

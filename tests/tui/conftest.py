@@ -66,8 +66,8 @@ def _disk(cx: float, cy: float, r: float) -> np.ndarray:
 def build_project(root: Path, monkeypatch) -> Path:
     """Seed layout (NAME.png beside NAME_mask.png), scanned, scored by model v1."""
     from segtriage.engine import store as store_mod
-    from segtriage.engine.config import load_config
-    from segtriage.engine.index import scan
+    from segtriage.engine.project.config import load_config
+    from segtriage.engine.project.index import scan
     from segtriage.engine.store import Store
 
     monkeypatch.setattr(store_mod, "_now", lambda: T0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segtriage.engine.config import load_config
+from segtriage.engine.project.config import load_config
 from segtriage.engine.store import Store
 
 from .conftest import make_app, screen_text, settle, wait_until

@@ -140,8 +140,8 @@ def test_predict_takes_image_paths_as_a_shell_gives_them(project, monkeypatch):
 
 
 def test_backups_lists_snapshots_with_their_notes_as_written(project):
-    from segtriage.engine import backup
-    from segtriage.engine.config import load_config
+    from segtriage.engine.project import backup
+    from segtriage.engine.project.config import load_config
     from segtriage.engine.store import Store
 
     snap = backup.snapshot(project, load_config(project), Store.open(project),
@@ -157,8 +157,8 @@ def test_backups_lists_snapshots_with_their_notes_as_written(project):
 
 
 def test_the_undo_of_a_restore_elsewhere_restores_there(project, tmp_path, capsys):
-    from segtriage.engine import backup
-    from segtriage.engine.config import load_config
+    from segtriage.engine.project import backup
+    from segtriage.engine.project.config import load_config
     from segtriage.engine.store import Store
 
     snap = backup.snapshot(project, load_config(project), Store.open(project))
@@ -182,8 +182,8 @@ def test_predict_takes_paths_through_linked_folders_as_written(project, tmp_path
     # an indexed folder that is a link to another disk, and an image that is a link itself
     import shutil
 
-    from segtriage.engine import index
-    from segtriage.engine.config import load_config
+    from segtriage.engine.project import index
+    from segtriage.engine.project.config import load_config
     from segtriage.engine.store import Store
 
     ext = tmp_path / "external"
@@ -203,8 +203,8 @@ def test_predict_takes_paths_through_linked_folders_as_written(project, tmp_path
 def test_predict_takes_a_path_typed_inside_a_linked_folder(project, tmp_path, monkeypatch):
     import shutil
 
-    from segtriage.engine import index
-    from segtriage.engine.config import load_config
+    from segtriage.engine.project import index
+    from segtriage.engine.project.config import load_config
     from segtriage.engine.store import Store
 
     ext = tmp_path / "external"
@@ -323,7 +323,7 @@ def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
     # ever; now the engine is started again and the job recovery queues is followed to its end
     import threading
 
-    from segtriage.engine import process
+    from segtriage.engine.daemon import control
     from segtriage.engine.store import Store
 
     monkeypatch.setattr(cli, "ENGINE_CHECK_S", 0.05)
@@ -331,7 +331,7 @@ def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
     jid = store.submit_job("train", {"epochs": 1})
     store.claim_job(999_999)                           # the engine that died in it
     alive = {"pid": None}
-    monkeypatch.setattr(process, "engine_pid", lambda root: alive["pid"])
+    monkeypatch.setattr(control, "engine_pid", lambda root: alive["pid"])
 
     def engine_start(root):                            # what a new engine does at start
         st = Store.open(root)
@@ -354,14 +354,14 @@ def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
 
 def test_a_follower_says_how_a_job_an_engine_stop_interrupted_goes_on(project, capsys,
                                                                        monkeypatch):
-    from segtriage.engine import process
+    from segtriage.engine.daemon import control
     from segtriage.engine.store import Store
 
     store = Store.open(project)
     jid = store.submit_job("train", {"epochs": 1})
     store.claim_job(4242)
     store.recover_interrupted()                         # `segtriage engine stop`
-    monkeypatch.setattr(process, "engine_pid", lambda root: None)
+    monkeypatch.setattr(control, "engine_pid", lambda root: None)
     monkeypatch.setattr(cli, "_need_engine", lambda root: pytest.fail("must not start it"))
     assert cli.follow_job(store, jid, root=project) == 1
     out = capsys.readouterr().out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from segtriage.engine.store import Store
-from segtriage.engine.config import load_config
+from segtriage.engine.project.config import load_config
 from segtriage.tui.actions import ACTIONS, check_keymap, normalize_key, KeyStringError
 
 from .conftest import make_app, screen_text, settle

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from segtriage.engine import measure
+from segtriage.engine.project import measure
 from segtriage.tui import cli
 
 SIZE = 24
@@ -33,8 +33,8 @@ def project(tmp_path):
     of doubt (128) along the top edge."""
     from PIL import Image
 
-    from segtriage.engine.config import load_config
-    from segtriage.engine.index import scan
+    from segtriage.engine.project.config import load_config
+    from segtriage.engine.project.index import scan
     from segtriage.engine.store import Store
 
     root = tmp_path / "proj"

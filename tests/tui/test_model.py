@@ -46,7 +46,7 @@ def test_sort_keeps_name_order_on_ties_and_none_last_both_ways():
 
 
 def test_category_sorts_in_the_scorers_order():
-    from segtriage.engine.scoring import CATEGORIES
+    from segtriage.engine.project.scoring import CATEGORIES
 
     assert list(CATEGORY_ORDER) == list(CATEGORIES)
     m = ReviewModel(_rows())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segtriage.engine.config import load_config
+from segtriage.engine.project.config import load_config
 from segtriage.engine.store import Store
 
 from .conftest import make_app, settle, wait_until

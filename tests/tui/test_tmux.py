@@ -106,19 +106,19 @@ def _wait(pred, timeout: float, what: str):
 
 @pytest.fixture
 def e2e_root(tmp_path):
-    from segtriage.engine.demo import make_demo
+    from segtriage.engine.project.demo import make_demo
 
     root = tmp_path / "demo"
     make_demo(root, count=16, size=64, seed=3)
     (root / "segtriage.toml").write_text(CONFIG)
     yield root
-    from segtriage.engine.process import stop_engine
+    from segtriage.engine.daemon.control import stop_engine
 
     stop_engine(root, timeout_s=60)
 
 
 def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
-    from segtriage.engine.process import engine_pid
+    from segtriage.engine.daemon.control import engine_pid
     from segtriage.engine.store import Store
 
     root = e2e_root

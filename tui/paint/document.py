@@ -72,9 +72,10 @@ class Document:
         return self._save_plain(m)
 
     def _save_project(self, m: np.ndarray) -> str:
-        from ...engine import history, rescore
-        from ...engine.backup import BackupError
-        from ...engine.imageio import MaskError
+        from ...engine.project import history
+        from ...engine.project.scoring import rescore
+        from ...engine.project.backup import BackupError
+        from ...engine.project.imageio import MaskError
         from ...engine.store import Store
 
         store = Store(self.cfg.state_path(self.root) / "state.db", create=False)
@@ -96,7 +97,7 @@ class Document:
     def _save_plain(self, m: np.ndarray) -> str:
         import shutil
 
-        from ...engine.imageio import write_mask
+        from ...engine.project.imageio import write_mask
 
         path = self.mask_path
         kept = ""
@@ -147,8 +148,8 @@ def open_document(mask: Path | str, image: Path | str | None = None,
                   prob: Path | str | None = None, project: Path | str | None = None
                   ) -> Document:
     """Read what the painter shows; DocumentError names the file that is missing or bad."""
-    from ...engine import imageio
-    from ...engine.config import ConfigError, default_config, load_config
+    from ...engine.project import imageio
+    from ...engine.project.config import ConfigError, default_config, load_config
 
     mask = Path(mask)
     if not mask.is_file():

@@ -61,11 +61,11 @@ def fix_mask(mask, pred, *, drop_unseen=False, add_predicted=False, fill_holes=F
 def run(a) -> int:
     import sys
 
-    from ...engine import history
-    from ...engine.backup import BackupError
-    from ...engine.imageio import ImageError, MaskError
-    from ...engine.objects import label
-    from ...engine.rescore import read_current_mask
+    from ...engine.project import history
+    from ...engine.project.backup import BackupError
+    from ...engine.project.imageio import ImageError, MaskError
+    from ...engine.project.scoring.objects import label
+    from ...engine.project.scoring.rescore import read_current_mask
     from .. import cli
     from ..masks import MaskActionError, prediction_mask
 

@@ -30,7 +30,7 @@ from typing import Callable, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from ...engine.objects import MIN_PART_PX, MIN_SHAPE_PX, STRUCTURE
+from ...engine.project.scoring.objects import MIN_PART_PX, MIN_SHAPE_PX, STRUCTURE
 
 CROSS = ndi.generate_binary_structure(2, 1)  # 4-connectivity
 _BIG = np.iinfo(np.int32).max
@@ -299,7 +299,7 @@ def grow(mask, y: int | None = None, x: int | None = None, px: int = 1) -> np.nd
     if y is None or x is None:
         if not out.any():
             return out
-        from ...engine.objects import label
+        from ...engine.project.scoring.objects import label
 
         rows, cols = np.flatnonzero(out.any(1)), np.flatnonzero(out.any(0))
         win = (slice(max(0, rows[0] - px - 1), rows[-1] + px + 2),
@@ -349,7 +349,7 @@ def shrink(mask, y: int | None = None, x: int | None = None, px: int = 1) -> np.
 def add_unseen_predicted(mask, pred, min_px: int = MIN_PART_PX) -> np.ndarray:
     """Add every predicted object (of at least ``min_px`` pixels) that no mask pixel
     overlaps: the objects the mask missed."""
-    from ...engine.objects import label
+    from ...engine.project.scoring.objects import label
 
     out = as_mask(mask)
     p = _pred(pred, out.shape)
@@ -368,7 +368,7 @@ def add_unseen_predicted(mask, pred, min_px: int = MIN_PART_PX) -> np.ndarray:
 def drop_unseen(mask, pred, min_overlap: float = 0.0) -> np.ndarray:
     """Remove every mask object of which the prediction covers at most ``min_overlap`` (a
     share, 0..1) of its pixels; by default the objects the prediction does not touch at all."""
-    from ...engine.objects import label
+    from ...engine.project.scoring.objects import label
 
     out = as_mask(mask)
     p = _pred(pred, out.shape)
@@ -431,7 +431,7 @@ def disagreements(mask, pred, prob=None, min_px: int = MIN_SHAPE_PX, *,
     regions. With ``prob`` (P(object), float in [0, 1] or 8-bit 0..255), boundary pixels the
     model is not confident about (max(P, 1-P) < ``confident``) do not count. Regions smaller
     than ``min_px`` pixels are left out."""
-    from ...engine.objects import label
+    from ...engine.project.scoring.objects import label
 
     m = as_mask(mask)
     p = _pred(pred, m.shape)

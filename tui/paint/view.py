@@ -590,7 +590,7 @@ class PaintView(Widget, can_focus=True):
             return
         if self._split_fn is None:
             try:
-                from ...engine.measure import split_labels
+                from ...engine.project.measure import split_labels
             except ImportError:
                 return
             self._split_fn = split_labels

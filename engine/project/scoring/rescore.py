@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import imageio, scoring
+from .. import imageio, scoring
 
 
 def load_prob(state: Path, prob_rel: str) -> np.ndarray:

@@ -41,8 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from .imageio import sha256_file
-from .layout import _is_within
+from ..imageio import sha256_file
+from ..layout import _is_within
 
 log = logging.getLogger(__name__)
 
@@ -445,7 +445,7 @@ def _new_snapshot_id(ts: float) -> str:
 def _data_files(root: Path, cfg, store) -> tuple[list[str], set[str]]:
     """Every image and mask relpath (index rows and files on disk, orphan and duplicate masks
     included: they are still someone's annotation); and the set of masks among them."""
-    from .layout import discover
+    from ..layout import discover
 
     images: set[str] = set()
     masks: set[str] = set()
@@ -470,7 +470,7 @@ def _model_files(cfg, root: Path, store=None) -> list[tuple[str, Path]]:
     # weights of trainings that did not finish belong to no model (runner.unfinished_weights;
     # the engine deletes them at start): a cancelled crossval's folds went into every snapshot
     if store is not None:
-        from .runner import unfinished_weights  # the engine's side; no torch at import
+        from ...daemon.jobs import unfinished_weights  # the engine's side; no torch at import
 
         orphans = unfinished_weights(models, store)
     else:
@@ -680,7 +680,7 @@ def _history_store_of(root: Path, cfg, obj: ObjectStore, store):
     if obj.dest.resolve() != default_destination(root, cfg).resolve():
         return None
     if store is None:
-        from .store import Store, StoreError
+        from ...store import Store, StoreError
         try:
             store = Store(cfg.state_path(root) / "state.db", create=False, readonly=True)
         except StoreError:
@@ -725,7 +725,7 @@ def restore(root: Path | str, cfg, store, snapshot_id: str, *, to: Path | str | 
     restored in place, versioned in the mask history) before it is replaced. Files present now
     but absent from the snapshot are left alone.
     """
-    from .history import save_mask_version  # history builds on this module
+    from ..history import save_mask_version  # history builds on this module
 
     root = Path(root)
     target = Path(to) if to is not None else root
@@ -787,8 +787,8 @@ def _index_restored(root: Path, cfg, store, restored: set[str]) -> str | None:
     later scan skip those files as unchanged. One scan of the folder (a stat per file), not
     one re-index per file: a restore may write thousands of masks into one folder. The
     restore is done when this runs, so a failure is returned (and logged), not raised."""
-    from .config import CONFIG_NAME, ConfigError, load_config
-    from .index import scan  # index builds on history, which builds on this module
+    from ..config import CONFIG_NAME, ConfigError, load_config
+    from ..index import scan  # index builds on history, which builds on this module
 
     if CONFIG_NAME in restored:  # the masks are checked against the config they came with
         try:
@@ -838,7 +838,7 @@ def prune(root: Path | str, cfg, *, keep: int, dest: Path | str | None = None,
                           "snapshot)")
     root = Path(root)
     if store is None:
-        from .store import Store
+        from ...store import Store
         store = Store.open(root, state_dir=cfg.project.state_dir)
     obj = _open_store(root, cfg, dest, store)
     if not obj.dest.is_dir():

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import load_config, state_path  # state_path: reads [project] state_dir only
+from ..project.config import load_config, state_path  # state_path: reads [project] state_dir only
 
 LOCK_NAME = "engine.lock"
 PID_NAME = "engine.pid"

@@ -64,7 +64,7 @@ from typing import Any, Callable, ContextManager, Sequence
 import numpy as np
 import torch
 
-from . import imageio
+from ..project import imageio
 from .frozen import frozen_masks
 from .device import pick_device, pick_precision, set_cpu_threads
 

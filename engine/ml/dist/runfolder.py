@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Sequence, TypeVar
 
-from .imageio import atomic_write_bytes
+from ...project.imageio import atomic_write_bytes
 
 T = TypeVar("T")
 

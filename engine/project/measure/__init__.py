@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 from scipy import ndimage as ndi
 
-from . import objects
+from ..scoring import objects
 
 SPLIT_METHODS = ("none", "watershed")
 # the watershed's defaults (the [measure] section of segtriage.toml has the same names)
@@ -388,7 +388,7 @@ def measure_image(root: Path | str, cfg, store, image_id: int, *, source: str = 
 
 
 def _sha256(path: Path) -> str:
-    from .imageio import sha256_file
+    from ..imageio import sha256_file
 
     return sha256_file(path)
 
@@ -411,7 +411,7 @@ def read_target(root: Path, cfg, t: Target) -> tuple[np.ndarray, np.ndarray]:
     """(bool mask, intensity) of a target; ImageError/MaskError/OSError name the file."""
     from PIL import Image
 
-    from . import imageio
+    from .. import imageio
 
     intensity = grey(imageio.read_image_raw(root / t.image))
     shape = intensity.shape[:2]
@@ -432,7 +432,7 @@ def read_target(root: Path, cfg, t: Target) -> tuple[np.ndarray, np.ndarray]:
 def measure_target(root: Path, cfg, t: Target, settings: Settings,
                    model_shas: dict | None = None) -> tuple[list[dict], dict]:
     """(object rows, image row) of one target; a problem becomes the image row's error."""
-    from . import imageio
+    from .. import imageio
 
     base = {"image": t.image, "source": t.source, "status": t.status, "mask": t.shown,
             "model": t.model, "mask_sha256": None,

@@ -1,8 +1,8 @@
 """The rank side of a distributed job:
-``python -m segtriage.engine.distributed train|predict --run-dir DIR`` under ``torchrun``.
+``python -m segtriage.engine.ml.dist.ranks train|predict --run-dir DIR`` under ``torchrun``.
 
 The engine writes the run folder (``engine.runfolder`` describes every file) and starts
-``torchrun --nproc_per_node N -m segtriage.engine.distributed ...``; on a cluster the same entry
+``torchrun --nproc_per_node N -m segtriage.engine.ml.dist.ranks ...``; on a cluster the same entry
 point runs under torchrun's rendezvous (``--nnodes``, ``--rdzv-backend c10d``,
 ``--rdzv-endpoint``), see docs/scaling.md. A rank never opens the SQLite database.
 
@@ -187,8 +187,8 @@ def _init_group(device: str, world: int, timeout_s: float) -> str | None:
 
 def run_train(run: RunFolder, spec: dict, root: Path, rank: int, world: int, local_rank: int,
               marker: dict) -> dict:
-    from . import model
-    from .fastai_compat import patch_distributed_for_cpu
+    from .. import model
+    from ..fastai_compat import patch_distributed_for_cpu
 
     device = _device_for(spec, local_rank)
     marker.update(device=device, backend=_init_group(device, world,
@@ -283,7 +283,7 @@ def _rel(root: Path, p) -> str:
 
 def run_predict(run: RunFolder, spec: dict, root: Path, rank: int, world: int,
                 local_rank: int, marker: dict) -> dict:
-    from . import infer
+    from .. import infer
 
     device = _device_for(spec, local_rank)
     marker["device"] = device
@@ -353,7 +353,7 @@ def _flush(run: RunFolder, writer, name: str, pending: list[dict]) -> int:
 # -- entry point -----------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m segtriage.engine.distributed",
+    ap = argparse.ArgumentParser(prog="python -m segtriage.engine.ml.dist.ranks",
                                  description="one rank of a distributed segtriage job "
                                              "(run under torchrun; see docs/scaling.md)")
     ap.add_argument("kind", choices=["train", "predict"])

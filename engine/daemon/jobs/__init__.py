@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import dist_jobs  # gpus > 1: torchrun ranks
-from .store import Job, Store
+from . import dist  # gpus > 1: torchrun ranks
+from ...store import Job, Store
 
 log = logging.getLogger("segtriage.engine")
 
@@ -104,7 +104,7 @@ def training_rows(store: Store) -> list:
 def _backup_before_train(ctx: JobContext) -> None:
     if not ctx.cfg.backup.before_train or ctx.job.params.get("no_backup"):
         return
-    from . import backup
+    from ...project import backup
 
     ctx.progress(0.0, "backing up before training", force=True)
     snap = backup.snapshot(ctx.root, ctx.cfg, ctx.store, job_id=ctx.job.id,
@@ -138,7 +138,7 @@ def _manifest(rows, folds: dict[str, int] | None = None) -> list[dict]:
 
 def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, float],
                label: str, fold: int | None = None, valid_idx: list[int] | None = None) -> object:
-    from . import model
+    from ...ml import model
 
     lo, hi = span
     items = [(ctx.root / r["path"], ctx.root / r["mask_path"]) for r in rows]
@@ -257,7 +257,7 @@ def _weights_of_this_run(ctx: JobContext, models_dir: Path, names: list[str]) ->
     """Around a training that writes ``names``: when it ends without its model row (a cancel,
     a failure, the engine stopping), those files and their sidecars are deleted; a marker
     lists them meanwhile for the case the engine is killed."""
-    from .imageio import atomic_write_bytes
+    from ...project.imageio import atomic_write_bytes
 
     models_dir.mkdir(parents=True, exist_ok=True)
     marker = models_dir / f"{UNFINISHED_PREFIX}{ctx.job.id}.json"
@@ -287,7 +287,7 @@ def job_train(ctx: JobContext) -> dict:
     rows = training_rows(ctx.store)
     if len(rows) < 2:
         raise ValueError(f"need at least 2 images with usable masks to train, found {len(rows)}")
-    gpus = dist_jobs.job_gpus(ctx)  # a bad rank count fails before the backup, not after
+    gpus = dist.job_gpus(ctx)  # a bad rank count fails before the backup, not after
     _backup_before_train(ctx)
     ctx.check()
     mcfg = _model_cfg(ctx)
@@ -297,7 +297,7 @@ def job_train(ctx: JobContext) -> dict:
     t0 = time.monotonic()
     with _weights_of_this_run(ctx, models_dir, [out.name]):  # no row: the weights go too
         if gpus > 1:  # torchrun ranks; rank 0 writes the weights, the model row is added below
-            res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=gpus, span=(0.0, 1.0),
+            res = dist.train_one(ctx, rows, mcfg, out, gpus=gpus, span=(0.0, 1.0),
                                       label="")
         else:
             res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
@@ -314,7 +314,7 @@ def job_train(ctx: JobContext) -> dict:
             manifest=_manifest(rows), job_id=ctx.job.id, info=info)
     if new_id != mid:  # only one engine writes models, so this cannot happen; be loud if it does
         raise RuntimeError(f"model id race: expected {mid}, got {new_id}")
-    ctx.store.submit_job("predict", {"scope": "stale", **dist_jobs.follow_up_params(ctx)},
+    ctx.store.submit_job("predict", {"scope": "stale", **dist.follow_up_params(ctx)},
                          requested_by=f"job {ctx.job.id}")
     return {"model": new_id, "valid_dice": res.valid_dice, "epochs": res.epochs}
 
@@ -333,8 +333,8 @@ def job_crossval(ctx: JobContext) -> dict:
         raise ValueError(f"crossval with {k} folds needs at least {2 * k} images with usable "
                          f"masks, found {len(rows)}")
     mcfg = _model_cfg(ctx)
-    gpus = dist_jobs.job_gpus(ctx)  # bad rank counts fail before the backup, not after
-    slots, ranks = (dist_jobs.crossval_plan(gpus, k, dist_jobs.rank_device(mcfg, gpus))
+    gpus = dist.job_gpus(ctx)  # bad rank counts fail before the backup, not after
+    slots, ranks = (dist.crossval_plan(gpus, k, dist.rank_device(mcfg, gpus))
                     if gpus > 1 else (1, 1))
     _backup_before_train(ctx)
     folds = fold_assignment([r["path"] for r in rows], k, mcfg.seed)
@@ -347,7 +347,7 @@ def job_crossval(ctx: JobContext) -> dict:
     names = [f"m{mid:04d}_f{f}.pt" for f in range(k)]
     with _weights_of_this_run(ctx, models_dir, names):
         if slots > 1:  # GPUs: fold models side by side, one GPU (group) each
-            results = dist_jobs.train_folds_parallel(
+            results = dist.train_folds_parallel(
                 ctx, rows, mcfg, folds, k, lambda f: models_dir / f"m{mid:04d}_f{f}.pt",
                 slots, ranks)
             weights = [r.weights.name for r in results]
@@ -358,7 +358,7 @@ def job_crossval(ctx: JobContext) -> dict:
             held_out = [i for i, r in enumerate(rows) if folds[r["path"]] == f]
             out = models_dir / f"m{mid:04d}_f{f}.pt"
             if ranks > 1:
-                res = dist_jobs.train_one(ctx, rows, mcfg, out, gpus=ranks,
+                res = dist.train_one(ctx, rows, mcfg, out, gpus=ranks,
                                           span=(f / k, (f + 1) / k),
                                           label=f"fold {f + 1}/{k} ", fold=f,
                                           valid_idx=held_out)
@@ -380,7 +380,7 @@ def job_crossval(ctx: JobContext) -> dict:
             valid_dice=mean([r.valid_dice for r in results]), n_train=len(rows),
             n_valid=sum(r.n_valid for r in results), manifest=_manifest(rows, folds),
             job_id=ctx.job.id, info=info)
-    ctx.store.submit_job("predict", {"scope": "stale", **dist_jobs.follow_up_params(ctx)},
+    ctx.store.submit_job("predict", {"scope": "stale", **dist.follow_up_params(ctx)},
                          requested_by=f"job {ctx.job.id}")
     return {"model": new_id, "folds": k, "valid_dice": mean([r.valid_dice for r in results])}
 
@@ -407,7 +407,7 @@ def _rows_to_predict(ctx: JobContext, model_id: int) -> list:
 
 
 def job_predict(ctx: JobContext) -> dict:
-    from . import infer
+    from ...ml import infer
 
     store, cfg = ctx.store, ctx.cfg
     m = store.current_model()
@@ -420,9 +420,9 @@ def job_predict(ctx: JobContext) -> dict:
     weights = [state / "models" / w for w in m["weights"]]
     mcfg = _model_cfg(ctx)
     mcfg.arch = m["arch"]
-    gpus = dist_jobs.job_gpus(ctx)
+    gpus = dist.job_gpus(ctx)
     if gpus > 1:  # sharded over torchrun ranks; this process scores and writes every row
-        return dist_jobs.predict_sharded(ctx, m, rows, mcfg, gpus)
+        return dist.predict_sharded(ctx, m, rows, mcfg, gpus)
     ctx.progress(0.0, f"loading model {m['id']}", force=True)
     predictor = infer.Predictor(weights if len(weights) > 1 else weights[0], m["arch"],
                                 cfg.project.codes, mcfg)
@@ -447,7 +447,7 @@ def job_predict(ctx: JobContext) -> dict:
                                 mask_sha256=r["mask_sha256"], precision=predictor.precision_tag,
                                 prob_path=None, category=None, metrics={}, error=str(prob))
             else:
-                from .rescore import score_and_store
+                from ...project.scoring.rescore import score_and_store
 
                 rel = infer.prob_relpath(r["img_sha256"] or f"id{r['id']}", m["id"], fold)
                 infer.save_prob_png(prob, state / rel)
@@ -465,7 +465,7 @@ def job_predict(ctx: JobContext) -> dict:
 
 def job_rescore(ctx: JobContext) -> dict:
     """Re-score every row from its stored probabilities (after a scoring config change)."""
-    from .rescore import rescore_image
+    from ...project.scoring.rescore import rescore_image
 
     rows = ctx.store.images()
     n = max(len(rows), 1)
@@ -478,7 +478,7 @@ def job_rescore(ctx: JobContext) -> dict:
 
 
 def job_backup(ctx: JobContext) -> dict:
-    from . import backup
+    from ...project import backup
 
     dest = ctx.job.params.get("dest")
 

@@ -17,13 +17,13 @@ import threading
 import time
 from pathlib import Path
 
-from . import index, scoring
-from .config import ConfigError, load_config
-from .frozen import remove_stale_frozen_masks
-from .process import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
-from .rescore import rescore_image
-from .runner import JobContext, remove_unfinished_weights, run_job
-from .store import Store, ensure_state_dirs
+from ..project import index, scoring
+from ..project.config import ConfigError, load_config
+from ..ml.frozen import remove_stale_frozen_masks
+from .control import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
+from ..project.scoring.rescore import rescore_image
+from .jobs import JobContext, remove_unfinished_weights, run_job
+from ..store import Store, ensure_state_dirs
 from .watch import FolderWatcher, WatchError
 
 log = logging.getLogger("segtriage.engine")
@@ -135,7 +135,7 @@ class Engine:
 
     def _probe_device(self) -> None:
         try:
-            from .device import pick_device, pick_precision, precision_tag
+            from ..ml.device import pick_device, pick_precision, precision_tag
 
             dev = pick_device(self.cfg.model.device)
             self.device = precision_tag(dev, pick_precision(self.cfg.model.precision, dev))

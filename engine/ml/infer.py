@@ -25,9 +25,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from . import imageio
-from .device import (autocast_dtype, pick_device, pick_precision, precision_tag,
-                     set_cpu_threads)
+from ..project import imageio
+from .device import autocast_dtype, pick_device, pick_precision, precision_tag, set_cpu_threads
 from .model import InputSpec, ModelError, load_model, read_sidecar, spec_from
 
 

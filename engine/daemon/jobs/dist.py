@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .runfolder import LAUNCH_LOG, JsonlTail, RunFolder, set_parent_death_signal
+from ...ml.dist.runfolder import LAUNCH_LOG, JsonlTail, RunFolder, set_parent_death_signal
 
 if TYPE_CHECKING:  # runner imports this module
-    from .runner import JobContext
+    from . import JobContext
 
 log = logging.getLogger("segtriage.engine")
 
@@ -73,7 +73,7 @@ def job_gpus(ctx: JobContext) -> int:
 
 def rank_device(mcfg, gpus: int) -> str:
     """'cuda' (one rank per GPU, nccl) or 'cpu' (CPU ranks over gloo, e.g. in CI)."""
-    from .device import pick_device
+    from ...ml.device import pick_device
 
     if pick_device(getattr(mcfg, "device", "auto") or "auto").type != "cuda":
         return "cpu"
@@ -135,7 +135,7 @@ def gpu_groups(slots: int, per_slot: int, visible: list[str]) -> list[str]:
 def torchrun_cmd(kind: str, run_dir: Path, nproc: int) -> list[str]:
     """torchrun on one host; --standalone picks a free rendezvous port (jobs never collide)."""
     return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            "--nproc_per_node", str(int(nproc)), "-m", "segtriage.engine.distributed", kind,
+            "--nproc_per_node", str(int(nproc)), "-m", "segtriage.engine.ml.dist.ranks", kind,
             "--run-dir", str(run_dir)]
 
 
@@ -288,7 +288,7 @@ def supervise(ctx: JobContext, launches: list[Launch], *, on_tick: Callable[[], 
     if failed is not None:
         raise RuntimeError(f"distributed job failed: {failure_message(failed)}")
     if stop_why is not None:
-        from .runner import JobCancelled
+        from . import JobCancelled
 
         ctx.check()  # JobInterrupted when the engine stops, JobCancelled on a cancel
         raise JobCancelled()
@@ -352,7 +352,7 @@ def _relay(ctx: JobContext, ev: dict, span: tuple[float, float], label: str,
 
 
 def _train_result(ctx: JobContext, launch: Launch, out: Path):
-    from .model import TrainResult, read_sidecar
+    from ...ml.model import TrainResult, read_sidecar
 
     r = launch.run.result()
     if r is None or not out.exists():
@@ -441,7 +441,7 @@ def store_prediction(root: Path, cfg, store, model_id: int, row, rec: dict) -> s
     """One rank-reported image: scored from its probability PNG against the image's current
     mask, and its row written (the engine's only per-image work). Returns the prediction
     error, if any."""
-    from . import rescore
+    from ...project.scoring import rescore
 
     fold, prec = rec.get("fold"), rec.get("precision") or ""
     err, prob = rec.get("error"), None
@@ -477,7 +477,7 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg, gpus: int) -> di
         # and scores of two precisions must never share a ranking
         import torch
 
-        from .device import pick_precision
+        from ...ml.device import pick_precision
         mcfg.precision = pick_precision(getattr(mcfg, "precision", "auto") or "auto",
                                         torch.device(device))
     run = RunFolder.create(state, ctx.job.id)

@@ -317,7 +317,7 @@ class Store:
         """Open the store of a data folder, honouring ``state_dir`` from its config."""
         root = Path(root)
         if state_dir is None:
-            from .config import load_config  # local: config imports nothing heavy either
+            from ..project.config import load_config  # local: config imports nothing heavy either
 
             state_dir = load_config(root).project.state_dir
         return cls(state_dir_for(root, state_dir) / "state.db", **kw)

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import layout
+from ..project import layout
 
 log = logging.getLogger("segtriage.engine")
 
