@@ -109,9 +109,9 @@ def peak_rss_mb() -> float:
 async def _measure(root: Path, presses: int, first_page: int) -> dict:
     import asyncio
 
-    from segtriage.tui.app import SegtriageApp
-    from segtriage.tui.data import SORTS
-    from segtriage.tui.widgets.preview import select_renderer
+    from segtriage.tui.app.app import SegtriageApp
+    from segtriage.tui.app.data import SORTS
+    from segtriage.tui.app.widgets.preview import select_renderer
 
     app = SegtriageApp(root, renderer=select_renderer("halfcell"), start_engine=False,
                        first_page=first_page)
@@ -193,7 +193,7 @@ def child(root: Path, presses: int, first_page: int) -> None:
 
 # what `segtriage DIR --no-engine` runs (the command-line module imported too), with the
 # first page as an argument so the old and the new launch run the same code otherwise
-TMUX_APP = ("import sys; from segtriage.tui import cli; from segtriage.tui.app import run_app; "
+TMUX_APP = ("import sys; from segtriage.tui import cli; from segtriage.tui.app.app import run_app; "
             "sys.exit(run_app(sys.argv[1], start_engine=False, first_page=int(sys.argv[2])))")
 
 

@@ -45,7 +45,7 @@ def test_client_modules_do_not_pull_torch_transitively():
         "layout", "imageio", "index", "scoring", "scoring.objects", "backup", "history", "demo",
         "segment", "measure")]
     mods += ["segtriage.engine.ml.frozen", "segtriage.engine.daemon.main"]
-    mods.append("segtriage.tui.app")
+    mods.append("segtriage.tui.app.app")
     loaded = _loaded_after("\n".join(f"import {m}" for m in mods))
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 

@@ -159,7 +159,7 @@ def test_editor_commands_with_known_placeholders_load(tmp_path, command):
 
 def test_the_editor_placeholders_live_in_the_engine_for_the_app_to_use():
     from segtriage.engine.project import config
-    from segtriage.tui import editor
+    from segtriage.tui.app import editor
     assert config.EDITOR_PLACEHOLDERS == ("mask", "image")
     assert editor.EDITOR_PLACEHOLDERS is config.EDITOR_PLACEHOLDERS
 

@@ -138,8 +138,8 @@ def test_a_bad_state_dir_is_named(project, capsys):
 def test_the_open_app_keeps_seeing_the_running_engine(project, monkeypatch):
     # the app was opened on a good file; a typo in [model] must not turn the live engine
     # into "engine offline" nor make the app try to start a second one
-    from segtriage.tui.app import SegtriageApp
-    from segtriage.tui.widgets.preview import select_renderer
+    from segtriage.tui.app.app import SegtriageApp
+    from segtriage.tui.app.widgets.preview import select_renderer
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(project.parent / "xdg"))
     monkeypatch.setattr(control, "start_detached", lambda *a, **k: pytest.fail("second engine"))

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from segtriage.tui.cli import build_parser
-from segtriage.tui.editor import editor_argv
+from segtriage.tui.app.editor import editor_argv
 from segtriage.tui.paint.app import PaintApp
 from segtriage.tui.paint.document import open_document
 

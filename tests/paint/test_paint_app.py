@@ -178,12 +178,12 @@ async def test_standalone_save_keeps_the_old_file(tmp_path):
 
 
 def test_missing_and_corrupt_files_name_the_file(tmp_path, capsys):
-    from segtriage.tui.paint import cli
+    from segtriage.tui.cli.commands import paint
 
     def run(*argv):
         p = argparse.ArgumentParser()
-        cli.add_arguments(p)
-        return cli.run(p.parse_args([str(a) for a in argv]))
+        paint.add_arguments(p)
+        return paint.run(p.parse_args([str(a) for a in argv]))
 
     assert run(tmp_path / "nope_mask.png") == 2
     assert f"{tmp_path / 'nope_mask.png'}: no such file" in capsys.readouterr().err

@@ -115,15 +115,15 @@ def project(tmp_path, monkeypatch) -> Path:
 @pytest.fixture(autouse=True)
 def no_engine(monkeypatch):
     """No engine processes from TUI tests: the app sees 'engine offline'."""
-    from segtriage.tui import app as app_mod
+    from segtriage.tui.app import app as app_mod
 
     monkeypatch.setattr(app_mod, "ensure_engine", lambda root: None)
     monkeypatch.setattr(app_mod, "engine_pid", lambda root: None)
 
 
 def make_app(root: Path, **kw):
-    from segtriage.tui.app import SegtriageApp
-    from segtriage.tui.widgets.preview import select_renderer
+    from segtriage.tui.app.app import SegtriageApp
+    from segtriage.tui.app.widgets.preview import select_renderer
 
     kw.setdefault("renderer", select_renderer("halfcell"))
     kw.setdefault("clock", lambda: NOW)

@@ -424,8 +424,8 @@ async def test_cancel_with_nothing_to_cancel(project):
 
 
 async def test_help_lists_every_action_with_its_key(project):
-    from segtriage.tui.actions import ACTIONS
-    from segtriage.tui.screens.help import help_rows
+    from segtriage.tui.app.actions import ACTIONS
+    from segtriage.tui.app.screens.help import help_rows
 
     app = make_app(project)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -554,7 +554,7 @@ async def test_notifications_show_brackets_as_written(project, monkeypatch):
 async def test_an_engine_that_died_in_a_job_is_started_again(project, monkeypatch):
     # kill -9 in a training: the job stays 'running' with no engine holding the lock. The
     # app (which starts the engine at launch) starts it again; its recovery resumes the job.
-    from segtriage.tui import app as app_mod
+    from segtriage.tui.app import app as app_mod
 
     store = db(project)
     jid = store.submit_job("train", {"epochs": 1})
@@ -579,7 +579,7 @@ async def test_an_engine_that_died_in_a_job_is_started_again(project, monkeypatc
 
 async def test_a_job_left_queued_by_a_stopped_engine_does_not_start_it(project, monkeypatch):
     # `segtriage engine stop` leaves queued jobs queued: the app must not undo the stop
-    from segtriage.tui import app as app_mod
+    from segtriage.tui.app import app as app_mod
 
     db(project).submit_job("train", {"epochs": 1})
     started = []

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from segtriage.tui.editor import EditorError, editor_argv, is_painter
+from segtriage.tui.app.editor import EditorError, editor_argv, is_painter
 
 MASK = Path("/data/odd name [1]_mask.png")
 IMAGE = Path("/data/odd name [1].png")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from segtriage.tui import app as app_mod
+from segtriage.tui.app import app as app_mod
 
 from .conftest import make_app, screen_text, settle, wait_until
 from .test_app import REVIEW_ORDER, cursor_name, db, header, shown

@@ -17,7 +17,7 @@ def _top_modules_after(code: str) -> set[str]:
 
 
 def test_app_import_pulls_no_torch_and_no_numpy():
-    loaded = _top_modules_after("import segtriage.tui.app")
+    loaded = _top_modules_after("import segtriage.tui.app.app")
     assert not loaded & HEAVY
     # the list starts without numpy/scipy: they load in workers when a preview is drawn
     assert not loaded & {"numpy", "scipy"}
@@ -25,9 +25,9 @@ def test_app_import_pulls_no_torch_and_no_numpy():
 
 def test_engine_modules_the_tui_calls_lazily_pull_no_torch():
     loaded = _top_modules_after(
-        "import segtriage.tui.app, segtriage.tui.masks\n"
+        "import segtriage.tui.app.app, segtriage.tui.app.masks\n"
         "from segtriage.engine.project import history, index, segment, imageio\n"
         "from segtriage.engine.daemon import control\n"
-        "from segtriage.tui.widgets.preview import select_renderer\n"
+        "from segtriage.tui.app.widgets.preview import select_renderer\n"
         "select_renderer('halfcell')")
     assert not loaded & HEAVY

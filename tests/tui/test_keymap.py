@@ -6,7 +6,7 @@ import pytest
 
 from segtriage.engine.store import Store
 from segtriage.engine.project.config import load_config
-from segtriage.tui.actions import ACTIONS, check_keymap, normalize_key, KeyStringError
+from segtriage.tui.app.actions import ACTIONS, check_keymap, normalize_key, KeyStringError
 
 from .conftest import make_app, screen_text, settle
 

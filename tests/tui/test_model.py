@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segtriage.tui.data import CATEGORY_ORDER, SORTS, ReviewModel, rows_from_dicts
+from segtriage.tui.app.data import CATEGORY_ORDER, SORTS, ReviewModel, rows_from_dicts
 
 
 def _rows():
@@ -119,7 +119,7 @@ def test_summary_counts_means_and_histogram():
 
 
 def test_change_watch_reloads_rows_only_when_their_stamp_moves():
-    from segtriage.tui.data import ChangeWatch
+    from segtriage.tui.app.data import ChangeWatch
 
     class FakeStore:
         version, stamp = 1, ("a",)
@@ -144,7 +144,7 @@ def test_small_lists_sort_like_numpy(monkeypatch):
     the same order as numpy's argsort for every column and direction, ties and None."""
     import random
 
-    from segtriage.tui import data
+    from segtriage.tui.app import data
 
     rng = random.Random(7)
     dicts = []
@@ -177,7 +177,7 @@ def test_common_dir_of_the_smallest_and_largest_path_is_that_of_all():
     """The first page names its rows from the path range alone (store.list_head)."""
     import random
 
-    from segtriage.tui.data import common_dir
+    from segtriage.tui.app.data import common_dir
 
     rng = random.Random(11)
     parts = ["im", "img", "a", "a/b", "im/x", "im/x/y", "", "imA"]
@@ -191,7 +191,7 @@ def test_common_dir_of_the_smallest_and_largest_path_is_that_of_all():
 
 def test_load_head_is_the_top_of_the_full_load(tmp_path):
     from segtriage.engine.store import Store
-    from segtriage.tui.data import load_head, load_rows
+    from segtriage.tui.app.data import load_head, load_rows
 
     st = Store(tmp_path / ".segtriage" / "state.db")
     m = st.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from segtriage.tui.widgets.preview import Layers, compose
-from segtriage.tui.widgets.result_list import COLUMNS, fmt_num, layout_columns
-from segtriage.tui.widgets.sparkline import bars, spark
-from segtriage.tui.widgets.status import age, duration, format_status, job_line
+from segtriage.tui.app.widgets.preview import Layers, compose
+from segtriage.tui.app.widgets.result_list import COLUMNS, fmt_num, layout_columns
+from segtriage.tui.app.widgets.sparkline import bars, spark
+from segtriage.tui.app.widgets.status import age, duration, format_status, job_line
 
 COLORS = {"seg-mask": (0, 255, 0), "seg-pred": (255, 0, 255), "seg-uncertain": (255, 128, 0)}
 
@@ -129,7 +129,7 @@ def test_halfcell_lines_match_textual_image_halfcell():
     from rich.segment import Segment
     from textual_image.renderable.halfcell import Image as TIHalfcell
 
-    from segtriage.tui.widgets.preview import halfcell_strips
+    from segtriage.tui.app.widgets.preview import halfcell_strips
 
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
@@ -151,7 +151,7 @@ def test_halfcell_lines_match_textual_image_halfcell():
 
 
 def test_renderer_choice():
-    from segtriage.tui.widgets.preview import halfcell_strips, select_renderer
+    from segtriage.tui.app.widgets.preview import halfcell_strips, select_renderer
 
     assert select_renderer(None).strips is halfcell_strips
     assert select_renderer("kitty").widget.__name__ == "TGPImage"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from segtriage.tui.app import run_app
+from segtriage.tui.app.app import run_app
 
 
 def test_not_a_folder(tmp_path, capsys):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from segtriage.tui.themes import ThemeError, load_theme_file, load_themes, preview_colors, shipped_theme_dir, user_theme_dir
+from segtriage.tui.app.themes import ThemeError, load_theme_file, load_themes, preview_colors, shipped_theme_dir, user_theme_dir
 
 
 def test_shipped_themes_load_without_errors():

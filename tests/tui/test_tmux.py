@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segtriage.tui.data import SORTS
+from segtriage.tui.app.data import SORTS
 
 pytestmark = [
     pytest.mark.e2e,

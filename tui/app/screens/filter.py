@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from ...engine.store import STATUSES
+from ....engine.store import STATUSES
 from ..data import CATEGORY_ORDER, UNSCORED
 
 

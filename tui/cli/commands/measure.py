@@ -37,8 +37,8 @@ def run(a) -> int:
     import sys
     from pathlib import Path
 
-    from . import cli
-    from ..engine.project import measure
+    from ... import cli
+    from ....engine.project import measure
 
     root = cli._root(a.dir)
     cfg = cli._cfg(root)
@@ -75,7 +75,7 @@ def run(a) -> int:
         if per == "object" and a.per is None:
             written += [(_sibling(out, "images"), "image"), (_sibling(out, "summary"),
                                                              "summary")]
-        from ..engine.project.imageio import atomic_write_bytes
+        from ....engine.project.imageio import atomic_write_bytes
 
         try:
             out.parent.mkdir(parents=True, exist_ok=True)

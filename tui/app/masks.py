@@ -52,13 +52,13 @@ def nudge_index(root: Path, cfg, store, rel_mask: str) -> None:
     """Tell the index about a mask an editor changed now (the row turns 'edited' at once, also
     with the engine offline); the engine's watcher then re-scores it. Masks written through
     the engine's history (prediction, undo) are re-indexed there."""
-    from ..engine.project.index import index_one
+    from ...engine.project.index import index_one
 
     index_one(root, cfg, store, rel_mask)
 
 
 def replace_with_prediction(root: Path, cfg, store, image_id: int) -> str:
-    from ..engine.project import history
+    from ...engine.project import history
 
     row = _image_row(store, image_id)
     prob_rel = _prob_rel(store, image_id)
@@ -70,7 +70,7 @@ def replace_with_prediction(root: Path, cfg, store, image_id: int) -> str:
 
 
 def undo(root: Path, cfg, store, image_id: int) -> str:
-    from ..engine.project import history
+    from ...engine.project import history
 
     row = _image_row(store, image_id)
     result = history.revert(root, cfg, store, row["mask_path"] or row["path"])  # re-indexes
@@ -80,7 +80,7 @@ def undo(root: Path, cfg, store, image_id: int) -> str:
 def prepare_edit(root: Path, cfg, store, image_id: int) -> tuple[Path, Path]:
     """Make sure the image has a mask (from the prediction, else a threshold) and keep the
     current version in history; returns (mask path, image path) to hand to the editor."""
-    from ..engine.project import history
+    from ...engine.project import history
 
     row = _image_row(store, image_id)
     if not row["mask_path"] or not (root / row["mask_path"]).exists():
@@ -89,8 +89,8 @@ def prepare_edit(root: Path, cfg, store, image_id: int) -> tuple[Path, Path]:
             mask = prediction_mask(cfg.state_path(root), prob_rel, _shape(row))
             source = "prediction"
         else:
-            from ..engine.project.imageio import read_image
-            from ..engine.project.segment import threshold_mask
+            from ...engine.project.imageio import read_image
+            from ...engine.project.segment import threshold_mask
 
             mask = threshold_mask(read_image(root / row["path"]), "otsu")
             source = "segment"

@@ -22,14 +22,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from .document import DocumentError, open_document
+    from ...paint.document import DocumentError, open_document
 
     try:
         doc = open_document(args.mask, image=args.image, prob=args.prob, project=args.project)
     except DocumentError as e:
         print(f"segtriage paint: {e}", file=sys.stderr)
         return 2
-    from .app import PaintApp
+    from ...paint.app import PaintApp
 
     app = PaintApp(doc)
     result = app.run()

@@ -35,7 +35,7 @@ from .widgets.preview import Preview, Renderer, select_renderer
 from .widgets.result_list import ResultList
 from .widgets.status import StatusPane
 
-from ..engine.daemon.control import engine_pid, ensure_engine  # lifecycle helpers: no torch
+from ...engine.daemon.control import engine_pid, ensure_engine  # lifecycle helpers: no torch
 
 DEFAULT_THEME = "segtriage-dark"
 DETAIL_DELAY_S = 0.04
@@ -98,10 +98,10 @@ class SegtriageApp(App[int]):
         """``first_page``: rows read first at launch, in the default review order, and shown
         while the rest loads (0: wait for every row, the old way; the benchmark compares)."""
         super().__init__()
-        from ..engine.store import Store
+        from ...engine.store import Store
 
         if cfg is None:
-            from ..engine.project.config import load_config
+            from ...engine.project.config import load_config
 
             cfg = load_config(root)
         self.root = Path(root).resolve()
@@ -500,7 +500,7 @@ class SegtriageApp(App[int]):
 
     # -- review actions --------------------------------------------------------------------
     def action_accept(self) -> None:
-        from ..engine.store import accept_problem
+        from ...engine.store import accept_problem
 
         row = self._need_row()
         if row is None:
@@ -517,7 +517,7 @@ class SegtriageApp(App[int]):
         if row is None:
             return
         if row.status == "flagged":  # a correction of this row: stay on it
-            from ..engine.store import unflagged_status
+            from ...engine.store import unflagged_status
 
             self._decide(row, unflagged_status(row.mask_path, row.error))
             return
@@ -768,7 +768,7 @@ def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = Tru
     import sqlite3
     import sys
 
-    from ..engine.project.config import ConfigError, load_config
+    from ...engine.project.config import ConfigError, load_config
 
     root = Path(root)
     if not root.is_dir():
@@ -785,7 +785,7 @@ def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = Tru
     except ValueError as e:
         print(f"segtriage: {e}", file=sys.stderr)
         return 2
-    from ..engine.store import StoreError
+    from ...engine.store import StoreError
 
     try:
         app = SegtriageApp(root, cfg, renderer=image_renderer, start_engine=start_engine,

@@ -42,7 +42,7 @@ def fix_mask(mask, pred, *, drop_unseen=False, add_predicted=False, fill_holes=F
              grow=None, shrink=None):
     """The operations on one mask, in ORDER. ``pred`` may be None when no operation that
     needs it is asked for."""
-    from . import ops
+    from ...paint import ops
 
     m = ops.as_mask(mask)
     if drop_unseen:
@@ -61,13 +61,13 @@ def fix_mask(mask, pred, *, drop_unseen=False, add_predicted=False, fill_holes=F
 def run(a) -> int:
     import sys
 
-    from ...engine.project import history
-    from ...engine.project.backup import BackupError
-    from ...engine.project.imageio import ImageError, MaskError
-    from ...engine.project.scoring.objects import label
-    from ...engine.project.scoring.rescore import read_current_mask
-    from .. import cli
-    from ..masks import MaskActionError, prediction_mask
+    from ....engine.project import history
+    from ....engine.project.backup import BackupError
+    from ....engine.project.imageio import ImageError, MaskError
+    from ....engine.project.scoring.objects import label
+    from ....engine.project.scoring.rescore import read_current_mask
+    from ... import cli
+    from ...app.masks import MaskActionError, prediction_mask
 
     wanted = dict(drop_unseen=a.drop_unseen, add_predicted=a.add_predicted,
                   fill_holes=a.fill_holes, grow=a.grow, shrink=a.shrink)

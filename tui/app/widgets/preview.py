@@ -187,7 +187,7 @@ def read_sources(root: Path, state_dir: Path, codes, row: Row):
     """(image, mask or None, prob or None, error or None) for a row; never raises."""
     from PIL import Image
 
-    from ...engine.project import imageio
+    from ....engine.project import imageio
 
     import numpy as np
 

@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..engine.project.config import EDITOR_BRACES, EDITOR_PLACEHOLDERS, expand_editor_args
+from ...engine.project.config import EDITOR_BRACES, EDITOR_PLACEHOLDERS, expand_editor_args
 
 ENV_VARS = ("SEGTRIAGE_EDITOR",)
 _WHERE = (" (set [editor] command in segtriage.toml or $SEGTRIAGE_EDITOR; with neither, e "

@@ -24,9 +24,9 @@ COMMANDS = (
 # The module has add_arguments(parser) and run(args) -> int, and imports only argparse at its
 # top (the parser is built at every start); run() imports what the command needs.
 MODULE_COMMANDS: dict[str, tuple[str, str]] = {
-    "paint": ("paint.cli", "edit a mask in the terminal (zoom, brush, object fixes, undo)"),
-    "fix": ("paint.fix", "fix masks headless: drop unseen, add predicted, fill holes, grow/shrink"),
-    "measure": ("measure_cli", "object size, shape and number density per object, image and data set"),
+    "paint": ("commands.paint", "edit a mask in the terminal (zoom, brush, object fixes, undo)"),
+    "fix": ("commands.fix", "fix masks headless: drop unseen, add predicted, fill holes, grow/shrink"),
+    "measure": ("commands.measure", "object size, shape and number density per object, image and data set"),
 }
 COMMANDS = COMMANDS + tuple(MODULE_COMMANDS)
 
@@ -283,7 +283,7 @@ def _new_root(d: str) -> Path:
 
 
 def _cfg(root: Path):
-    from ..engine.project.config import ConfigError, load_config
+    from ...engine.project.config import ConfigError, load_config
 
     try:
         return load_config(root)
@@ -294,7 +294,7 @@ def _cfg(root: Path):
 def _state_path(root: Path) -> Path:
     """DIR's state folder from [project] state_dir alone: a broken [model] (say) must not keep
     anyone from the running engine, its jobs and its status."""
-    from ..engine.project.config import ConfigError, state_path
+    from ...engine.project.config import ConfigError, state_path
 
     try:
         return state_path(root)
@@ -311,7 +311,7 @@ def _store(root: Path, *, create: bool = True):
     there) refuses a folder that was never indexed instead of leaving a new state behind."""
     import sqlite3
 
-    from ..engine.store import Store, StoreError
+    from ...engine.store import Store, StoreError
 
     db = _state_db(root)
     if not create and not db.exists():
@@ -342,13 +342,13 @@ def _fmt(v) -> str:
 
 
 def _engine_log(root: Path) -> Path:
-    from ..engine.daemon.control import LOG_NAME
+    from ...engine.daemon.control import LOG_NAME
 
     return _state_path(root) / "logs" / LOG_NAME
 
 
 def _need_engine(root: Path) -> int:
-    from ..engine.daemon.control import ensure_engine
+    from ...engine.daemon.control import ensure_engine
 
     pid = ensure_engine(root)
     if pid is None:
@@ -374,7 +374,7 @@ def follow_job(store, job_id: int, *, console=None, root: Path | None = None) ->
     with how it goes on, instead of a bar that never moves."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ..engine.daemon.control import engine_pid
+    from ...engine.daemon.control import engine_pid
 
     console = console or _console()
     client = store.register_client("cli")
@@ -453,7 +453,7 @@ def _submit_and_follow(root: Path, kind: str, params, detach: bool) -> int:
     """Index DIR, submit the job, start the engine if needed, follow. ``params`` is a dict,
     or a function of the store giving one once the scan has run."""
     store = _store(root)
-    from ..engine.project import index
+    from ...engine.project import index
 
     index.scan(root, _cfg(root), store)
     if callable(params):
@@ -472,7 +472,7 @@ def _submit_and_follow(root: Path, kind: str, params, detach: bool) -> int:
 def cmd_open(a) -> int:
     root = _root(a.dir)
     _cfg(root)  # a bad config is reported before the screen switches
-    from .app import run_app
+    from ..app.app import run_app
 
     return run_app(root, renderer=a.renderer, start_engine=not a.no_engine)
 
@@ -481,7 +481,7 @@ DEMO_DEFAULTS = {"count": 96, "size": 128, "seed": 0}
 
 
 def cmd_demo(a) -> int:
-    from ..engine.project import demo, index
+    from ...engine.project import demo, index
 
     root = _root(a.dir, must_exist=False)
     if root.exists() and not root.is_dir():
@@ -530,13 +530,13 @@ def cmd_demo(a) -> int:
             console.print(f"engine pid {pid} is training; follow with "
                           f"`segtriage jobs {escape(a.dir)}` or open `segtriage {escape(a.dir)}`")
         return 0
-    from .app import run_app
+    from ..app.app import run_app
 
     return run_app(root, renderer=a.renderer)
 
 
 def cmd_init(a) -> int:
-    from ..engine.project.config import ConfigError, write_template
+    from ...engine.project.config import ConfigError, write_template
 
     root = _new_root(a.dir)
     try:
@@ -577,7 +577,7 @@ def _print_scan(rep, root: Path, console) -> None:
 
 
 def cmd_scan(a) -> int:
-    from ..engine.project import index
+    from ...engine.project import index
 
     root = _root(a.dir)
     cfg = _cfg(root)
@@ -591,7 +591,7 @@ def cmd_scan(a) -> int:
 
 
 def cmd_segment(a) -> int:
-    from ..engine.project import index, segment
+    from ...engine.project import index, segment
 
     root = _root(a.dir)
     cfg = _cfg(root)
@@ -610,11 +610,11 @@ def cmd_segment(a) -> int:
 
 
 def cmd_engine(a) -> int:
-    from ..engine.daemon import control
+    from ...engine.daemon import control
 
     root = _root(a.dir)
     if a.action == "run":
-        from ..engine.daemon.main import run
+        from ...engine.daemon.main import run
 
         _cfg(root)  # an engine starts only on a valid config
         return run(root, idle_exit_s=a.idle_exit)
@@ -696,7 +696,7 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
                     if not (rel == ".." or rel.startswith(".." + os.sep)):
                         yield Path(rel).as_posix()
 
-    from .data import common_dir
+    from ..app.data import common_dir
 
     # the names the app shows: the folder every image shares left out ("images/" when split)
     shown = common_dir([r["path"] for r in rows])
@@ -786,7 +786,7 @@ def report_rows(root: Path, store) -> list[dict]:
 def sort_rows(rows: list[dict], key: str, reverse: bool = False) -> list[dict]:
     """Rows in the column's own direction (SORT_KEYS: the rows most worth a look first);
     ``reverse`` flips it. Rows without a value stay last either way."""
-    from ..engine.project import scoring
+    from ...engine.project import scoring
 
     desc = scoring.SORT_KEYS.get(key, "asc") == "desc"
     return scoring.review_order(rows, key=key, reverse=desc != reverse)
@@ -800,7 +800,7 @@ def report_columns(rows: list[dict]) -> list[str]:
 
 def cmd_report(a) -> int:
     root = _root(a.dir)
-    from ..engine.project import scoring
+    from ...engine.project import scoring
 
     rows = report_rows(root, _store(root, create=False))
     columns = report_columns(rows)
@@ -868,7 +868,7 @@ def cmd_models(a) -> int:
 def cmd_rollback(a) -> int:
     root = _root(a.dir)
     store = _store(root, create=False)
-    from ..engine.store import StoreError
+    from ...engine.store import StoreError
 
     try:
         store.set_current_model(a.version)
@@ -876,7 +876,7 @@ def cmd_rollback(a) -> int:
         return _err(str(e))
     print(f"model {a.version} is current; rows scored by other versions are stale "
           "(the engine re-predicts them)")
-    from ..engine.daemon.control import engine_pid
+    from ...engine.daemon.control import engine_pid
 
     if engine_pid(root):
         store.submit_job("predict", {"scope": "stale"}, requested_by="rollback")
@@ -884,7 +884,7 @@ def cmd_rollback(a) -> int:
 
 
 def status_dict(root: Path) -> dict:
-    from ..engine.daemon.control import engine_pid
+    from ...engine.daemon.control import engine_pid
 
     store = _store(root, create=False)
     pid = engine_pid(root)
@@ -957,7 +957,7 @@ def _dest(a) -> Path | None:
 
 
 def cmd_backups(a) -> int:
-    from ..engine.project import backup
+    from ...engine.project import backup
 
     root = _root(a.dir)
     # the project's notes are joined in where it has a state; a wiped folder lists them too
@@ -988,7 +988,7 @@ def cmd_backups(a) -> int:
 
 
 def cmd_verify(a) -> int:
-    from ..engine.project import backup
+    from ...engine.project import backup
 
     root = _root(a.dir)
     try:
@@ -1014,7 +1014,7 @@ def _undo_args(a, res: dict) -> str:
 
 
 def cmd_restore(a) -> int:
-    from ..engine.project import backup
+    from ...engine.project import backup
 
     root = _root(a.dir)
     try:
@@ -1034,7 +1034,7 @@ def cmd_restore(a) -> int:
 
 
 def cmd_prune(a) -> int:
-    from ..engine.project import backup
+    from ...engine.project import backup
 
     root = _root(a.dir)
     try:
@@ -1048,10 +1048,10 @@ def cmd_prune(a) -> int:
 
 
 def cmd_history(a) -> int:
-    from ..engine.project import history
+    from ...engine.project import history
 
     root = _root(a.dir)
-    from ..engine.project.backup import BackupError
+    from ...engine.project.backup import BackupError
 
     try:
         versions = history.history(root, _cfg(root), _store(root, create=False), a.path)
@@ -1074,10 +1074,10 @@ def cmd_history(a) -> int:
 
 
 def cmd_revert(a) -> int:
-    from ..engine.project import history
+    from ...engine.project import history
 
     root = _root(a.dir)
-    from ..engine.project.backup import BackupError
+    from ...engine.project.backup import BackupError
 
     try:
         res = history.revert(root, _cfg(root), _store(root, create=False), a.path, a.version)
@@ -1112,7 +1112,7 @@ def _decide(a, decide) -> int:
 
 
 def cmd_accept(a) -> int:
-    from ..engine.store import accept_problem
+    from ...engine.store import accept_problem
 
     def decide(r):
         why = accept_problem(r["mask_path"], r["error"])
@@ -1122,7 +1122,7 @@ def cmd_accept(a) -> int:
 
 
 def cmd_flag(a) -> int:
-    from ..engine.store import unflagged_status
+    from ...engine.store import unflagged_status
 
     def decide(r):
         if not a.clear:
@@ -1135,8 +1135,8 @@ def cmd_flag(a) -> int:
 
 
 def cmd_use_prediction(a) -> int:
-    from ..engine.project.backup import BackupError
-    from .masks import MaskActionError, replace_with_prediction
+    from ...engine.project.backup import BackupError
+    from ..app.masks import MaskActionError, replace_with_prediction
 
     root = _root(a.dir)
     cfg, store = _cfg(root), _store(root, create=False)
@@ -1186,6 +1186,3 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
 
-
-if __name__ == "__main__":
-    sys.exit(main())

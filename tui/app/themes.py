@@ -89,7 +89,7 @@ def load_theme_file(path: Path) -> Theme:
 
 
 def shipped_theme_dir() -> Path:
-    from .. import themes  # the segtriage.themes package folder holds the .toml files
+    from ... import themes  # the segtriage.themes package folder holds the .toml files
 
     return Path(themes.__file__).parent
 
