@@ -401,7 +401,7 @@ def run_oracle(a, modes: list[str]) -> list[Fix]:
                         continue
                     pred = c.prob > 127  # the painter's Scene.pred
                 f = fix_one(c.mask, c.truth, pred, goal=a.goal, max_ops=a.max_ops,
-                            name=c.name, kind=c.kind, mode=mode)
+                            name=f"seed {man['seed']} {c.name}", kind=c.kind, mode=mode)
                 fixes.append(f)
                 for p in f.problems:
                     print(f"   PROBLEM {c.name} ({mode}): {p}")
