@@ -128,6 +128,7 @@ class PaintApp(App[int]):
         self.pen = False
         self.box_corner: tuple[int, int] | None = None
         self._stroke_mask = None
+        self._chain: dict | None = None  # the grow/shrink presses in a row
         self._last_cursor: tuple[int, int] | None = None
         self._message = doc.note
         self.user_keymap = dict(keymap or {})
@@ -286,19 +287,27 @@ class PaintApp(App[int]):
         self._apply("prediction in box", lambda m: ops.take_prediction_in_box(
             m, self.scene.pred, ya, xa, yb + 1, xb + 1))
 
-    def action_grow(self, here: bool) -> None:
-        y, x = self._at()
-        if here:
-            self._apply("grow", lambda m: ops.grow(m, y, x))
+    def _grow_shrink(self, here: bool, step: int) -> None:
+        """Grow (+1) or shrink (-1) by one pixel. Presses in a row on the same target (the
+        cursor not moved, no other edit between) are one ``ops.grow_shrink`` from the mask
+        before the first of them, so g g s s gives the object back also next to the frame."""
+        at = self._at() if here else None
+        what = ("grow" if step > 0 else "shrink") + ("" if here else " all")
+        chain = self._chain
+        if chain is not None and chain["result"] is self.history.current and chain["at"] == at:
+            base, steps = chain["base"], chain["steps"] + [step]
         else:
-            self._apply("grow all", lambda m: ops.grow(m))
+            base, steps = self.history.current, [step]
+        y, x = at if at is not None else (None, None)
+        if self._apply(what, lambda _m: ops.grow_shrink(base, steps, y, x)):
+            self._chain = {"base": base, "steps": steps, "at": at,
+                           "result": self.history.current}
+
+    def action_grow(self, here: bool) -> None:
+        self._grow_shrink(here, 1)
 
     def action_shrink(self, here: bool) -> None:
-        y, x = self._at()
-        if here:
-            self._apply("shrink", lambda m: ops.shrink(m, y, x))
-        else:
-            self._apply("shrink all", lambda m: ops.shrink(m))
+        self._grow_shrink(here, -1)
 
     def _restore(self, mask, what: str) -> None:
         self.scene.set_mask(mask)

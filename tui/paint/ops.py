@@ -16,8 +16,11 @@ Conventions
   and boxes are clipped to the image (a box entirely outside changes nothing).
 - Grow and shrink go one 4-neighbour step per pixel (``px`` steps: a diamond of radius px),
   for one object or all alike. Grow never lets an object touch, and so merge with, another
-  object; shrink takes only the object's own pixels and treats the image border as more of the
-  object (an object cut by the frame is not eaten from the frame's side).
+  object; shrink takes only the object's own pixels. An object cut by the image frame
+  continues straight beyond it: shrinking does not eat it from the frame's side. Grow then
+  shrink (a closing) belongs in one ``grow_shrink`` call: it remembers what grew up to the
+  frame from inside and takes it back; two calls cannot (the pixels are the same as those of
+  an object the frame cuts), so they glue an object that was near the frame to it.
 """
 
 from __future__ import annotations
@@ -288,62 +291,98 @@ def take_prediction_in_box(mask, pred, y0: int, x0: int, y1: int, x1: int) -> np
     return out
 
 
-def grow(mask, y: int | None = None, x: int | None = None, px: int = 1) -> np.ndarray:
-    """Grow the object under (y, x), or every object when y is None, by ``px`` 4-neighbour
-    steps into the background. An object never grows into touching another one (it stops a
-    pixel short), so objects never merge. Unchanged on background."""
+def _world(lab: np.ndarray, win: tuple, shape: tuple[int, int], depth: int):
+    """``lab`` (labels of window ``win``) with a strip of ``depth`` pixels added beyond every
+    side where the window reaches the image frame, each strip pixel a copy of the frame pixel
+    it faces (an object cut by the frame continues straight beyond it). Returns (labels,
+    slices of the window inside them)."""
+    h, w = shape
+    pads = ((depth if win[0].start == 0 else 0, depth if win[0].stop == h else 0),
+            (depth if win[1].start == 0 else 0, depth if win[1].stop == w else 0))
+    big = np.pad(lab, pads, mode="edge")
+    inner = (slice(pads[0][0], pads[0][0] + lab.shape[0]),
+             slice(pads[1][0], pads[1][0] + lab.shape[1]))
+    return big, inner
+
+
+def _erode_step(lab: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """One 4-neighbour step of erosion of the labels in ``ids``: a pixel of one of them goes
+    when a 4-neighbour holds another label or background (beyond the array: the same)."""
+    p = np.pad(lab, 1, mode="edge")
+    nb = (p[:-2, 1:-1], p[2:, 1:-1], p[1:-1, :-2], p[1:-1, 2:])
+    keep = (nb[0] == lab) & (nb[1] == lab) & (nb[2] == lab) & (nb[3] == lab)
+    return np.where(np.isin(lab, ids) & ~keep, 0, lab)
+
+
+def grow_shrink(mask, steps: Sequence[int], y: int | None = None, x: int | None = None
+                ) -> np.ndarray:
+    """Grow (a positive step: that many pixels) and shrink (negative) the object under
+    (y, x), or every object when y is None, in the order given, in one go: ``[2, -2]`` is
+    grow 2 then shrink 2 (a closing), ``[-1, 1]`` an opening. Unchanged on background.
+
+    Grow goes one 4-neighbour step per pixel into the background and never lets an object
+    touch (and so merge with) another one; shrink takes only the objects' own pixels. The
+    image frame: an object cut by it continues straight beyond it, so shrinking does not eat
+    it from the frame's side, and growing runs along the frame. Done in one go, the steps
+    also remember what grew up to the frame from inside (it ends there: a later shrink
+    takes it back), so growing then shrinking gives back the object also next to the frame.
+    ``grow`` and ``shrink`` are this with one step; as two calls, the second cannot tell
+    an object grown up to the frame from one the frame cuts (the same pixels) and treats it
+    as cut."""
     out = as_mask(mask)
-    px = _check_px(px)
-    if px == 0:
+    seq = [int(s) for s in steps if int(s)]
+    if not seq:
         return out
+    k = sum(abs(s) for s in seq)
     if y is None or x is None:
         if not out.any():
             return out
         from ...engine.project.scoring.objects import label
 
         rows, cols = np.flatnonzero(out.any(1)), np.flatnonzero(out.any(0))
-        win = (slice(max(0, rows[0] - px - 1), rows[-1] + px + 2),
-               slice(max(0, cols[0] - px - 1), cols[-1] + px + 2))
+        h, w = out.shape
+        win = (slice(max(0, rows[0] - k - 1), min(h, rows[-1] + k + 2)),
+               slice(max(0, cols[0] - k - 1), min(w, cols[-1] + k + 2)))
         lab, n = label(out[win])
         ids = np.arange(1, n + 1)
-        for _ in range(px):
-            lab = _grow_step(lab, ids)
-        out[win] = lab > 0
-        return out
-    y, x = _point(out.shape, y, x)
-    found = _object(out, y, x, pad=px + 2)
-    if found is None:
-        return out
-    obj, win = found
-    lab = np.where(obj, 1, np.where(out[win], 2, 0)).astype(np.int32)
-    growing = np.array([1])
-    for _ in range(px):
-        lab = _grow_step(lab, growing)
-    out[win] |= lab == 1
+    else:
+        y, x = _point(out.shape, y, x)
+        found = _object(out, y, x, pad=k + 2)
+        if found is None:
+            return out
+        obj, win = found
+        lab = np.where(obj, 1, np.where(out[win], 2, 0)).astype(np.int32)
+        ids = np.array([1])
+    world, inner = _world(lab, win, out.shape, k + 1)
+    for s in seq:
+        for _ in range(abs(s)):
+            if s > 0:
+                # inside the image an object grows from inside pixels only (never back in
+                # from beyond the frame); beyond it from anything next to it
+                here = _grow_step(world[inner], ids)
+                world = _grow_step(world, ids)
+                world[inner] = here
+            else:
+                world = _erode_step(world, ids)
+    out[win] = world[inner] > 0
     return out
+
+
+def grow(mask, y: int | None = None, x: int | None = None, px: int = 1) -> np.ndarray:
+    """Grow the object under (y, x), or every object when y is None, by ``px`` 4-neighbour
+    steps into the background. An object never grows into touching another one (it stops a
+    pixel short), so objects never merge. Unchanged on background. (``grow_shrink``.)"""
+    px = _check_px(px)
+    return grow_shrink(mask, [px], y, x)
 
 
 def shrink(mask, y: int | None = None, x: int | None = None, px: int = 1) -> np.ndarray:
     """Shrink the object under (y, x), or every object when y is None, by ``px`` 4-neighbour
-    steps (an erosion; the image border counts as object, so the frame does not eat into an
-    object it cuts). Only the object's own pixels go; a thin object may split or vanish.
-    Unchanged on background."""
-    out = as_mask(mask)
+    steps (an erosion; an object cut by the image frame is not eaten from the frame's side).
+    Only the object's own pixels go; a thin object may split or vanish. Unchanged on
+    background. (``grow_shrink``.)"""
     px = _check_px(px)
-    if px == 0:
-        return out
-    if y is None or x is None:
-        return ndi.binary_erosion(out, structure=CROSS, iterations=px, border_value=1)
-    y, x = _point(out.shape, y, x)
-    found = _object(out, y, x, pad=1)
-    if found is None:
-        return out
-    obj, win = found
-    # border_value=1 treats beyond the window as object: right at the image border; inside
-    # the image the window has a background margin of 1, so erosion there is unaffected
-    kept = ndi.binary_erosion(obj, structure=CROSS, iterations=px, border_value=1)
-    out[win] &= ~(obj & ~kept)
-    return out
+    return grow_shrink(mask, [-px], y, x)
 
 
 def add_unseen_predicted(mask, pred, min_px: int = MIN_PART_PX) -> np.ndarray:
