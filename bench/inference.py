@@ -29,7 +29,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -37,7 +36,10 @@ import torch
 from segtriage.engine.project import imageio
 from segtriage.engine.ml.device import autocast_dtype, pick_device, pick_precision
 from segtriage.engine.ml.infer import Predictor, ProbWriter, prob_relpath, save_prob_png
-from segtriage.engine.ml.model import build_learner, load_model, read_sidecar, spec_from, train
+from segtriage.engine.ml.learner import build_learner
+from segtriage.engine.ml.train import train
+from segtriage.engine.ml.weights import load_model, read_sidecar, spec_from
+from segtriage.engine.project.config import ModelConfig
 
 CODES = ["naw", "aye"]
 
@@ -90,9 +92,9 @@ def run(args, work: Path) -> int:
              if not p.stem.endswith("_mask")]
     paths = [p for p, _ in items]
     dev = pick_device(args.device)
-    mcfg = SimpleNamespace(arch=args.arch, pretrained=False, size_policy="resize",
-                           image_size=args.size, batch_size=8, epochs=args.epochs, min_steps=0,
-                           lr=1e-3, valid_pct=0.2, seed=42, device=str(dev), precision="auto")
+    mcfg = ModelConfig(arch=args.arch, pretrained=False, size_policy="resize",
+                       image_size=args.size, batch_size=8, epochs=args.epochs, min_steps=0,
+                       lr=1e-3, valid_pct=0.2, seed=42, device=dev.type, precision="auto")
     if args.weights:
         weights = args.weights
         meta = read_sidecar(weights) or {}

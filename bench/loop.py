@@ -64,7 +64,7 @@ from triage_quality import cleanlab_quality, machine, wait_idle  # noqa: E402
 from segtriage.engine.project import history, imageio, scoring  # noqa: E402
 from segtriage.engine.project.config import load_config  # noqa: E402
 from segtriage.engine.project.demo import load_manifest, make_demo, truth_dir  # noqa: E402
-from segtriage.engine.store import Store  # noqa: E402
+from segtriage.engine.project.project import Project
 
 ORDERS = ("priority", "cleanlab", "1-dice", "confidence", "random")
 SEC_PER_STEP_128 = 1.7  # resnet18 in the engine, docs/benchmarks.md ("CPU threads")
@@ -91,7 +91,7 @@ class Engine:
             [sys.executable, "-m", "segtriage.engine", "run", str(root)],
             stdin=subprocess.DEVNULL, stdout=self.lf, stderr=subprocess.STDOUT,
             start_new_session=True)
-        self.store = Store.open(root)
+        self.store = Project.open(root).store
 
     def train(self) -> float:
         jid = self.store.submit_job("train", {}, requested_by="bench")
@@ -126,13 +126,13 @@ def order_rows(root: Path, cfg, rows: list[dict], order: str, rng) -> list[dict]
     if order == "cleanlab":
         from segtriage.engine.project.scoring.rescore import read_current_mask
 
-        store = Store.open(root)
+        store = Project.open(root).store
         for r in rows:
             from PIL import Image
 
             with Image.open(root / r["prob"]) as im:
                 prob = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-            mask = read_current_mask(root, cfg, store.image(r["image"]))
+            mask = read_current_mask(Project(root, cfg, store), store.image(r["image"]))
             r["_cl"] = cleanlab_quality(prob, mask, cfg.scoring.lq_temperature)
         store.close()
         return sorted(rows, key=lambda r: (r["_cl"] is None, r["_cl"] or 0.0))
@@ -147,10 +147,10 @@ def truth_mask(root: Path, cfg, mask_rel: str) -> np.ndarray:
 
 def fix(root: Path, cfg, mask_rels: list[str]) -> None:
     """The simulated person: each mask replaced by its truth, through the mask history."""
-    store = Store.open(root)
+    store = Project.open(root).store
     for rel in mask_rels:
         row = store.image_by_mask(rel)
-        history.write_mask(root, cfg, store, row, truth_mask(root, cfg, rel), "editor")
+        history.write_mask(Project(root, cfg, store), row, truth_mask(root, cfg, rel), "editor")
     store.close()
 
 
@@ -159,7 +159,7 @@ def test_dice(root: Path, test_root: Path) -> float:
     from segtriage.engine.ml import infer
 
     cfg = load_config(root)
-    store = Store.open(root)
+    store = Project.open(root).store
     m = store.current_model()
     store.close()
     state = cfg.state_path(root)

@@ -35,6 +35,7 @@ from segtriage.engine.project import history, measure
 from segtriage.engine.project.config import load_config
 from segtriage.engine.project.demo import make_demo, truth_dir
 from segtriage.engine.store import Store
+from segtriage.engine.project.project import Project
 
 
 
@@ -110,10 +111,11 @@ def _errors(fig: dict, truth: dict, key: str) -> list[float]:
 
 def _masks_from_targets(root, cfg, store, source) -> dict[str, np.ndarray]:
     out = {}
-    for t in measure.plan(root, cfg, store, source):
+    project = Project(root, cfg, store)
+    for t in measure.plan(project, source):
         if t.error:
             raise SystemExit(f"{t.image}: {t.error}")
-        out[t.image] = measure.read_target(root, cfg, t)[0]
+        out[t.image] = measure.read_target(project, t)[0]
     return out
 
 
@@ -162,7 +164,7 @@ def main(argv=None) -> int:
     top = store.list_head(k)["rows"]
     for r in top:
         row = store.image(r["id"])
-        history.write_mask(root, cfg, store, row, truth[row["path"]].astype(np.uint8),
+        history.write_mask(Project(root, cfg, store), row, truth[row["path"]].astype(np.uint8),
                            source="editor")
     fixed = _masks_from_targets(root, cfg, store, "masks")
     best = _masks_from_targets(root, cfg, store, "best")

@@ -3,7 +3,7 @@
 
 Every configuration runs the real rank entry point (``python -m segtriage.engine.ml.dist.ranks``)
 under ``torchrun --nproc_per_node N`` through the engine's own launcher
-(``engine.dist.supervise``), on a generated demo set, with no engine and no database:
+(``engine.daemon.jobs.launch.supervise``), on a generated demo set, with no engine and no database:
 
   training img/s    training images of the last epoch / that epoch's seconds (from rank 0's
                     epoch events; the first epoch pays for warm-up), validation included
@@ -30,11 +30,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-from segtriage.engine.daemon.jobs import dist
+from segtriage.engine.daemon.jobs import dist, launch
 from segtriage.engine.project.demo import make_demo
 from segtriage.engine.ml.dist.runfolder import RunFolder
+from segtriage.engine.project.config import ModelConfig
+from segtriage.engine.project.project import Project
 
 CODES = ["naw", "aye"]
 LAST_PREDICT: RunFolder | None = None
@@ -76,10 +77,10 @@ def cpu_model() -> str:
 
 def run(kind: str, folder: RunFolder, nproc: int, threads: int) -> float:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads)}
-    launch = dist.Launch(folder, dist.torchrun_cmd(kind, folder.path, nproc),
-                              env_for_slot=lambda slot: env)
+    la = launch.Launch(folder, launch.torchrun_cmd(kind, folder.path, nproc),
+                       env_for_slot=lambda slot: env)
     t0 = time.perf_counter()
-    dist.supervise(BenchCtx(), [launch], on_tick=lambda: None)
+    launch.supervise(BenchCtx(), [la], on_tick=lambda: None)
     return time.perf_counter() - t0
 
 
@@ -87,8 +88,8 @@ def bench_train(root: Path, state: Path, pairs, mcfg, nproc: int, threads: int, 
                 tag: str):
     folder = RunFolder.create(state, 1, f"train-{tag}")
     folder.write_spec(dist.train_spec(job_id=1, root=root, pairs=pairs, codes=CODES,
-                                           mcfg=mcfg, out_name=f"bench-{tag}.pt",
-                                           device=device, valid_idx=None))
+                                      mcfg=mcfg, out_name=f"bench-{tag}.pt", device=device,
+                                      valid_idx=None))
     wall = run("train", folder, nproc, threads)
     res = folder.result()
     epochs = [e for e in folder.events().read() if e["kind"] == "epoch"]
@@ -130,11 +131,10 @@ def bench_merge(root: Path, predict_folder: RunFolder, arch: str, weights: str) 
     the scoring against the mask and the score row (``dist.store_prediction``), img/s."""
     from segtriage.engine.project import index
     from segtriage.engine.project.config import load_config
-    from segtriage.engine.store import Store
 
     cfg = load_config(root)
-    store = Store.open(root)
-    index.scan(root, cfg, store)
+    store = Project.open(root).store
+    index.scan(Project(root, cfg, store))
     mid = store.add_model(kind="plain", arch=arch, weights=[weights], config={}, epochs=0,
                           train_loss=None, valid_loss=None, valid_dice=None, n_train=0,
                           n_valid=0, manifest=[])
@@ -143,7 +143,7 @@ def bench_merge(root: Path, predict_folder: RunFolder, arch: str, weights: str) 
     rows = {r["path"]: r for r in store.images()}
     t0 = time.perf_counter()
     for rec in recs:
-        assert dist.store_prediction(root, cfg, store, mid, rows[rec["path"]], rec) is None
+        assert dist.store_prediction(Project(root, cfg, store), mid, rows[rec["path"]], rec) is None
     return len(recs) / (time.perf_counter() - t0)
 
 
@@ -167,10 +167,10 @@ def main() -> int:
     (state / "models").mkdir(parents=True)
     names = sorted(p.name for p in root.glob("img_*.png") if "_mask" not in p.name)
     pairs = [(n, n.replace(".png", "_mask.png")) for n in names]
-    mcfg = SimpleNamespace(arch=a.arch, pretrained=False, size_policy="resize",
-                           image_size=a.size, batch_size=a.batch_size, epochs=a.epochs,
-                           min_steps=0, lr=1e-3, valid_pct=0.2, seed=42, device=a.device,
-                           precision="auto", folds=3, gpus=1)
+    mcfg = ModelConfig(arch=a.arch, pretrained=False, size_policy="resize", image_size=a.size,
+                       batch_size=a.batch_size, epochs=a.epochs, min_steps=0, lr=1e-3,
+                       valid_pct=0.2, seed=42, device=a.device, precision="auto", folds=3,
+                       gpus=1)
     load0 = _loadavg()
     print(f"# segtriage scaling bench — {time.strftime('%Y-%m-%d %H:%M')}")
     print(f"# {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "

@@ -57,6 +57,7 @@ from segtriage.engine.project import imageio, scoring
 from segtriage.engine.project.scoring import objects
 from segtriage.engine.project.config import load_config
 from segtriage.engine.project.demo import load_manifest, make_demo, truth_dir
+from segtriage.engine.project.project import Project
 from segtriage.engine.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -187,7 +188,7 @@ def wait_idle(store: Store, jid: int, what: str, timeout: float, engine: subproc
 
 def train_and_score(root: Path, a) -> dict:
     """Run an engine on `root`; submit train, then crossval; return timings per kind."""
-    store = Store.open(root)
+    store = Project.open(root).store
     log = root / ".bench-engine.log"
     times: dict[str, float] = {}
     with open(log, "ab") as lf:
@@ -219,9 +220,10 @@ def train_and_score(root: Path, a) -> dict:
 # ----------------------------------------------------------------------------------------
 def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] | None:
     """Score rows of the newest model of `kind` (each with 'path', 'mask_path'), and info."""
-    from segtriage.engine.project.scoring.rescore import load_prob, read_current_mask
+    from segtriage.engine.project.scoring.probs import load_prob
+    from segtriage.engine.project.scoring.rescore import read_current_mask
 
-    store = Store.open(root)
+    store = Project.open(root).store
     cfg = load_config(root)
     state = cfg.state_path(root)
     models = [m for m in store.models() if m["kind"] == kind]
@@ -236,7 +238,7 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
         if sc.get("error"):
             raise RuntimeError(f"{img['path']}: score error: {sc['error']}")
         prob = load_prob(state, sc["prob_path"])
-        mask = read_current_mask(root, cfg, img)
+        mask = read_current_mask(Project(root, cfg, store), img)
         if rescore:
             sc = {**sc, **scoring.score_image(prob, mask, cfg_scoring=cfg.scoring)}
         if not rescore:  # re-scored rows come from these same PNGs: nothing to compare

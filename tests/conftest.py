@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from segtriage.engine.project.project import Project
 
 TINY_CONFIG = """\
 [model]
@@ -59,9 +60,8 @@ def engine_process(root: Path):
         wait_for(lambda: engine_pid(root) is not None or p.poll() is not None, 60,
                  what="engine start")
         assert p.poll() is None, (root / ".engine-test.log").read_text()
-        from segtriage.engine.store import Store
 
-        st = Store.open(root)
+        st = Project.open(root).store
         # ready = scanned and watching (the pid appears as soon as the lock is taken)
         wait_for(lambda: st.engine_state().get("pid") == p.pid
                  and st.engine_state().get("state") != "scanning", 60, what="engine ready")
@@ -97,10 +97,9 @@ def trained_demo(tmp_path_factory):
     """A tiny demo folder with one trained model (v1) and every image scored, trained once
     for the whole run and shared by the engine and fault tests. Read it only: a test that
     writes works on ``copy_project(trained_demo, tmp_path / ...)``."""
-    from segtriage.engine.store import Store
 
     root = make_tiny_demo(tmp_path_factory.mktemp("trained") / "data")
-    store = Store.open(root)
+    store = Project.open(root).store
     with engine_process(root):
         jid = store.submit_job("train", {"epochs": 1})
         job = wait_job(store, jid)

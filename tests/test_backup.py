@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import re
@@ -15,10 +16,12 @@ from PIL import Image
 from segtriage.engine.project import backup
 from segtriage.engine.project.backup import BackupError, ObjectStore
 from segtriage.engine.project.config import load_config
-from segtriage.engine.project.history import history, save_mask_version
+from segtriage.engine.project.history import history
+from segtriage.engine.project.versions import save_mask_version
 from segtriage.engine.project.imageio import sha256_file
 from segtriage.engine.project.layout import discover
 from segtriage.engine.store import Store
+from segtriage.engine.project.project import Project
 
 # names a shell would mangle: spaces, quotes, command substitution, unicode, a leading dash
 WEIRD = ["plain", "with space", "it's \"quoted\"", "$(touch pwned)", "ünïcødé 粒子", "-leading"]
@@ -47,7 +50,7 @@ def project(tmp_path):
         _write_pair(root, name, i)
     (root / "segtriage.toml").write_text("[model]\nepochs = 3\n", encoding="utf-8")
     cfg = load_config(root)
-    store = Store.open(root)
+    store = Project.open(root).store
     _index(root, cfg, store)
     return root, cfg, store
 
@@ -75,7 +78,7 @@ def _flip(path: Path, n: int = 1) -> None:
 def test_first_snapshot_stores_every_file_once(project):
     root, cfg, store = project
     before = _data_bytes(root)
-    snap = backup.snapshot(root, cfg, store, note="first")
+    snap = backup.snapshot(Project(root, cfg, store), note="first")
     # 3 images + 3 masks + segtriage.toml; bytes added = their sizes + the model metadata
     assert snap["files"] == 7
     assert snap["masks"] == 3 and snap["masks_changed"] == 3
@@ -94,12 +97,12 @@ def test_first_snapshot_stores_every_file_once(project):
 
 def test_unchanged_folder_second_snapshot_adds_zero_bytes(project):
     root, cfg, store = project
-    s1 = backup.snapshot(root, cfg, store)
-    s2 = backup.snapshot(root, cfg, store)
+    s1 = backup.snapshot(Project(root, cfg, store))
+    s2 = backup.snapshot(Project(root, cfg, store))
     assert (s2["bytes_added"], s2["masks_changed"], s2["files"]) == (0, 0, 7)
     mask = root / "plain_mask.png"
     _flip(mask, 3)
-    s3 = backup.snapshot(root, cfg, store)
+    s3 = backup.snapshot(Project(root, cfg, store))
     assert s3["masks_changed"] == 1
     assert s3["bytes_added"] == mask.stat().st_size
     listed = backup.list_snapshots(root, cfg, store=store)
@@ -118,7 +121,7 @@ def test_snapshot_progress_and_model_files(project):
                           epochs=1, train_loss=0.5, valid_loss=0.6, valid_dice=0.7,
                           n_train=2, n_valid=1, manifest=[])
     calls = []
-    snap = backup.snapshot(root, cfg, store, progress=lambda f, m: calls.append((f, m)))
+    snap = backup.snapshot(Project(root, cfg, store), progress=lambda f, m: calls.append((f, m)))
     assert calls[0][0] == 0.0 and calls[-1][0] == 1.0
     assert all(0.0 <= f <= 1.0 for f, _ in calls)
     assert snap["model_files"] == 1
@@ -127,13 +130,13 @@ def test_snapshot_progress_and_model_files(project):
     assert list(m["models"]["files"]) == ["model_1.pth"]
     meta = json.loads(ObjectStore(dest).get(m["models"]["meta"]).read_bytes())
     assert meta["current"] == mid and meta["models"][0]["weights"] == ["model_1.pth"]
-    assert m["models"]["meta"] == backup.hashlib.sha256(_meta_bytes(store)).hexdigest()
+    assert m["models"]["meta"] == hashlib.sha256(_meta_bytes(store)).hexdigest()
 
 
 def test_vanished_file_is_reported_not_fatal(project):
     root, cfg, store = project
     store.upsert_image("gone.png", mask_path="gone_mask.png")  # index row, no files
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     assert snap["files"] == 7
     assert sorted(s["path"] for s in snap["skipped"]) == ["gone.png", "gone_mask.png"]
 
@@ -142,7 +145,7 @@ def test_orphan_mask_is_backed_up(project):
     root, cfg, store = project
     _write_pair(root, "lonely", 9)
     (root / "lonely.png").unlink()
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     m = json.loads((backup.default_destination(root, cfg) / "snapshots" /
                     f"{snap['id']}.json").read_text())
     assert "lonely_mask.png" in m["files"] and "lonely_mask.png" in m["masks"]
@@ -190,7 +193,7 @@ def test_full_destination(project, monkeypatch, fail_after):
     monkeypatch.setattr(ObjectStore, "_write", write)
     dest = backup.default_destination(root, cfg)
     with pytest.raises(BackupError) as ei:
-        backup.snapshot(root, cfg, store)
+        backup.snapshot(Project(root, cfg, store))
     msg = str(ei.value)
     assert str(dest) in msg and "full" in msg and "no space left" in msg
     _assert_nothing_counted(store, dest)
@@ -201,7 +204,7 @@ def test_full_destination(project, monkeypatch, fail_after):
     assert len(stored) == (0 if fail_after == "first object" else 8)
     # with space again, the next snapshot works and is the only one
     monkeypatch.setattr(ObjectStore, "_write", real_write)
-    backup.snapshot(root, cfg, store)
+    backup.snapshot(Project(root, cfg, store))
     _assert_nothing_counted(store, dest, 1, 1)
     assert backup.verify(root, cfg).ok
 
@@ -212,7 +215,7 @@ def test_read_only_destination(project, monkeypatch):
     write into an existing store) fails with EROFS as a read-only mount would make it."""
     root, cfg, store = project
     dest = root.parent / "ro-backups"
-    backup.snapshot(root, cfg, store, dest=dest)  # an existing store with one snapshot
+    backup.snapshot(Project(root, cfg, store), dest=dest)  # an existing store with one snapshot
     _flip(root / "plain_mask.png")  # so the next snapshot has something new to write
     if os.geteuid() != 0:
         for d in [dest, *[p for p in dest.rglob("*") if p.is_dir()]]:
@@ -223,7 +226,7 @@ def test_read_only_destination(project, monkeypatch):
         monkeypatch.setattr(ObjectStore, "_open_temp", ro)
     try:
         with pytest.raises(BackupError) as ei:
-            backup.snapshot(root, cfg, store, dest=dest)
+            backup.snapshot(Project(root, cfg, store), dest=dest)
     finally:
         for d in [dest, *[p for p in dest.rglob("*") if p.is_dir()]]:
             d.chmod(0o700)
@@ -239,7 +242,7 @@ def test_destination_under_a_file(project):
     blocker.write_text("not a folder")
     dest = blocker / "backups"
     with pytest.raises(BackupError) as ei:
-        backup.snapshot(root, cfg, store, dest=dest)
+        backup.snapshot(Project(root, cfg, store), dest=dest)
     assert str(dest) in str(ei.value) and "not a folder" in str(ei.value)
     assert store.backups() == []
     assert backup.list_snapshots(root, cfg, dest=dest) == []
@@ -254,7 +257,7 @@ def test_the_file_in_the_way_is_the_one_named(project, below):
     blocker.write_text("not a folder")
     dest = blocker / below if below else blocker
     with pytest.raises(BackupError) as ei:
-        backup.snapshot(root, cfg, store, dest=dest)
+        backup.snapshot(Project(root, cfg, store), dest=dest)
     assert f"backup destination {dest} is not a folder (a file is in the way: {blocker}) " \
         in str(ei.value)
 
@@ -266,7 +269,7 @@ def test_a_file_inside_the_destination_is_the_one_named(project):
     (dest / "objects").write_text("not a folder")
     with pytest.raises(BackupError, match=f"a file is in the way: {re.escape(str(dest))}"
                                           r"/objects\)"):
-        backup.snapshot(root, cfg, store, dest=dest)
+        backup.snapshot(Project(root, cfg, store), dest=dest)
 
 
 # -- verify and corrupt objects ----------------------------------------------------------
@@ -281,7 +284,7 @@ def _corrupt(obj: ObjectStore, sha: str) -> None:
 
 def test_verify_finds_corrupt_and_missing_objects(project):
     root, cfg, store = project
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     rep = backup.verify(root, cfg, store=store)
     assert rep.ok and rep.snapshots == 1 and rep.objects == 8  # 7 files + model metadata
     obj = ObjectStore(backup.default_destination(root, cfg))
@@ -300,7 +303,7 @@ def test_verify_finds_corrupt_and_missing_objects(project):
 
 def test_restore_refuses_a_corrupt_object(project):
     root, cfg, store = project
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     obj = ObjectStore(backup.default_destination(root, cfg))
     original = (root / "plain_mask.png").read_bytes()
     _corrupt(obj, sha256_file(root / "plain_mask.png"))
@@ -308,7 +311,7 @@ def test_restore_refuses_a_corrupt_object(project):
     _flip(root / "with space_mask.png")
     now = _data_bytes(root)
     with pytest.raises(BackupError) as ei:
-        backup.restore(root, cfg, store, snap["id"])
+        backup.restore(Project(root, cfg, store), snap["id"])
     assert "plain_mask.png" in str(ei.value) and "corrupt" in str(ei.value)
     assert _data_bytes(root) == now  # nothing written, not even the good file
     assert (root / "plain_mask.png").read_bytes() != original
@@ -323,14 +326,14 @@ def test_restore_refuses_a_corrupt_object(project):
 
 def test_unreadable_manifest_is_reported(project):
     root, cfg, store = project
-    backup.snapshot(root, cfg, store)
+    backup.snapshot(Project(root, cfg, store))
     dest = backup.default_destination(root, cfg)
     (dest / "snapshots" / "20000101T000000Z-dead.json").write_text("{ truncated")
     listed = backup.list_snapshots(root, cfg)
     assert [s.get("error") is not None for s in listed] == [False, True]
     assert not backup.verify(root, cfg).ok
     with pytest.raises(BackupError, match="unreadable manifests"):
-        backup.prune(root, cfg, keep=1, store=store)
+        backup.prune(Project(root, cfg, store), keep=1)
 
 
 # -- restore ---------------------------------------------------------------------------------
@@ -338,14 +341,14 @@ def test_unreadable_manifest_is_reported(project):
 def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     root, cfg, store = project
     original = _data_bytes(root)
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     _flip(root / "plain_mask.png", 5)
     (root / "with space.png").write_bytes(b"overwritten image")
     (root / "it's \"quoted\"_mask.png").unlink()
     (root / "new.png").write_bytes(b"not in the snapshot")
     changed_mask = (root / "plain_mask.png").read_bytes()
     changed_image = (root / "with space.png").read_bytes()
-    res = backup.restore(root, cfg, store, snap["id"][:10])  # a unique prefix is enough
+    res = backup.restore(Project(root, cfg, store), snap["id"][:10])  # a unique prefix is enough
     assert (res["restored"], res["unchanged"], res["files"]) == (3, 4, 7)
     after = _data_bytes(root)
     assert after.pop("new.png") == b"not in the snapshot"  # left alone
@@ -356,14 +359,14 @@ def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     assert set(kept) == {"plain_mask.png", "with space.png"}
     assert obj.get(kept["plain_mask.png"]).read_bytes() == changed_mask
     assert obj.get(kept["with space.png"]).read_bytes() == changed_image
-    h = history(root, cfg, store, "plain.png")
+    h = history(Project(root, cfg, store), "plain.png")
     assert [v["source"] for v in h] == ["scan", "restore"]
     assert h[0]["sha"] == kept["plain_mask.png"] and h[1]["current"]
     assert h[1]["pixels_changed"] == 5
     # the image row follows the restored mask
     assert store.image("plain.png")["mask_sha256"] == sha256_file(root / "plain_mask.png")
     # restoring again changes nothing ("latest" is the newest whole snapshot)
-    again = backup.restore(root, cfg, store, "latest")
+    again = backup.restore(Project(root, cfg, store), "latest")
     assert (again["restored"], again["kept"], again["undo"]) == (0, [], None)
     # what the restore replaced has a snapshot of its own: listed, kept by prune, and
     # restoring it undoes the restore (the deleted mask stays: it was not there to keep)
@@ -371,24 +374,24 @@ def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     assert listed[res["undo"]]["note"] == f"before restoring {snap['id']}"
     assert listed[res["undo"]]["files"] == 2 and listed[res["undo"]]["recorded"]
     assert store.last_backup()["snapshot"] == snap["id"]  # status: not a fresh backup
-    pruned = backup.prune(root, cfg, keep=1, store=store)
+    pruned = backup.prune(Project(root, cfg, store), keep=1)
     assert pruned["deleted"] == [] and set(pruned["kept"]) == {snap["id"], res["undo"]}
-    backup.restore(root, cfg, store, res["undo"])
+    backup.restore(Project(root, cfg, store), res["undo"])
     assert (root / "plain_mask.png").read_bytes() == changed_mask
     assert (root / "with space.png").read_bytes() == changed_image
     assert backup.verify(root, cfg).ok
     # a newer whole snapshot makes the restore's leftovers old enough to prune
-    backup.snapshot(root, cfg, store)
-    assert res["undo"] in backup.prune(root, cfg, keep=1, store=store)["deleted"]
+    backup.snapshot(Project(root, cfg, store))
+    assert res["undo"] in backup.prune(Project(root, cfg, store), keep=1)["deleted"]
 
 
 def test_restore_to_another_folder(project, tmp_path):
     root, cfg, store = project
     original = _data_bytes(root)
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     _flip(root / "plain_mask.png")
     out = tmp_path / "restored here"
-    res = backup.restore(root, cfg, store, snap["id"], to=out)
+    res = backup.restore(Project(root, cfg, store), snap["id"], to=out)
     assert res["restored"] == 7 and res["kept"] == []
     assert _data_bytes(out) == original
     assert store.mask_versions("plain_mask.png") == []  # another folder: not this history
@@ -397,21 +400,21 @@ def test_restore_to_another_folder(project, tmp_path):
 def test_restore_unknown_snapshot(project):
     root, cfg, store = project
     with pytest.raises(BackupError, match="no snapshots"):
-        backup.restore(root, cfg, store, "nope")
-    backup.snapshot(root, cfg, store)
+        backup.restore(Project(root, cfg, store), "nope")
+    backup.snapshot(Project(root, cfg, store))
     with pytest.raises(BackupError, match="no snapshot 'nope'"):
-        backup.restore(root, cfg, store, "nope")
+        backup.restore(Project(root, cfg, store), "nope")
 
 
 def test_restore_refuses_paths_outside_the_target(project):
     root, cfg, store = project
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     mf = backup.default_destination(root, cfg) / "snapshots" / f"{snap['id']}.json"
     m = json.loads(mf.read_text())
     m["files"]["../escaped.png"] = m["files"]["plain.png"]
     mf.write_text(json.dumps(m))
     with pytest.raises(BackupError, match="unsafe path"):
-        backup.restore(root, cfg, store, snap["id"])
+        backup.restore(Project(root, cfg, store), snap["id"])
     assert not (root.parent / "escaped.png").exists()
 
 
@@ -421,21 +424,21 @@ def test_weird_names_backup_and_restore(tmp_path):
     for i, name in enumerate(WEIRD):
         _write_pair(root, name, i)
     cfg = load_config(root)
-    store = Store.open(root)
+    store = Project.open(root).store
     _index(root, cfg, store)
     original = _data_bytes(root)
     assert len(original) == 2 * len(WEIRD)
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     assert snap["files"] == 2 * len(WEIRD) and snap["skipped"] == []
     for name in WEIRD:
         _flip(root / f"{name}_mask.png")
         (root / f"{name}.png").unlink()
-    res = backup.restore(root, cfg, store, snap["id"])
+    res = backup.restore(Project(root, cfg, store), snap["id"])
     assert res["restored"] == 2 * len(WEIRD)
     assert _data_bytes(root) == original
     assert not (root / "pwned").exists() and not (Path.cwd() / "pwned").exists()
     for name in WEIRD:
-        assert [v["source"] for v in history(root, cfg, store, f"{name}.png")] == \
+        assert [v["source"] for v in history(Project(root, cfg, store), f"{name}.png")] == \
             ["scan", "restore"]
     assert backup.verify(root, cfg, store=store).ok
 
@@ -446,44 +449,44 @@ def test_prune_keeps_newest_and_history_objects(project):
     root, cfg, store = project
     mask = root / "plain_mask.png"
     image = root / "with space.png"
-    s1 = backup.snapshot(root, cfg, store)
+    s1 = backup.snapshot(Project(root, cfg, store))
     v1 = mask.read_bytes()
-    save_mask_version(root, cfg, store, "plain_mask.png", "scan")
+    save_mask_version(Project(root, cfg, store), "plain_mask.png", "scan")
     _flip(mask, 2)
     v2 = mask.read_bytes()
-    save_mask_version(root, cfg, store, "plain_mask.png", "editor")
+    save_mask_version(Project(root, cfg, store), "plain_mask.png", "editor")
     old_image = image.read_bytes()
     image.write_bytes(b"a new image content")  # the old image is only in s1
-    s2 = backup.snapshot(root, cfg, store)
+    s2 = backup.snapshot(Project(root, cfg, store))
     _flip(mask, 4)
-    s3 = backup.snapshot(root, cfg, store)
-    res = backup.prune(root, cfg, keep=1, store=store)
+    s3 = backup.snapshot(Project(root, cfg, store))
+    res = backup.prune(Project(root, cfg, store), keep=1)
     assert res["deleted"] == [s1["id"], s2["id"]] and res["kept"] == [s3["id"]]
     # gone: only the old image (v1 and v2 of the mask are history, the rest is in s3)
     assert res["objects_deleted"] == 1 and res["bytes_freed"] == len(old_image)
     obj = ObjectStore(backup.default_destination(root, cfg))
-    assert {obj.get(v["sha"]).read_bytes() for v in history(root, cfg, store, "plain.png")} \
+    assert {obj.get(v["sha"]).read_bytes() for v in history(Project(root, cfg, store), "plain.png")} \
         == {v1, v2}
     assert [r["snapshot"] for r in store.backups()] == [s3["id"]]
     assert [s["id"] for s in backup.list_snapshots(root, cfg)] == [s3["id"]]
     assert backup.verify(root, cfg, store=store).ok
     with pytest.raises(BackupError, match="at least 1"):
-        backup.prune(root, cfg, keep=0, store=store)
+        backup.prune(Project(root, cfg, store), keep=0)
 
 
 def test_prune_collects_leftovers_of_a_failed_snapshot(project, monkeypatch):
     root, cfg, store = project
-    backup.snapshot(root, cfg, store)
+    backup.snapshot(Project(root, cfg, store))
     (root / "extra.png").write_bytes(b"stored by a snapshot that then failed")
     monkeypatch.setattr(ObjectStore, "write_manifest",
                         lambda self, i, m: (_ for _ in ()).throw(BackupError("disk gone")))
     with pytest.raises(BackupError):
-        backup.snapshot(root, cfg, store)
+        backup.snapshot(Project(root, cfg, store))
     monkeypatch.undo()
     dest = backup.default_destination(root, cfg)
     (dest / "tmp" / ".tmp-crashed").write_bytes(b"left by a killed process")
     (dest / "snapshots" / ".tmp-123-abc").write_bytes(b'{"half a manifest')
-    res = backup.prune(root, cfg, keep=5, store=store)
+    res = backup.prune(Project(root, cfg, store), keep=5)
     assert res["deleted"] == [] and res["objects_deleted"] == 1
     assert res["bytes_freed"] == len(b"stored by a snapshot that then failed")
     assert list((dest / "tmp").iterdir()) == []
@@ -493,12 +496,12 @@ def test_prune_collects_leftovers_of_a_failed_snapshot(project, monkeypatch):
 def test_backup_status(project):
     root, cfg, store = project
     assert backup.backup_status(store)["last_snapshot"] is None
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     st = backup.backup_status(store)
     assert st["last_snapshot"] == snap["id"] and st["masks_changed_since"] == 0
-    save_mask_version(root, cfg, store, "plain_mask.png", "scan")
+    save_mask_version(Project(root, cfg, store), "plain_mask.png", "scan")
     _flip(root / "plain_mask.png")
-    save_mask_version(root, cfg, store, "plain_mask.png", "editor")
+    save_mask_version(Project(root, cfg, store), "plain_mask.png", "editor")
     assert backup.backup_status(store)["masks_changed_since"] == 1
 
 
@@ -506,16 +509,16 @@ def test_verify_of_another_destination_ignores_the_history(project, tmp_path):
     """History objects live in the configured destination only; a snapshot store elsewhere
     must not report them missing."""
     root, cfg, store = project
-    save_mask_version(root, cfg, store, "plain_mask.png", "scan")
+    save_mask_version(Project(root, cfg, store), "plain_mask.png", "scan")
     _flip(root / "plain_mask.png")
-    save_mask_version(root, cfg, store, "plain_mask.png", "editor")
+    save_mask_version(Project(root, cfg, store), "plain_mask.png", "editor")
     other = tmp_path / "usb disk"
-    backup.snapshot(root, cfg, store, dest=other)
+    backup.snapshot(Project(root, cfg, store), dest=other)
     assert backup.verify(root, cfg, dest=other, store=store).ok
     assert backup.verify(root, cfg).ok
     # the first mask version is in the history only: deleting it is found
     ObjectStore(backup.default_destination(root, cfg)).get(
-        history(root, cfg, store, "plain.png")[0]["sha"]).unlink()
+        history(Project(root, cfg, store), "plain.png")[0]["sha"]).unlink()
     rep = backup.verify(root, cfg)
     assert [m["refs"] for m in rep.missing] == [
         [f"history:plain_mask.png#{store.mask_versions('plain_mask.png')[0]['id']}"]]
@@ -558,33 +561,33 @@ def test_one_destination_serves_one_project(tmp_path):
         (root / "segtriage.toml").write_text(f'[backup]\ndestination = "{shared}"\n')
         roots.append(root)
     (a, b) = roots
-    ca, sa = load_config(a), Store.open(a)
+    ca, sa = load_config(a), Project.open(a).store
     _index(a, ca, sa)
-    first = backup.snapshot(a, ca, sa)
-    cb, sb = load_config(b), Store.open(b)
+    first = backup.snapshot(Project(a, ca, sa))
+    cb, sb = load_config(b), Project.open(b).store
     _index(b, cb, sb)
     with pytest.raises(BackupError, match=r"belongs to .*/a; .* of .*/b to a folder of its own "
                                           r"\(e.g. .*/usb/b-backups\).*--take-over"):
-        backup.snapshot(b, cb, sb)
+        backup.snapshot(Project(b, cb, sb))
     with pytest.raises(BackupError, match="belongs to"):  # mask history writes too
-        save_mask_version(b, cb, sb, "b0_mask.png", "scan")
+        save_mask_version(Project(b, cb, sb), "b0_mask.png", "scan")
     with pytest.raises(BackupError, match="belongs to"):
-        backup.prune(b, cb, keep=1, store=sb)
+        backup.prune(Project(b, cb, sb), keep=1)
     assert [s["id"] for s in backup.list_snapshots(a, ca)] == [first["id"]]
     assert backup.verify(a, ca).ok
     # the same project moved to another folder is still the owner (its id goes with it)
     moved = tmp_path / "a-moved"
     a.rename(moved)
-    cm, sm = load_config(moved), Store.open(moved)
-    backup.snapshot(moved, cm, sm)
+    cm, sm = load_config(moved), Project.open(moved).store
+    backup.snapshot(Project(moved, cm, sm))
     # a wiped .segtriage/ at the owner's path is the owner too (restore, then back up again)
     import shutil
 
     shutil.rmtree(moved / ".segtriage")
-    sm2 = Store.open(moved)
-    backup.restore(moved, cm, sm2, "latest")
+    sm2 = Project.open(moved).store
+    backup.restore(Project(moved, cm, sm2), "latest")
     _index(moved, cm, sm2)
-    backup.snapshot(moved, cm, sm2)
+    backup.snapshot(Project(moved, cm, sm2))
     assert json.loads((shared / "owner.json").read_text())["root"] == str(moved.resolve())
 
 
@@ -593,18 +596,18 @@ def test_a_destination_shared_before_owner_json_is_refused_until_taken_over(proj
     # A folder that is gone may be on an unplugged disk or another machine: still refused.
     root, cfg, store = project
     dest = tmp_path / "dest"
-    backup.snapshot(root, cfg, store, dest=dest)
+    backup.snapshot(Project(root, cfg, store), dest=dest)
     (dest / "owner.json").unlink()
     m = json.loads(next((dest / "snapshots").glob("*.json")).read_text())
     (dest / "snapshots" / "0-gone.json").write_text(
         json.dumps({**m, "root": str(tmp_path / "unplugged" / "project")}))
     with pytest.raises(BackupError, match="belongs to .*/unplugged/project"):
-        backup.prune(root, cfg, keep=1, dest=dest, store=store)
+        backup.prune(Project(root, cfg, store), keep=1, dest=dest)
     assert len(list((dest / "snapshots").glob("*.json"))) == 2  # nothing deleted
     # the person says it is this project's (`segtriage backup DIR --take-over`)
-    backup.snapshot(root, cfg, store, dest=dest, take_over=True)
+    backup.snapshot(Project(root, cfg, store), dest=dest, take_over=True)
     assert json.loads((dest / "owner.json").read_text())["root"] == str(root.resolve())
-    backup.prune(root, cfg, keep=1, dest=dest, store=store)
+    backup.prune(Project(root, cfg, store), keep=1, dest=dest)
 
 
 def test_another_projects_destination_is_refused_even_inside_this_project(project, tmp_path):
@@ -613,24 +616,24 @@ def test_another_projects_destination_is_refused_even_inside_this_project(projec
     other = tmp_path / "other"
     other.mkdir()
     _write_pair(other, "o0", 3)
-    co, so = load_config(other), Store.open(other)
+    co, so = load_config(other), Project.open(other).store
     _index(other, co, so)
-    backup.snapshot(other, co, so, dest=inner)
+    backup.snapshot(Project(other, co, so), dest=inner)
     with pytest.raises(BackupError, match=f"belongs to {other}"):
-        backup.snapshot(root, cfg, store, dest=inner)
+        backup.snapshot(Project(root, cfg, store), dest=inner)
 
 
 def test_the_default_destination_moves_with_its_project(project, tmp_path):
     # .segtriage/backups written before owner.json, its manifests naming the old folder
     root, cfg, store = project
-    backup.snapshot(root, cfg, store)
+    backup.snapshot(Project(root, cfg, store))
     (backup.default_destination(root, cfg) / "owner.json").unlink()
     store.close()
     moved = tmp_path / "renamed"
     root.rename(moved)
-    cm, sm = load_config(moved), Store.open(moved)
-    assert backup.snapshot(moved, cm, sm)["files"] == 7
-    save_mask_version(moved, cm, sm, "plain_mask.png", "editor")
+    cm, sm = load_config(moved), Project.open(moved).store
+    assert backup.snapshot(Project(moved, cm, sm))["files"] == 7
+    save_mask_version(Project(moved, cm, sm), "plain_mask.png", "editor")
 
 
 def test_masks_frozen_by_a_killed_training_stay_out_of_snapshots(project):
@@ -641,7 +644,7 @@ def test_masks_frozen_by_a_killed_training_stay_out_of_snapshots(project):
     (models / ".train-masks-k1").mkdir(parents=True)
     (models / ".train-masks-k1" / "0.png").write_bytes(b"copy")
     (models / "m0001.pt").write_bytes(b"weights")
-    snap = backup.snapshot(root, cfg, store)
+    snap = backup.snapshot(Project(root, cfg, store))
     assert snap["model_files"] == 1
     assert remove_stale_frozen_masks(models) == 1       # what the engine does at start
     assert sorted(p.name for p in models.iterdir()) == ["m0001.pt"]
@@ -655,38 +658,38 @@ def test_restore_leaves_each_row_as_a_scan_of_the_restored_file_would(project):
     from segtriage.engine.project import index
 
     root, cfg, store = project
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     good = {n: (root / f"{n}_mask.png").read_bytes() for n in ("plain", "with space")}
     odd = np.zeros((12, 16), np.uint8)
     odd[:3] = 7
     odd[6:] = 255
     Image.fromarray(odd).save(root / "plain_mask.png")                        # {0, 7, 255}
     Image.fromarray(np.zeros((8, 10), np.uint8)).save(root / "with space_mask.png")  # 10×8
-    index.scan(root, cfg, store)
-    bad = {p: e for p, e in index.scan(root, cfg, store).errors}
+    index.scan(Project(root, cfg, store))
+    bad = {p: e for p, e in index.scan(Project(root, cfg, store)).errors}
     assert set(bad) == {"plain.png", "with space.png"}
-    bad_snap = backup.snapshot(root, cfg, store)
+    bad_snap = backup.snapshot(Project(root, cfg, store))
     for n, data in good.items():                     # fixed, as segment --overwrite would
         (root / f"{n}_mask.png").write_bytes(data)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert [(store.image(p)["status"], store.image(p)["error"]) for p in bad] == \
         [("edited", None)] * 2
-    good_snap = backup.snapshot(root, cfg, store)
+    good_snap = backup.snapshot(Project(root, cfg, store))
 
-    res = backup.restore(root, cfg, store, bad_snap["id"])
+    res = backup.restore(Project(root, cfg, store), bad_snap["id"])
     assert res["restored"] == 2 and res.get("index_error") is None
     for p, err in bad.items():
         row = store.image(p)
         assert (row["status"], row["error"]) == ("error", err)
     assert store.image("it's \"quoted\".png")["status"] == "unreviewed"  # not restored
-    assert dict(index.scan(root, cfg, store).errors) == bad          # scan lists them
+    assert dict(index.scan(Project(root, cfg, store)).errors) == bad          # scan lists them
 
-    backup.restore(root, cfg, store, good_snap["id"])
+    backup.restore(Project(root, cfg, store), good_snap["id"])
     for p in bad:
         row = store.image(p)
         assert (row["status"], row["error"]) == ("edited", None)
     rows = {r["path"]: (r["status"], r["error"]) for r in store.images()}
-    index.scan(root, cfg, store, rehash=True)                        # a full re-read agrees
+    index.scan(Project(root, cfg, store), rehash=True)                        # a full re-read agrees
     assert {r["path"]: (r["status"], r["error"]) for r in store.images()} == rows
 
 
@@ -702,15 +705,15 @@ def test_restored_masks_are_checked_against_the_restored_config(project):
     for n in ("plain", "with space", "it's \"quoted\""):
         Image.fromarray(three).save(root / f"{n}_mask.png")
     cfg3 = load_config(root)
-    index.scan(root, cfg3, store)
-    assert index.scan(root, cfg3, store).errors == []
-    snap = backup.snapshot(root, cfg3, store)
+    index.scan(Project(root, cfg3, store))
+    assert index.scan(Project(root, cfg3, store)).errors == []
+    snap = backup.snapshot(Project(root, cfg3, store))
     (root / "segtriage.toml").write_text('[project]\ncodes = ["naw", "aye"]\n')
     Image.fromarray((three > 0).astype(np.uint8)).save(root / "plain_mask.png")
     cfg2 = load_config(root)
-    index.scan(root, cfg2, store)
-    res = backup.restore(root, cfg2, store, snap["id"])  # the config as it was before
+    index.scan(Project(root, cfg2, store))
+    res = backup.restore(Project(root, cfg2, store), snap["id"])  # the config as it was before
     assert res.get("index_error") is None
     assert (store.image("plain.png")["status"], store.image("plain.png")["error"]) == (
         "edited", None)
-    assert index.scan(root, load_config(root), store).errors == []
+    assert index.scan(Project(root, load_config(root), store)).errors == []

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segtriage.engine.project.config import SCHEMA, ConfigError, default_config, load_config, state_path, template, write_template
+from segtriage.engine.project.config import SECTIONS, ConfigError, default_config, load_config, state_path, template, write_template
 from segtriage.engine.project.scoring import score_image
 
 
@@ -68,9 +68,8 @@ def test_bad_values_are_named(tmp_path, text, expected):
 
 
 def _numeric_keys(kind):
-    return [(section, key) for section, keys in SCHEMA.items()
-            for key, (default, _check, _help) in keys.items()
-            if type(default) is kind]
+    return [(section, key) for section, cls in SECTIONS.items()
+            for key in cls.keys() if type(cls.default_of(key)) is kind]
 
 
 @pytest.mark.parametrize("section, key", _numeric_keys(float))

@@ -23,11 +23,11 @@ import pytest
 from PIL import Image
 
 from conftest import TINY_CONFIG, engine_process, kill_tree, make_tiny_demo, wait_for, wait_job
-from segtriage.engine.daemon.jobs import dist
+from segtriage.engine.daemon.jobs import dist, launch
 from segtriage.engine.project.config import load_config
 from segtriage.engine.ml.dist.runfolder import JsonlTail, RunFolder, shard
 from segtriage.engine.daemon.jobs import JobCancelled
-from segtriage.engine.store import Store
+from segtriage.engine.project.project import Project
 
 
 # -- unit: shard split, run folder -------------------------------------------------------------
@@ -144,10 +144,10 @@ def test_crossval_plan_and_gpu_groups():
     assert dist.crossval_plan(2, 3, "cuda") == (2, 1)      # 2 folds at a time
     assert dist.crossval_plan(3, 3, "cuda") == (3, 1)      # all folds side by side
     assert dist.crossval_plan(8, 3, "cuda") == (3, 2)      # each fold on 2 GPUs
-    assert dist.gpu_groups(3, 2, list("01234567")) == ["0,1", "2,3", "4,5"]
-    assert dist.gpu_groups(2, 1, ["3", "5"]) == ["3", "5"]  # CUDA_VISIBLE_DEVICES kept
+    assert launch.gpu_groups(3, 2, list("01234567")) == ["0,1", "2,3", "4,5"]
+    assert launch.gpu_groups(2, 1, ["3", "5"]) == ["3", "5"]  # CUDA_VISIBLE_DEVICES kept
     with pytest.raises(ValueError):
-        dist.gpu_groups(3, 1, ["0", "1"])
+        launch.gpu_groups(3, 1, ["0", "1"])
 
 
 def test_gpus_come_from_the_job_then_the_config(tiny_demo):
@@ -171,10 +171,10 @@ def test_too_few_images_for_the_ranks_is_a_clear_error():
 
 
 def test_launch_command_needs_no_path_lookup_and_no_ambiguous_flag(tmp_path):
-    cmd = dist.torchrun_cmd("train", tmp_path, 2)
+    cmd = launch.torchrun_cmd("train", tmp_path, 2)
     assert cmd[:3] == [sys.executable, "-m", "torch.distributed.run"]
     assert "--run" not in cmd and cmd[-2:] == ["--run-dir", str(tmp_path)]
-    assert dist.rank_env("cpu", 2, {"X": "1"})["X"] == "1"
+    assert launch.rank_env("cpu", 2, {"X": "1"})["X"] == "1"
 
 
 # -- unit: the launcher (pool, failure, cancel, escalation) with tiny child processes -----------
@@ -228,7 +228,7 @@ def _child_launches(tmp_path: Path, modes: list[str]) -> list:
     out = []
     for i, mode in enumerate(modes):
         run = RunFolder.create(tmp_path / "state", 1, f"part-{i}")
-        out.append(dist.Launch(run, [sys.executable, "-c", CHILD, str(run.path), str(pool),
+        out.append(launch.Launch(run, [sys.executable, "-c", CHILD, str(run.path), str(pool),
                                           mode],
                                     env_for_slot=lambda s: {**os.environ, "SLOT": str(s)}))
     return out
@@ -237,7 +237,7 @@ def _child_launches(tmp_path: Path, modes: list[str]) -> list:
 def test_supervise_runs_at_most_slots_at_once(tmp_path):
     launches = _child_launches(tmp_path, ["ok", "ok", "ok"])
     ticks = []
-    dist.supervise(FakeCtx(), launches, on_tick=lambda: ticks.append(1), slots=2)
+    launch.supervise(FakeCtx(), launches, on_tick=lambda: ticks.append(1), slots=2)
     seen = [json.loads(la.run.file("child.json").read_text()) for la in launches]
     assert all(la.rc == 0 for la in launches) and ticks
     assert max(s["seen"] for s in seen) <= 2
@@ -249,41 +249,41 @@ def test_supervise_runs_at_most_slots_at_once(tmp_path):
 def test_supervise_reports_the_failing_ranks_own_error(tmp_path):
     launches = _child_launches(tmp_path, ["fail"])
     with pytest.raises(RuntimeError, match="rank 0: ValueError: boom"):
-        dist.supervise(FakeCtx(), launches, on_tick=lambda: None)
+        launch.supervise(FakeCtx(), launches, on_tick=lambda: None)
 
 
 def test_supervise_cancel_writes_the_cancel_file_and_ranks_stop(tmp_path):
     launches = _child_launches(tmp_path, ["cancel"])
     with pytest.raises(JobCancelled):
-        dist.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
+        launch.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
     assert launches[0].run.cancel_reason() == "cancel"
     assert launches[0].rc == 0 and launches[0].term_sent is None  # stopped by itself
 
 
 def test_supervise_terminates_ranks_that_ignore_the_cancel(tmp_path, monkeypatch):
-    monkeypatch.setattr(dist, "CANCEL_GRACE_S", 0.3)
+    monkeypatch.setattr(launch, "CANCEL_GRACE_S", 0.3)
     launches = _child_launches(tmp_path, ["hang"])
     with pytest.raises(JobCancelled):
-        dist.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
+        launch.supervise(FakeCtx(cancel_after=3), launches, on_tick=lambda: None)
     assert launches[0].term_sent is not None and launches[0].proc.poll() is not None
 
 
 def test_external_ranks_are_done_when_every_marker_says_so(tmp_path):
     run = RunFolder.create(tmp_path, 1)
-    assert dist._external_rc(run) is None
+    assert launch._external_rc(run) is None
     run.write_rank(0, {"rank": 0, "world": 2, "state": "done"})
-    assert dist._external_rc(run) is None  # rank 1 has not reported
+    assert launch._external_rc(run) is None  # rank 1 has not reported
     run.write_rank(1, {"rank": 1, "world": 2, "state": "running"})
-    assert dist._external_rc(run) is None
+    assert launch._external_rc(run) is None
     run.write_rank(1, {"rank": 1, "world": 2, "state": "done"})
-    assert dist._external_rc(run) == 0
+    assert launch._external_rc(run) == 0
     run.write_rank(1, {"rank": 1, "world": 2, "state": "failed"})
-    assert dist._external_rc(run) == 1
+    assert launch._external_rc(run) == 1
 
 
 def test_supervise_waits_for_external_ranks_and_a_cancel_ends_the_wait(tmp_path):
     run = RunFolder.create(tmp_path, 1)
-    launch = dist.Launch(run, None)  # ranks started by SLURM / on another host
+    la = launch.Launch(run, None)  # ranks started by SLURM / on another host
 
     def ranks_report():
         run.write_rank(1, {"rank": 1, "world": 2, "state": "done"})
@@ -291,14 +291,14 @@ def test_supervise_waits_for_external_ranks_and_a_cancel_ends_the_wait(tmp_path)
 
     t = threading.Timer(0.5, ranks_report)
     t.start()
-    dist.supervise(FakeCtx(), [launch], on_tick=lambda: None)
+    launch.supervise(FakeCtx(), [la], on_tick=lambda: None)
     t.join()
-    assert launch.rc == 0 and run.heartbeat() is not None
+    assert la.rc == 0 and run.heartbeat() is not None
     # cancelled while no rank has started: nothing to wait for
     run2 = RunFolder.create(tmp_path, 2)
     with pytest.raises(JobCancelled):
-        dist.supervise(FakeCtx(cancel_after=2), [dist.Launch(run2, None)],
-                            on_tick=lambda: None)
+        launch.supervise(FakeCtx(cancel_after=2), [launch.Launch(run2, None)],
+                         on_tick=lambda: None)
     assert run2.cancel_reason() == "cancel"
 
 
@@ -378,7 +378,7 @@ def trained2(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("OMP_NUM_THREADS", "1")
     root = make_gpus2_demo(tmp_path_factory.mktemp("dist") / "data")
-    store = Store.open(root)
+    store = Project.open(root).store
     try:
         with engine_process(root):
             jid = store.submit_job("train", {"epochs": 1, "no_backup": True})
@@ -394,7 +394,7 @@ def trained2(tmp_path_factory):
 
 @pytest.mark.slow
 def test_both_ranks_trained_and_one_model_version_was_written(trained2):
-    root, store = trained2.root, Store.open(trained2.root)
+    root, store = trained2.root, Project.open(trained2.root).store
     run = _run_of(root, trained2.train.id)
     ranks = run.ranks()
     assert sorted(ranks) == [0, 1]
@@ -421,7 +421,7 @@ def test_valid_dice_is_the_whole_valid_sets(trained2):
     from segtriage.engine.project import imageio
     from segtriage.engine.ml.infer import Predictor
 
-    root, store = trained2.root, Store.open(trained2.root)
+    root, store = trained2.root, Project.open(trained2.root).store
     cfg = load_config(root)
     (m,) = store.models()
     valid = [root / p for p in m["info"]["valid_items"]]
@@ -448,7 +448,7 @@ def test_valid_dice_is_the_whole_valid_sets(trained2):
 
 @pytest.mark.slow
 def test_sharded_prediction_scored_every_image_exactly_once(trained2):
-    root, store = trained2.root, Store.open(trained2.root)
+    root, store = trained2.root, Project.open(trained2.root).store
     cfg = load_config(root)
     state = cfg.state_path(root)
     res = trained2.predict.result
@@ -488,7 +488,7 @@ def test_sharded_prediction_scored_every_image_exactly_once(trained2):
 @pytest.mark.slow
 def test_kill_9_takes_the_ranks_along_and_cancel_stops_both(tmp_path):
     root = make_gpus2_demo(tmp_path / "data")
-    store = Store.open(root)
+    store = Project.open(root).store
     models = load_config(root).state_path(root) / "models"
     with engine_process(root) as p:
         jid = store.submit_job("train", {"epochs": 40, "no_backup": True})

@@ -23,7 +23,7 @@ from conftest import (copy_project, engine_process, kill_tree, make_tiny_demo, w
                       wait_job)
 from segtriage.engine.project.config import load_config
 from segtriage.engine.daemon.control import EngineLock, engine_pid
-from segtriage.engine.store import Store
+from segtriage.engine.project.project import Project
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +57,7 @@ def test_second_engine_refuses_and_first_keeps_running(tiny_demo):
 
 
 def test_train_writes_a_versioned_model_and_scores_everything(trained):
-    store = Store.open(trained)
+    store = Project.open(trained).store
     (m,) = store.models()
     assert m["id"] == 1 and store.current_model_id() == 1 and m["kind"] == "plain"
     weights = load_config(trained).state_path(trained) / "models" / m["weights"][0]
@@ -93,7 +93,7 @@ def test_report_json_has_every_column(trained):
 def test_stored_probabilities_match_a_reloaded_model(trained):
     from segtriage.engine.ml import infer
 
-    store = Store.open(trained)
+    store = Project.open(trained).store
     cfg = load_config(trained)
     m = store.current_model()
     state = cfg.state_path(trained)
@@ -112,7 +112,7 @@ _copy = copy_project
 
 def test_watcher_indexes_new_images_and_rescores_edited_masks(trained, tmp_path):
     root = _copy(trained, tmp_path / "w")
-    store = Store.open(root)
+    store = Project.open(root).store
     with engine_process(root):
         n_predict = len([j for j in store.jobs() if j.kind == "predict"])
         # an edited mask, saved the way editors do: temp file, then rename
@@ -145,7 +145,7 @@ def test_watcher_indexes_new_images_and_rescores_edited_masks(trained, tmp_path)
 
 def test_kill_9_during_training_is_recovered(trained, tmp_path):
     root = _copy(trained, tmp_path / "k")
-    store = Store.open(root)
+    store = Project.open(root).store
     cfg = load_config(root)
     masks_before = {p: p.read_bytes() for p in root.glob("*_mask.png")}
     with engine_process(root) as p:
@@ -166,7 +166,7 @@ def test_kill_9_during_training_is_recovered(trained, tmp_path):
         store.request_cancel(again[0].id)
         assert wait_job(store, again[0].id, 120).state == "cancelled"
     assert store.current_model_id() == 1
-    from segtriage.engine.ml.model import load_model
+    from segtriage.engine.ml.weights import load_model
 
     m = store.current_model()
     load_model(cfg.state_path(root) / "models" / m["weights"][0], m["arch"], 2)
@@ -176,7 +176,7 @@ def test_kill_9_during_training_is_recovered(trained, tmp_path):
 @pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")
 def test_engine_outlives_the_terminal_that_started_it(trained, tmp_path):
     root = _copy(trained, tmp_path / "t")
-    store = Store.open(root)
+    store = Project.open(root).store
     sock = tmp_path / "tmux.sock"
     seg = Path(sys.executable).with_name("segtriage")
     cmd = f"{seg} train {root} --epochs 1"
@@ -204,7 +204,7 @@ def test_engine_outlives_the_terminal_that_started_it(trained, tmp_path):
 
 def test_masks_edited_while_the_engine_was_down_are_rescored_at_start(trained, tmp_path):
     root = _copy(trained, tmp_path / "o")
-    store = Store.open(root)
+    store = Project.open(root).store
     row = store.image("img_005.png")
     mask_path = root / row["mask_path"]
     m = np.asarray(Image.open(mask_path)).copy()
@@ -225,7 +225,7 @@ def test_rows_from_an_older_scoring_version_are_rescored_at_start(trained, tmp_p
     # probabilities (a 'rescore' job, no model run) so that one order holds one scale
     from segtriage.engine.project import scoring
     root = _copy(trained, tmp_path / "v")
-    store = Store.open(root)
+    store = Project.open(root).store
     with store.tx() as c:
         c.execute("UPDATE scores SET priority = priority + 2, metrics = "
                   "json_set(metrics, '$.scoring_version', 1)")
@@ -245,7 +245,7 @@ def test_rows_from_an_older_scoring_version_are_rescored_at_start(trained, tmp_p
 
 def test_crossval_scores_each_mask_with_the_fold_model_that_never_saw_it(trained, tmp_path):
     root = _copy(trained, tmp_path / "cv")
-    store = Store.open(root)
+    store = Project.open(root).store
     with engine_process(root):
         jid = store.submit_job("crossval", {"folds": 2, "epochs": 1, "no_backup": True})
         job = wait_job(store, jid)
@@ -270,7 +270,7 @@ def test_each_job_reads_the_config_file_anew(trained, tmp_path):
     # running; a broken config file fails that job with the file's message, and the engine
     # goes on to run the next job once the file is fixed
     root = _copy(trained, tmp_path / "c")
-    store = Store.open(root)
+    store = Project.open(root).store
     before = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
     with engine_process(root):
         (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 0.999\n")
@@ -326,13 +326,14 @@ def fake_training(tmp_path, monkeypatch):
     import threading
     from types import SimpleNamespace
 
+    from segtriage.engine.daemon.jobs import train as train_jobs
     from segtriage.engine.project import index
     from segtriage.engine.daemon import jobs
 
     root = make_tiny_demo(tmp_path / "data", count=8)
     cfg = load_config(root)
-    store = Store.open(root)
-    index.scan(root, cfg, store)
+    store = Project.open(root).store
+    index.scan(Project(root, cfg, store))
     fail: dict = {}
 
     def train_one(ctx, rows, mcfg, out, *, span, label, fold=None, valid_idx=None):
@@ -354,7 +355,7 @@ def fake_training(tmp_path, monkeypatch):
                                valid_loss=0.2, valid_dice=0.5, n_train=len(rows), n_valid=1,
                                device="cpu", history=[], valid_items=[], skipped=[])
 
-    monkeypatch.setattr(jobs, "_train_one", train_one)
+    monkeypatch.setattr(train_jobs, "_train_one", train_one)
 
     def run(kind: str, params: dict | None = None):
         for j in store.jobs():  # the predict a finished training queues: not run here
@@ -363,7 +364,7 @@ def fake_training(tmp_path, monkeypatch):
         jid = store.submit_job(kind, {"no_backup": True, **(params or {})})
         job = store.claim_job(os.getpid())
         assert job.id == jid
-        jobs.run_job(jobs.JobContext(root, cfg, store, job, threading.Event()))
+        jobs.run_job(jobs.JobContext(Project(root, cfg, store), job, threading.Event()))
         return store.job(job.id)
 
     return SimpleNamespace(root=root, cfg=cfg, store=store, fail=fail, run=run)
@@ -384,7 +385,7 @@ def test_a_crossval_that_does_not_finish_leaves_no_fold_weights(fake_training, h
     t.fail.clear()
     assert t.run("train").state == "done"
     assert _weight_files(t.root) == ["m0001.pt", "m0001.pt.json"]
-    snap = backup.snapshot(t.root, t.cfg, t.store)
+    snap = backup.snapshot(Project(t.root, t.cfg, t.store))
     (manifest,) = backup.ObjectStore(backup.default_destination(t.root, t.cfg)).manifests()[0]
     assert sorted(manifest["models"]["files"]) == ["m0001.pt", "m0001.pt.json"]
     assert snap["id"] == manifest["id"]
@@ -410,7 +411,7 @@ def test_weights_a_killed_engine_left_are_removed_at_its_next_start(fake_trainin
     Weights no marker lists stay, even numbered like a model whose row names other files:
     they may come from before state.db was rebuilt (the new model 1 reusing the number)."""
     from segtriage.engine.project import backup
-    from segtriage.engine.daemon import jobs
+    from segtriage.engine.project.models_dir import remove_unfinished_weights
 
     t = fake_training
     assert t.run("train").state == "done"                            # model 1: m0001.pt
@@ -421,14 +422,14 @@ def test_weights_a_killed_engine_left_are_removed_at_its_next_start(fake_trainin
         (d / name).write_bytes(b"x" * 64)
     (d / ".unfinished-job-9.json").write_text(
         json.dumps({"job": 9, "files": ["m0002_f0.pt", "m0002_f1.pt"]}))
-    snap = backup.snapshot(t.root, t.cfg, t.store)
+    snap = backup.snapshot(Project(t.root, t.cfg, t.store))
     kept = ["m0001.pt", "m0001.pt.json", "m0001_f0.pt", "m0001_f0.pt.json", "m0001_f1.pt",
             "m0007.pt", "notes.txt"]
     assert snap["model_files"] == len(kept)
     with engine_process(t.root):
         pass
     assert _weight_files(t.root) == kept
-    assert jobs.remove_unfinished_weights(d, t.store) == 0  # nothing more to do
+    assert remove_unfinished_weights(d, t.store) == 0  # nothing more to do
 
 
 def test_a_cancelled_crossval_keeps_no_fold_weights_end_to_end(trained, tmp_path):
@@ -437,7 +438,7 @@ def test_a_cancelled_crossval_keeps_no_fold_weights_end_to_end(trained, tmp_path
     from segtriage.engine.project import backup
 
     root = _copy(trained, tmp_path / "cvc")
-    store = Store.open(root)
+    store = Project.open(root).store
     models = _models_dir(root)
     with engine_process(root):
         jid = store.submit_job("crossval", {"folds": 2, "epochs": 8, "no_backup": True})
@@ -447,7 +448,7 @@ def test_a_cancelled_crossval_keeps_no_fold_weights_end_to_end(trained, tmp_path
         assert wait_job(store, jid, 120).state == "cancelled"
     assert [m["id"] for m in store.models()] == [1]
     assert _weight_files(root) == ["m0001.pt", "m0001.pt.json"]
-    snap = backup.snapshot(root, load_config(root), store)
+    snap = backup.snapshot(Project(root, load_config(root), store))
     assert snap["model_files"] == 2
 
 
@@ -467,7 +468,7 @@ def test_flagged_masks_stay_out_of_training_and_rollback_makes_rows_stale(traine
     from segtriage.tui import cli
 
     root = _copy(trained, tmp_path / "rb")
-    store = Store.open(root)
+    store = Project.open(root).store
     with engine_process(root):
         assert cli.main(["flag", str(root), "img_002.png", "img_007_mask.png"]) == 0
         assert {store.image(n)["status"] for n in ("img_002.png", "img_007.png")} == {"flagged"}
@@ -510,7 +511,7 @@ def test_rollback_brings_back_the_scores_of_the_model_rolled_back_to(trained, tm
     from segtriage.tui import cli
 
     root = _copy(trained, tmp_path / "rb2")
-    store = Store.open(root)
+    store = Project.open(root).store
     m1 = store.current_model()
     v1 = {r["path"]: r["prob_path"] for r in store.review_rows()}
     store.add_model(kind="plain", arch=m1["arch"], weights=m1["weights"], config=m1["config"],
@@ -531,7 +532,7 @@ def test_predict_named_images_is_a_job_that_scores_only_them(trained, tmp_path, 
     from segtriage.tui import cli
 
     root = _copy(trained, tmp_path / "pi")
-    store = Store.open(root)
+    store = Project.open(root).store
     before = {r["path"]: store.score(r["id"])["computed_at"] for r in store.review_rows()}
     with engine_process(root):
         # an image by its name, another by its mask's path from the current folder

@@ -19,7 +19,7 @@ from conftest import (copy_project, engine_process, kill_tree, make_tiny_demo, w
 from segtriage.engine.project import backup
 from segtriage.engine.project.config import load_config
 from segtriage.engine.daemon.control import engine_pid
-from segtriage.engine.store import Store
+from segtriage.engine.project.project import Project
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def _masks(root: Path) -> dict[str, bytes]:
 def test_kill_9_during_backup_leaves_no_half_snapshot(tmp_path):
     # many small files: each stored object is fsynced, so a snapshot takes a few seconds
     root = make_tiny_demo(tmp_path / "b", count=300, size=64, seed=3)
-    store = Store.open(root)
+    store = Project.open(root).store
     cfg = load_config(root)
     before = _masks(root)
     with engine_process(root) as p:
@@ -65,7 +65,7 @@ def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_pat
         if not img.stem.endswith("_mask"):
             shutil.copy(img, root / f"more_{img.name}")
             shutil.copy(img.with_name(img.stem + "_mask.png"), root / f"more_{img.stem}_mask.png")
-    store = Store.open(root)
+    store = Project.open(root).store
     cfg = load_config(root)
     with engine_process(root) as p:
         # the engine indexes the new images at start and predicts them itself first
@@ -90,7 +90,7 @@ def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_pat
     rows = store.review_rows()
     assert len(rows) == 48 and all(r["model_id"] == 1 and not r["stale"] for r in rows)
     assert _masks(root) == before
-    from segtriage.engine.ml.model import load_model
+    from segtriage.engine.ml.weights import load_model
 
     m = store.current_model()
     load_model(cfg.state_path(root) / "models" / m["weights"][0], m["arch"], 2)
@@ -100,24 +100,24 @@ CLIENT = textwrap.dedent("""
     import sys, numpy as np
     from pathlib import Path
     from segtriage.engine.project.config import load_config
-    from segtriage.engine.store import Store
     from segtriage.engine.project import history
+    from segtriage.engine.project.project import Project
     root = Path(sys.argv[1]); which = int(sys.argv[2])
-    cfg = load_config(root); st = Store.open(root)
+    cfg = load_config(root); st = Project.open(root).store
     rows = st.images()
     mine = [r for i, r in enumerate(rows) if i % 2 == which]
     for k, r in enumerate(mine):
         st.set_status([r["id"]], "accepted" if which == 0 else "flagged")
         if k % 3 == 0:  # and edit some masks through the history
             m = np.zeros((r["height"], r["width"]), np.uint8); m[k:k + 10, 5:25] = 1
-            history.write_mask(root, cfg, st, st.image(r["id"]), m, "editor")
+            history.write_mask(Project(root, cfg, st), st.image(r["id"]), m, "editor")
     print("ok", len(mine))
 """)
 
 
 def test_two_clients_and_an_engine_lose_nothing(tmp_path):
     root = make_tiny_demo(tmp_path / "c", count=40, size=64, seed=5)
-    store = Store.open(root)
+    store = Project.open(root).store
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
     with engine_process(root):

@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segtriage.engine.project import backup, history as hist
+from segtriage.engine.project import backup
+from segtriage.engine.project import versions as hist
 from segtriage.engine.project.backup import BackupError, ObjectStore
 from segtriage.engine.project.config import load_config
-from segtriage.engine.project.history import HistoryError, history, mask_diff, revert, save_mask_version, write_mask
+from segtriage.engine.project.history import history, revert, write_mask
+from segtriage.engine.project.versions import HistoryError, mask_diff, save_mask_version
 from segtriage.engine.project.imageio import read_mask, sha256_file
-from segtriage.engine.store import Store
+from segtriage.engine.project.project import Project
 
 SQUARE = np.zeros((8, 8), np.uint8)
 SQUARE[2:6, 2:6] = 1  # 16 foreground pixels
@@ -34,7 +36,7 @@ def project(tmp_path):
         Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(root / f"{name}.png")
     _save(root / "cells_mask.png", SQUARE)
     cfg = load_config(root)
-    store = Store.open(root)
+    store = Project.open(root).store
     store.upsert_image("cells.png", mask_path="cells_mask.png",
                        mask_sha256=sha256_file(root / "cells_mask.png"))
     store.upsert_image("bare.png", status="no-mask")
@@ -51,31 +53,31 @@ def test_mask_diff_hand_computed():
 
 def test_save_mask_version_dedups_and_measures(project):
     root, cfg, store = project
-    v1 = save_mask_version(root, cfg, store, "cells_mask.png", "scan")
+    v1 = save_mask_version(Project(root, cfg, store), "cells_mask.png", "scan")
     assert v1 is not None
-    assert save_mask_version(root, cfg, store, "cells_mask.png", "editor") is None  # same
+    assert save_mask_version(Project(root, cfg, store), "cells_mask.png", "editor") is None  # same
     b = SQUARE.copy()
     b[2, 2:5] = 0
     _save(root / "cells_mask.png", b)
-    v2 = save_mask_version(root, cfg, store, "cells_mask.png", "editor")
+    v2 = save_mask_version(Project(root, cfg, store), "cells_mask.png", "editor")
     rows = store.mask_versions("cells_mask.png")
     assert [r["id"] for r in rows] == [v1, v2]
     assert rows[0]["pixels_changed"] is None and rows[0]["dice_prev"] is None
     assert rows[1]["pixels_changed"] == 3
     assert rows[1]["dice_prev"] == pytest.approx(26 / 29)
     assert rows[1]["image_id"] == store.image("cells.png")["id"]
-    obj = hist.history_store(root, cfg)
+    obj = hist.history_store(Project(root, cfg, store))
     assert obj.get(rows[1]["sha256"]).read_bytes() == (root / "cells_mask.png").read_bytes()
 
 
 def test_unreadable_mask_is_still_kept(project):
     root, cfg, store = project
-    save_mask_version(root, cfg, store, "cells_mask.png", "scan")
+    save_mask_version(Project(root, cfg, store), "cells_mask.png", "scan")
     (root / "cells_mask.png").write_bytes(b"\x89PNG truncated by a crashed editor")
-    vid = save_mask_version(root, cfg, store, "cells_mask.png", "editor")
+    vid = save_mask_version(Project(root, cfg, store), "cells_mask.png", "editor")
     row = store.mask_versions("cells_mask.png")[-1]
     assert row["id"] == vid and row["pixels_changed"] is None and row["dice_prev"] is None
-    revert(root, cfg, store, "cells.png")
+    revert(Project(root, cfg, store), "cells.png")
     assert np.array_equal(read_mask(root / "cells_mask.png", cfg.project.codes), SQUARE)
 
 
@@ -84,17 +86,17 @@ def test_write_mask_versions_old_and_new(project):
     old_bytes = (root / "cells_mask.png").read_bytes()
     new = SQUARE.copy()
     new[0, 0] = 1
-    rel = write_mask(root, cfg, store, store.image("cells.png"), new, "prediction")
+    rel = write_mask(Project(root, cfg, store), store.image("cells.png"), new, "prediction")
     assert rel == "cells_mask.png"
     # the file keeps its 0/255 convention and holds the new mask
     assert np.array(Image.open(root / rel)).max() == 255
     assert np.array_equal(read_mask(root / rel, cfg.project.codes), new)
-    h = history(root, cfg, store, "cells.png")
+    h = history(Project(root, cfg, store), "cells.png")
     assert [(v["version"], v["source"], v["pixels_changed"]) for v in h] == [
         (1, "scan", None), (2, "prediction", 1)]
     assert h[1]["dice_prev"] == pytest.approx(2 * 16 / (16 + 17))
     assert [v["current"] for v in h] == [False, True]
-    obj = hist.history_store(root, cfg)
+    obj = hist.history_store(Project(root, cfg, store))
     assert obj.get(h[0]["sha"]).read_bytes() == old_bytes
     row = store.image("cells.png")
     assert row["status"] == "edited" and row["mask_sha256"] == sha256_file(root / rel)
@@ -105,7 +107,7 @@ def test_write_mask_versions_old_and_new(project):
 
 def test_write_mask_for_an_image_without_one(project):
     root, cfg, store = project
-    rel = write_mask(root, cfg, store, store.image("bare.png"), SQUARE, "segment",
+    rel = write_mask(Project(root, cfg, store), store.image("bare.png"), SQUARE, "segment",
                      status=None)
     assert rel == "bare_mask.png"
     assert np.array_equal(read_mask(root / rel, cfg.project.codes), SQUARE)
@@ -113,7 +115,7 @@ def test_write_mask_for_an_image_without_one(project):
     # status=None: the scan's rules, as for a mask appearing for a known image ('no-mask'
     # with a mask on disk is a state no scan leaves)
     assert row["mask_path"] == rel and row["status"] == "unreviewed" and row["error"] is None
-    assert [v["source"] for v in history(root, cfg, store, "bare_mask.png")] == ["segment"]
+    assert [v["source"] for v in history(Project(root, cfg, store), "bare_mask.png")] == ["segment"]
 
 
 def test_write_mask_refuses_when_the_old_mask_cannot_be_kept(project, monkeypatch):
@@ -126,7 +128,7 @@ def test_write_mask_refuses_when_the_old_mask_cannot_be_kept(project, monkeypatc
 
     monkeypatch.setattr(ObjectStore, "_write", full)
     with pytest.raises(BackupError, match="full"):
-        write_mask(root, cfg, store, store.image("cells.png"), np.zeros((8, 8), np.uint8),
+        write_mask(Project(root, cfg, store), store.image("cells.png"), np.zeros((8, 8), np.uint8),
                    "editor")
     assert (root / "cells_mask.png").read_bytes() == before
     assert store.mask_versions("cells_mask.png") == []
@@ -138,25 +140,25 @@ def test_revert_and_undo_round_trip(project):
     a = (root / "cells_mask.png").read_bytes()
     b_mask = SQUARE.copy()
     b_mask[5, :] = 1
-    write_mask(root, cfg, store, store.image("cells.png"), b_mask, "editor")
+    write_mask(Project(root, cfg, store), store.image("cells.png"), b_mask, "editor")
     b = (root / "cells_mask.png").read_bytes()
     # undo the edit: back to A, byte for byte
-    r = revert(root, cfg, store, "cells.png")
+    r = revert(Project(root, cfg, store), "cells.png")
     assert (r["version"], r["new_version"], r["changed"]) == (1, 3, True)
     assert (root / "cells_mask.png").read_bytes() == a
     # undo the undo: back to B
-    r = revert(root, cfg, store, "cells_mask.png")
+    r = revert(Project(root, cfg, store), "cells_mask.png")
     assert (r["version"], r["new_version"]) == (2, 4)
     assert (root / "cells_mask.png").read_bytes() == b
     # an explicit version
-    r = revert(root, cfg, store, "cells.png", 1)
+    r = revert(Project(root, cfg, store), "cells.png", 1)
     assert (root / "cells_mask.png").read_bytes() == a
-    h = history(root, cfg, store, "cells.png")
+    h = history(Project(root, cfg, store), "cells.png")
     assert [v["source"] for v in h] == ["scan", "editor", "revert", "revert", "revert"]
     assert [v["pixels_changed"] for v in h] == [None, 4, 4, 4, 4]  # row 5 gains 4 pixels
     assert h[-1]["current"] and not any(v["current"] for v in h[:-1])
     # reverting to what is already there changes nothing
-    r = revert(root, cfg, store, "cells.png", 5)
+    r = revert(Project(root, cfg, store), "cells.png", 5)
     assert r["changed"] is False and len(store.mask_versions("cells_mask.png")) == 5
     row = store.image("cells.png")
     assert row["status"] == "edited" and row["mask_sha256"] == sha256_file(
@@ -167,38 +169,38 @@ def test_revert_keeps_an_unseen_edit(project):
     """An edit made outside segtriage, never versioned, is versioned before a revert replaces
     it, so it can be brought back."""
     root, cfg, store = project
-    save_mask_version(root, cfg, store, "cells_mask.png", "scan")
+    save_mask_version(Project(root, cfg, store), "cells_mask.png", "scan")
     _save(root / "cells_mask.png", np.ones((8, 8), np.uint8))
     unseen = (root / "cells_mask.png").read_bytes()
-    revert(root, cfg, store, "cells.png")
-    h = history(root, cfg, store, "cells.png")
+    revert(Project(root, cfg, store), "cells.png")
+    h = history(Project(root, cfg, store), "cells.png")
     assert [v["source"] for v in h] == ["scan", "scan", "revert"]
     assert h[1]["pixels_changed"] == 48
-    revert(root, cfg, store, "cells.png")
+    revert(Project(root, cfg, store), "cells.png")
     assert (root / "cells_mask.png").read_bytes() == unseen
 
 
 def test_revert_errors(project):
     root, cfg, store = project
     with pytest.raises(HistoryError, match="nothing to undo"):
-        revert(root, cfg, store, "cells.png")  # only the version just recorded
+        revert(Project(root, cfg, store), "cells.png")  # only the version just recorded
     with pytest.raises(HistoryError, match="no version 7"):
-        revert(root, cfg, store, "cells.png", 7)
+        revert(Project(root, cfg, store), "cells.png", 7)
     with pytest.raises(HistoryError, match="no history"):
-        revert(root, cfg, store, "nothing_mask.png")
+        revert(Project(root, cfg, store), "nothing_mask.png")
 
 
 def test_revert_refuses_a_corrupt_version(project):
     root, cfg, store = project
-    write_mask(root, cfg, store, store.image("cells.png"), np.zeros((8, 8), np.uint8),
+    write_mask(Project(root, cfg, store), store.image("cells.png"), np.zeros((8, 8), np.uint8),
                "editor")
     current = (root / "cells_mask.png").read_bytes()
-    obj = hist.history_store(root, cfg)
-    p = obj.get(history(root, cfg, store, "cells.png")[0]["sha"])
+    obj = hist.history_store(Project(root, cfg, store))
+    p = obj.get(history(Project(root, cfg, store), "cells.png")[0]["sha"])
     p.chmod(0o644)
     p.write_bytes(p.read_bytes()[:-4] + b"XXXX")
     with pytest.raises(BackupError, match="corrupt"):
-        revert(root, cfg, store, "cells.png", 1)
+        revert(Project(root, cfg, store), "cells.png", 1)
     assert (root / "cells_mask.png").read_bytes() == current
     assert [f for f in os.listdir(root) if f.endswith(".tmp")] == []
     rep = backup.verify(root, cfg)  # opens the project's store itself for the history refs
@@ -208,9 +210,9 @@ def test_revert_refuses_a_corrupt_version(project):
 def test_deleted_mask_can_be_brought_back(project):
     root, cfg, store = project
     a = (root / "cells_mask.png").read_bytes()
-    save_mask_version(root, cfg, store, "cells_mask.png", "scan")
+    save_mask_version(Project(root, cfg, store), "cells_mask.png", "scan")
     (root / "cells_mask.png").unlink()
-    r = revert(root, cfg, store, "cells.png")
+    r = revert(Project(root, cfg, store), "cells.png")
     assert r["version"] == 1 and (root / "cells_mask.png").read_bytes() == a
 
 
@@ -222,11 +224,11 @@ def test_weird_names_through_history(project, name):
     _save(root / f"{name}_mask.png", SQUARE)
     store.upsert_image(f"{name}.png", mask_path=f"{name}_mask.png")
     a = (root / f"{name}_mask.png").read_bytes()
-    write_mask(root, cfg, store, store.image(f"{name}.png"), 1 - SQUARE, "editor")
-    h = history(root, cfg, store, f"{name}.png")
+    write_mask(Project(root, cfg, store), store.image(f"{name}.png"), 1 - SQUARE, "editor")
+    h = history(Project(root, cfg, store), f"{name}.png")
     assert [(v["source"], v["pixels_changed"]) for v in h] == [("scan", None), ("editor", 64)]
-    assert h == history(root, cfg, store, str(root / f"{name}_mask.png"))  # absolute path
-    revert(root, cfg, store, f"{name}_mask.png")
+    assert h == history(Project(root, cfg, store), str(root / f"{name}_mask.png"))  # absolute path
+    revert(Project(root, cfg, store), f"{name}_mask.png")
     assert (root / f"{name}_mask.png").read_bytes() == a
     assert not (root / "pwned").exists() and not (Path.cwd() / "pwned").exists()
 
@@ -239,18 +241,18 @@ def test_a_new_destination_takes_the_history_along(project, tmp_path):
     a = (root / "cells_mask.png").read_bytes()
     b_mask = SQUARE.copy()
     b_mask[5, :] = 1
-    write_mask(root, cfg, store, store.image("cells.png"), b_mask, "editor")
+    write_mask(Project(root, cfg, store), store.image("cells.png"), b_mask, "editor")
     old = backup.default_destination(root, cfg)
     new = tmp_path / "otherdisk" / "backups"
     (root / "segtriage.toml").write_text(f'[backup]\ndestination = "{new}"\n')
     cfg = load_config(root)
-    r = revert(root, cfg, store, "cells.png")       # undo, from the new destination
+    r = revert(Project(root, cfg, store), "cells.png")       # undo, from the new destination
     assert r["changed"] and (root / "cells_mask.png").read_bytes() == a
     assert backup.verify(root, cfg, store=store).ok
     shutil.rmtree(old)                              # the old folder can go now
-    revert(root, cfg, store, "cells.png", 2)
+    revert(Project(root, cfg, store), "cells.png", 2)
     assert backup.verify(root, cfg, store=store).ok
-    assert len(history(root, cfg, store, "cells.png")) == 4
+    assert len(history(Project(root, cfg, store), "cells.png")) == 4
 
 
 def test_the_history_follows_once_the_old_disk_is_back_in_the_same_process(project,
@@ -258,7 +260,7 @@ def test_the_history_follows_once_the_old_disk_is_back_in_the_same_process(proje
     root, cfg, store = project
     b_mask = SQUARE.copy()
     b_mask[5, :] = 1
-    write_mask(root, cfg, store, store.image("cells.png"), b_mask, "editor")
+    write_mask(Project(root, cfg, store), store.image("cells.png"), b_mask, "editor")
     old = backup.default_destination(root, cfg)
     away = tmp_path / "unplugged"
     old.rename(away)                                  # the old disk is away
@@ -267,10 +269,10 @@ def test_the_history_follows_once_the_old_disk_is_back_in_the_same_process(proje
     cfg = load_config(root)
     c_mask = SQUARE.copy()
     c_mask[6, :] = 1
-    write_mask(root, cfg, store, store.image("cells.png"), c_mask, "editor")
+    write_mask(Project(root, cfg, store), store.image("cells.png"), c_mask, "editor")
     assert not backup.verify(root, cfg, store=store).ok   # earlier versions still away
     away.rename(old)                                  # plugged back in: the next write follows
-    write_mask(root, cfg, store, store.image("cells.png"), SQUARE.copy(), "editor")
+    write_mask(Project(root, cfg, store), store.image("cells.png"), SQUARE.copy(), "editor")
     assert backup.verify(root, cfg, store=store).ok
 
 
@@ -285,7 +287,7 @@ def test_the_history_follows_two_changes_made_while_the_first_disk_was_away(proj
         m = SQUARE.copy()
         m[next(edits), :] = 1
         Image.fromarray(m * 255).save(root / "cells_mask.png")
-        index.scan(root, cfg, store)
+        index.scan(Project(root, cfg, store))
 
     edit(cfg)
     old = backup.default_destination(root, cfg)
@@ -317,32 +319,32 @@ def test_revert_and_undo_leave_the_row_as_a_scan_would(project):
     from segtriage.engine.project import index
 
     root, cfg, store = project
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("cells.png")["status"] == "unreviewed"
     _odd_values(root / "cells_mask.png")                      # an edit saved outside
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("cells.png")
     assert row["status"] == "error" and "{0, 7, 255}" in row["error"]
 
-    r = revert(root, cfg, store, "cells.png")                 # undo: the good version
+    r = revert(Project(root, cfg, store), "cells.png")                 # undo: the good version
     assert r["changed"] and r["version"] == 1
     row = store.image("cells.png")
     assert (row["status"], row["error"]) == ("edited", None)
-    assert index.scan(root, cfg, store).errors == []
+    assert index.scan(Project(root, cfg, store)).errors == []
 
-    revert(root, cfg, store, "cells.png")                     # undo the undo: the bad one
+    revert(Project(root, cfg, store), "cells.png")                     # undo the undo: the bad one
     row = store.image("cells.png")
     assert row["status"] == "error" and "cells_mask.png: mask has values {0, 7, 255}" in \
         row["error"]
-    assert index.scan(root, cfg, store).errors == [("cells.png", row["error"])]
+    assert index.scan(Project(root, cfg, store)).errors == [("cells.png", row["error"])]
     assert store.image("cells.png")["status"] == "error"
 
-    revert(root, cfg, store, "cells.png", 1)                  # an explicit good version
+    revert(Project(root, cfg, store), "cells.png", 1)                  # an explicit good version
     row = store.image("cells.png")
     assert (row["status"], row["error"]) == ("edited", None)
     # what the rows say is what a full re-read finds
     rows = {r["path"]: (r["status"], r["error"]) for r in store.images()}
-    index.scan(root, cfg, store, rehash=True)
+    index.scan(Project(root, cfg, store), rehash=True)
     assert {r["path"]: (r["status"], r["error"]) for r in store.images()} == rows
 
 
@@ -350,16 +352,16 @@ def test_revert_to_a_mask_of_another_size_is_an_error(project):
     from segtriage.engine.project import index
 
     root, cfg, store = project
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     Image.fromarray(np.zeros((4, 6), np.uint8)).save(root / "cells_mask.png")  # 6×4
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("cells.png")["status"] == "error"
-    revert(root, cfg, store, "cells.png")
+    revert(Project(root, cfg, store), "cells.png")
     assert store.image("cells.png")["error"] is None
-    revert(root, cfg, store, "cells.png")
+    revert(Project(root, cfg, store), "cells.png")
     row = store.image("cells.png")
     assert row["status"] == "error" and "mask is 6×4 but its image is 8×8" in row["error"]
-    assert [p for p, _m in index.scan(root, cfg, store).errors] == ["cells.png"]
+    assert [p for p, _m in index.scan(Project(root, cfg, store)).errors] == ["cells.png"]
 
 
 def test_write_mask_over_an_error_row_clears_the_error(project):
@@ -369,13 +371,13 @@ def test_write_mask_over_an_error_row_clears_the_error(project):
 
     root, cfg, store = project
     _odd_values(root / "cells_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("cells.png")["status"] == "error"
-    write_mask(root, cfg, store, store.image("cells.png"), SQUARE, "prediction")
+    write_mask(Project(root, cfg, store), store.image("cells.png"), SQUARE, "prediction")
     row = store.image("cells.png")
     assert (row["status"], row["error"]) == ("edited", None)
     # the image changed size since its row was read: the mask written is unusable
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "cells.png")
-    write_mask(root, cfg, store, store.image("cells.png"), 1 - SQUARE, "editor")
+    write_mask(Project(root, cfg, store), store.image("cells.png"), 1 - SQUARE, "editor")
     row = store.image("cells.png")
     assert row["status"] == "error" and "but its image is 10×10" in row["error"]

@@ -49,7 +49,7 @@ def test_seed_jpeg_target_defaults_to_png(tmp_path, cfg):
 
 
 def test_uppercase_extensions_and_custom_suffix(tmp_path, cfg):
-    cfg.layout.mask_suffix = "-label"
+    cfg = cfg.with_values(layout={"mask_suffix": "-label"})
     touch(tmp_path, "A.PNG", "A-label.PNG", "B.Tif")
     d = discover(tmp_path, cfg)
     assert d.pairs == [Pair("A.PNG", "A-label.PNG", "A-label.PNG"),
@@ -93,18 +93,18 @@ def test_split_default_extension_follows_existing_masks(tmp_path, cfg):
 
 
 def test_split_custom_folder_names_and_override(tmp_path, cfg):
-    cfg.layout.images_dir, cfg.layout.masks_dir = "img", "lbl"
+    cfg = cfg.with_values(layout={"images_dir": "img", "masks_dir": "lbl"})
     touch(tmp_path, "img/a.png", "lbl/a.png", "x.png", "x_mask.png")
     assert detect_kind(tmp_path, cfg) == "split"
     assert discover(tmp_path, cfg).pairs == [Pair("img/a.png", "lbl/a.png", "lbl/a.png")]
-    cfg.layout.kind = "seed"  # the override wins over detection
+    cfg = cfg.with_values(layout={"kind": "seed"})  # the override wins over detection
     d = discover(tmp_path, cfg)
     assert d.kind == "seed"
     assert [p.image for p in d.pairs] == ["img/a.png", "lbl/a.png", "x.png"]
 
 
 def test_split_forced_without_folders_reports_them(tmp_path, cfg):
-    cfg.layout.kind = "split"
+    cfg = cfg.with_values(layout={"kind": "split"})
     touch(tmp_path, "images/a.png")
     d = discover(tmp_path, cfg)
     assert d.pairs == [Pair("images/a.png", None, "masks/a.png")]
@@ -135,8 +135,8 @@ def test_ignored_files_are_not_discovered(tmp_path, cfg):
 
 
 def test_config_ignore_globs_and_state_dir(tmp_path, cfg):
-    cfg.layout.ignore = ["rejected", "raw/*.tif", "*_old.png"]
-    cfg.project.state_dir = "state"
+    cfg = cfg.with_values(layout={"ignore": ["rejected", "raw/*.tif", "*_old.png"]},
+                          project={"state_dir": "state"})
     touch(tmp_path, "a.png", "rejected/b.png", "x/rejected/c.png", "raw/d.tif", "raw/e.png",
           "f_old.png", "state/g.png", "x/state/h.png")
     assert [p.image for p in discover(tmp_path, cfg).pairs] == ["a.png", "raw/e.png",
@@ -146,7 +146,7 @@ def test_config_ignore_globs_and_state_dir(tmp_path, cfg):
 
 
 def test_absolute_state_dir_inside_root(tmp_path, cfg):
-    cfg.project.state_dir = str(tmp_path / "st")
+    cfg = cfg.with_values(project={"state_dir": str(tmp_path / "st")})
     touch(tmp_path, "a.png", "st/b.png")
     assert [p.image for p in discover(tmp_path, cfg).pairs] == ["a.png"]
 
@@ -249,7 +249,7 @@ def test_output_is_sorted_and_deterministic(tmp_path, cfg):
 ])
 def test_a_mask_whose_image_the_config_leaves_out_says_so(tmp_path, cfg, setting, value, why):
     # it said "mask without an image (no image img/a/im04.* beside it)" beside im04.jpg
-    setattr(cfg.layout, setting, value)
+    cfg = cfg.with_values(layout={setting: value})
     touch(tmp_path, "img/a/im04.jpg", "img/a/im04_mask.png", "img/a/im04.json",
           "img/a/im05.png", "img/a/im05_mask.png")
     expected = ("img/a/im04_mask.png", "orphan-mask",
@@ -262,10 +262,10 @@ def test_a_mask_whose_image_the_config_leaves_out_says_so(tmp_path, cfg, setting
 
 
 def test_a_split_mask_whose_image_folder_is_ignored_says_so(tmp_path, cfg):
-    cfg.layout.ignore = ["images/old"]
+    cfg = cfg.with_values(layout={"ignore": ["images/old"]})
     touch(tmp_path, "images/old/x.png", "masks/old/x.png", "images/y.tif", "images/y.png",
           "masks/y.png", "masks/old/z.png")
-    cfg.layout.extensions = [".png"]
+    cfg = cfg.with_values(layout={"extensions": [".png"]})
     d = discover(tmp_path, cfg)
     assert d.orphan_masks == ["masks/old/x.png", "masks/old/z.png"]
     assert [orphan_problem(cfg, d, m)[2] for m in d.orphan_masks] == [
@@ -288,8 +288,7 @@ def test_a_mask_with_no_image_at_all_keeps_its_message(tmp_path, cfg):
 
 
 def test_several_left_out_images_are_all_named(tmp_path, cfg):
-    cfg.layout.extensions = [".png"]
-    cfg.layout.ignore = ["*.tif"]
+    cfg = cfg.with_values(layout={"extensions": [".png"], "ignore": ["*.tif"]})
     touch(tmp_path, "k.jpg", "k.tif", "k_mask.png")
     d = discover(tmp_path, cfg)
     assert orphan_problem(cfg, d, "k_mask.png")[2] == (
@@ -300,8 +299,8 @@ def test_several_left_out_images_are_all_named(tmp_path, cfg):
 @pytest.mark.parametrize("rel", IGNORED + ["rejected/b.png", "x/rejected/c.png", "raw/d.tif",
                                            "f_old.png", "state/g.png"])
 def test_why_ignored_gives_a_reason_exactly_when_is_ignored(rel, cfg):
-    cfg.layout.ignore = ["rejected", "raw/*.tif", "*_old.png"]
-    cfg.project.state_dir = "state"
+    cfg = cfg.with_values(layout={"ignore": ["rejected", "raw/*.tif", "*_old.png"]},
+                          project={"state_dir": "state"})
     assert is_ignored(rel, cfg) and why_ignored(rel, cfg)
     for fine in ("a.png", "raw/e.png", "x/state/h.png", "4913.png"):
         assert not is_ignored(fine, cfg) and why_ignored(fine, cfg) is None

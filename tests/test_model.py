@@ -19,8 +19,12 @@ from PIL import Image
 from segtriage.engine.project import imageio
 from segtriage.engine.ml import device as device_mod
 from segtriage.engine.ml.device import DeviceError, pick_device, pick_precision, precision_tag, set_cpu_threads
-from segtriage.engine.ml.infer import Predictor, ProbWriter, load_prob_png, pad_geometry, prob_relpath, save_prob_png
-from segtriage.engine.ml.model import InputSpec, ModelError, TrainCancelled, TrainError, build_learner, effective_batch_size, load_model, read_sidecar, save_weights, sidecar_path, split_valid, train
+from segtriage.engine.ml.infer import Predictor, pad_geometry
+from segtriage.engine.project.scoring.probs import ProbWriter, load_prob_png, prob_relpath, save_prob_png
+from segtriage.engine.project.config import ModelConfig
+from segtriage.engine.ml.learner import TrainError, build_learner, effective_batch_size, split_valid
+from segtriage.engine.ml.train import TrainCancelled, train
+from segtriage.engine.ml.weights import InputSpec, ModelError, load_model, read_sidecar, save_weights, sidecar_path
 
 CODES = ["naw", "aye"]
 
@@ -42,7 +46,7 @@ def mcfg(**kw):
                 batch_size=8, epochs=1, min_steps=0, lr=1e-3, valid_pct=0.2, seed=42,
                 device="cpu", precision="fp32")
     base.update(kw)
-    return SimpleNamespace(**base)
+    return ModelConfig(**base)
 
 
 def write_png(path: Path, a: np.ndarray) -> Path:

@@ -14,6 +14,7 @@ import badinput
 from segtriage.engine.project import index
 from segtriage.engine.project.config import default_config
 from segtriage.engine.store import Store
+from segtriage.engine.project.project import Project
 
 
 def img(path: Path, seed: int = 0, size=(40, 48)) -> Path:
@@ -88,7 +89,7 @@ def test_bad_input_folder(tmp_path, cfg, monkeypatch):
     ex = badinput.build(root)
     monkeypatch.chdir(tmp_path)
     store = Store(root / ".segtriage" / "state.db")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     got = rows(store)
     # every good file is indexed with the right status
     for path, status in ex.good.items():
@@ -117,7 +118,7 @@ def test_bad_input_folder(tmp_path, cfg, monkeypatch):
     assert {"path": "loop/up", "kind": "symlink-loop",
             "message": "symbolic link to a folder above it (a loop); skipped"} in j["problems"]
     # a second scan changes nothing and hashes nothing
-    rep2 = index.scan(root, cfg, store)
+    rep2 = index.scan(Project(root, cfg, store))
     assert (rep2.new, rep2.changed, rep2.removed, rep2.hashed) == (0, 0, 0, 0)
     assert rep2.unchanged == len(got)
     assert rows(store) == got
@@ -128,7 +129,7 @@ def test_bad_input_folder(tmp_path, cfg, monkeypatch):
 def test_statuses_of_a_fresh_folder(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png")
     img(root / "b.png")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     r = rows(store)
     assert r["a.png"]["status"] == "unreviewed" and r["a.png"]["mask_path"] == "a_mask.png"
     assert r["b.png"]["status"] == "no-mask" and r["b.png"]["mask_path"] is None
@@ -145,22 +146,22 @@ def test_unchanged_files_are_not_rehashed_or_decoded(root, cfg, store, monkeypat
     hashes = Counter(monkeypatch, "sha256_file")
     decodes = Counter(monkeypatch, "image_info")
     masks = Counter(monkeypatch, "read_mask")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert (hashes.n, decodes.n, masks.n) == (10, 5, 5)
     hashes.n = decodes.n = masks.n = 0
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert (hashes.n, decodes.n, masks.n) == (0, 0, 0)
     assert rep.unchanged == 5
     # a touched mask (same bytes) is re-hashed once; its status is kept
     store.set_status([store.image("3.png")["id"]], "accepted")
     bump_mtime(root / "3_mask.png")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert (hashes.n, rep.changed, rep.unchanged) == (1, 1, 4)
     assert store.image("3.png")["status"] == "accepted"
     # rehash=True hashes everything again
     hashes.n = 0
     stamp = store.rows_stamp()
-    rep = index.scan(root, cfg, store, rehash=True)
+    rep = index.scan(Project(root, cfg, store), rehash=True)
     assert hashes.n == 10
     assert store.image("3.png")["status"] == "accepted"
     # ... and finds nothing changed: not reported, not rewritten (clients would reload)
@@ -169,11 +170,11 @@ def test_unchanged_files_are_not_rehashed_or_decoded(root, cfg, store, monkeypat
 
 def test_changed_mask_becomes_edited_and_versions_are_recorded(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png", seed=0)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     store.set_status([store.image("a.png")["id"]], "accepted")
     msk(root / "a_mask.png", seed=3)
     bump_mtime(root / "a_mask.png")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     row = store.image("a.png")
     assert row["status"] == "edited" and rep.changed == 1
     versions = store.mask_versions("a_mask.png")
@@ -182,11 +183,10 @@ def test_changed_mask_becomes_edited_and_versions_are_recorded(root, cfg, store)
     assert versions[0]["image_id"] == row["id"]
 
 
-def test_versions_without_history_module(root, cfg, store, monkeypatch):
-    monkeypatch.setattr(index, "_history", lambda: None)
+def test_a_rescan_adds_no_second_version_of_the_same_content(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
-    index.scan(root, cfg, store)  # no second row for the same content
+    index.scan(Project(root, cfg, store))
+    index.scan(Project(root, cfg, store))  # no second row for the same content
     v = store.mask_versions("a_mask.png")
     assert len(v) == 1 and v[0]["sha256"] == store.image("a.png")["mask_sha256"]
 
@@ -194,24 +194,22 @@ def test_versions_without_history_module(root, cfg, store, monkeypatch):
 def test_a_history_that_cannot_be_written_is_caught_up_later(root, cfg, store, monkeypatch):
     # a full or unplugged destination: no version row without its bytes (revert and verify
     # would find it missing), and the next scan stores the content once it can
-    from segtriage.engine.project import history
+    from segtriage.engine.project import versions
 
-    class Broken:
-        @staticmethod
-        def save_mask_version(*a, **kw):
-            raise OSError("backup destination is full")
+    def full(*a, **kw):
+        raise OSError("backup destination is full")
 
-    monkeypatch.setattr(index, "_history", lambda: Broken)
+    monkeypatch.setattr(index, "save_mask_version", full)
     img(root / "a.png"); msk(root / "a_mask.png")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert store.mask_versions("a_mask.png") == []
     assert rep.warnings == ["a_mask.png: mask history not kept yet (backup destination is "
                             "full)"]
-    monkeypatch.setattr(index, "_history", lambda: history)
-    rep = index.scan(root, cfg, store)           # nothing changed on disk
+    monkeypatch.setattr(index, "save_mask_version", versions.save_mask_version)
+    rep = index.scan(Project(root, cfg, store))           # nothing changed on disk
     (v,) = store.mask_versions("a_mask.png")
     assert rep.warnings == [] and v["sha256"] == store.image("a.png")["mask_sha256"]
-    assert history.history_store(root, cfg).has(v["sha256"])
+    assert versions.history_store(Project(root, cfg, store)).has(v["sha256"])
 
 
 def test_broken_orphan_and_duplicate_masks_are_versioned_too(root, cfg, store):
@@ -219,16 +217,16 @@ def test_broken_orphan_and_duplicate_masks_are_versioned_too(root, cfg, store):
     msk(root / "lonely_mask.png", seed=1)                                      # orphan
     img(root / "d.png"); msk(root / "d_mask.png", seed=2)
     msk(root / "d_mask.bmp", seed=3)                                           # duplicate
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("bad.png")["status"] == "error"
     for m in ("bad_mask.png", "lonely_mask.png", "d_mask.png", "d_mask.bmp"):
         assert len(store.mask_versions(m)) == 1, m
     # an edit made outside segtriage to a mask without a row is a new version
     msk(root / "lonely_mask.png", seed=4)
     bump_mtime(root / "lonely_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
-    index.scan(root, cfg, store)                 # and nothing more while nothing changes
+    index.scan(Project(root, cfg, store))                 # and nothing more while nothing changes
     assert len(store.mask_versions("lonely_mask.png")) == 2
 
 
@@ -236,45 +234,45 @@ def test_a_metadata_change_costs_a_mask_without_a_row_one_hash(root, cfg, store,
     # chmod (or cp -a) makes the ctime newer than the last version: hashed once to see the
     # content is the same, then not again at every scan
     msk(root / "lonely_mask.png", seed=1)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     time.sleep(0.05)  # file times tick coarser than time.time()
     os.chmod(root / "lonely_mask.png", 0o600)
     hashes = Counter(monkeypatch, "sha256_file")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert hashes.n == 1 and len(store.mask_versions("lonely_mask.png")) == 1
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert hashes.n == 1
     msk(root / "lonely_mask.png", seed=5)        # a real change is still seen
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert len(store.mask_versions("lonely_mask.png")) == 2
 
 
 def test_mask_appearing_and_disappearing(root, cfg, store):
     img(root / "a.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("a.png")["status"] == "no-mask"
     msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("a.png")["status"] == "unreviewed"
     (root / "a_mask.png").unlink()
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("a.png")
     assert row["status"] == "no-mask" and row["mask_path"] is None and row["mask_sha256"] is None
 
 
 def test_changed_image_resets_review(root, cfg, store):
     img(root / "a.png", seed=0); msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     store.set_status([store.image("a.png")["id"]], "accepted")
     img(root / "a.png", seed=5)
     bump_mtime(root / "a.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("a.png")["status"] == "unreviewed"
 
 
 def test_error_fixed_by_editing_the_mask(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png", scale=7)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("a.png")
     assert row["status"] == "error"
     assert row["error"] == ("a_mask.png: mask has values {0, 7}; expected 0..1 or 0/255 for "
@@ -283,7 +281,7 @@ def test_error_fixed_by_editing_the_mask(root, cfg, store):
     assert [v["source"] for v in store.mask_versions("a_mask.png")] == ["scan"]
     msk(root / "a_mask.png", scale=255)
     bump_mtime(root / "a_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("a.png")
     assert row["status"] == "edited" and row["error"] is None
     assert [v["source"] for v in store.mask_versions("a_mask.png")] == ["scan", "editor"]
@@ -292,9 +290,9 @@ def test_error_fixed_by_editing_the_mask(root, cfg, store):
 def test_deleted_image_row_is_gone_and_mask_is_orphan(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png")
     img(root / "b.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     (root / "a.png").unlink()
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert set(rows(store)) == {"b.png"} and rep.removed == 1
     assert rep.problems == [("a_mask.png", "orphan-mask",
                              "mask without an image (no image a.* beside it)")]
@@ -302,20 +300,20 @@ def test_deleted_image_row_is_gone_and_mask_is_orphan(root, cfg, store):
 
 def test_codes_change_revalidates_every_mask(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
-    cfg.project.codes = ["bg", "x", "y"]
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
+    cfg = cfg.with_values(project={"codes": ["bg", "x", "y"]})
+    index.scan(Project(root, cfg, store))
     assert store.image("a.png")["error"].endswith("expected 0..2 for codes ['bg', 'x', 'y']")
 
 
 def test_duplicate_name_is_an_error_until_resolved(root, cfg, store):
     img(root / "x.png"); img(root / "x.jpg"); msk(root / "x_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("x.png")["status"] == "unreviewed"
     row = store.image("x.jpg")
     assert row["status"] == "error" and row["error"].startswith("duplicate name: same name as")
     (root / "x.png").unlink()
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("x.jpg")
     assert row["status"] == "unreviewed" and row["mask_path"] == "x_mask.png"
 
@@ -324,7 +322,7 @@ def test_split_layout_scan(root, cfg, store):
     img(root / "images" / "a" / "x.png"); msk(root / "masks" / "a" / "x.bmp")
     img(root / "images" / "y.tif")
     msk(root / "masks" / "z.png")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert rep.kind == "split"
     r = rows(store)
     assert r["images/a/x.png"]["mask_path"] == "masks/a/x.bmp"
@@ -336,16 +334,16 @@ def test_split_layout_scan(root, cfg, store):
 
 def test_a_mask_whose_image_the_config_leaves_out_is_not_called_imageless(root, cfg, store):
     # it said "mask without an image (no image img/a/im04.* beside it)" beside im04.jpg
-    cfg.layout.ignore = ["img/a/*.jpg"]
+    cfg = cfg.with_values(layout={"ignore": ["img/a/*.jpg"]})
     img(root / "img" / "a" / "im04.jpg"); msk(root / "img" / "a" / "im04_mask.png")
     img(root / "img" / "a" / "im05.png")
     why = ('mask without an indexed image: its image img/a/im04.jpg is excluded by [layout] '
            'ignore ("img/a/*.jpg")')
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert rep.problems == [("img/a/im04_mask.png", "orphan-mask", why)]
     store.replace_problems([])
     bump_mtime(root / "img" / "a" / "im04_mask.png")  # the watcher's path
-    assert index.index_one(root, cfg, store, "img/a/im04_mask.png") is None
+    assert index.index_one(Project(root, cfg, store), "img/a/im04_mask.png") is None
     assert [(r["path"], r["kind"], r["message"]) for r in store.problems()] == \
         [("img/a/im04_mask.png", "orphan-mask", why)]
 
@@ -354,10 +352,10 @@ def test_progress_and_missing_root(root, cfg, store, tmp_path):
     for i in range(3):
         img(root / f"{i}.png")
     seen = []
-    index.scan(root, cfg, store, progress=lambda done, total: seen.append((done, total)))
+    index.scan(Project(root, cfg, store), progress=lambda done, total: seen.append((done, total)))
     assert seen[-1] == (3, 3)
     with pytest.raises(FileNotFoundError, match="no such folder"):
-        index.scan(tmp_path / "gone", cfg, store)
+        index.scan(Project(tmp_path / "gone", cfg, store))
     assert len(store.images()) == 3
 
 
@@ -365,33 +363,33 @@ def test_progress_and_missing_root(root, cfg, store, tmp_path):
 
 def test_index_one_follows_single_file_changes(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     # a new image without a mask
     img(root / "sub" / "b.png")
-    assert index.index_one(root, cfg, store, "sub/b.png") == "sub/b.png"
+    assert index.index_one(Project(root, cfg, store), "sub/b.png") == "sub/b.png"
     assert store.image("sub/b.png")["status"] == "no-mask"
     # its mask arrives
     msk(root / "sub" / "b_mask.png")
-    assert index.index_one(root, cfg, store, "sub/b_mask.png") == "sub/b.png"
+    assert index.index_one(Project(root, cfg, store), "sub/b_mask.png") == "sub/b.png"
     assert store.image("sub/b.png")["status"] == "unreviewed"
     # the mask is edited
     store.set_status([store.image("sub/b.png")["id"]], "accepted")
     msk(root / "sub" / "b_mask.png", seed=4)
     bump_mtime(root / "sub" / "b_mask.png")
-    assert index.index_one(root, cfg, store, "sub/b_mask.png") == "sub/b.png"
+    assert index.index_one(Project(root, cfg, store), "sub/b_mask.png") == "sub/b.png"
     assert store.image("sub/b.png")["status"] == "edited"
     # the mask is deleted
     (root / "sub" / "b_mask.png").unlink()
-    assert index.index_one(root, cfg, store, "sub/b_mask.png") == "sub/b.png"
+    assert index.index_one(Project(root, cfg, store), "sub/b_mask.png") == "sub/b.png"
     assert store.image("sub/b.png")["status"] == "no-mask"
     # the image with a mask is deleted: row gone, mask reported as orphan
     (root / "a.png").unlink()
-    assert index.index_one(root, cfg, store, "a.png") == "a.png"
+    assert index.index_one(Project(root, cfg, store), "a.png") == "a.png"
     assert store.image("a.png") is None
     assert [(r["path"], r["kind"]) for r in store.problems()] == [("a_mask.png", "orphan-mask")]
     # the image comes back: the orphan problem goes away
     img(root / "a.png")
-    assert index.index_one(root, cfg, store, "a.png") == "a.png"
+    assert index.index_one(Project(root, cfg, store), "a.png") == "a.png"
     assert store.image("a.png")["mask_path"] == "a_mask.png"
     assert store.problems() == []
 
@@ -401,16 +399,16 @@ def test_index_one_ignores_what_is_not_data(root, cfg, store):
     for rel in (".a.png.swp", "4913", "notes.txt", ".segtriage/state.db", "a.png~"):
         (root / rel).parent.mkdir(exist_ok=True)
         (root / rel).write_bytes(b"x") if not (root / rel).exists() else None
-        assert index.index_one(root, cfg, store, rel) is None
+        assert index.index_one(Project(root, cfg, store), rel) is None
     msk(root / "orphan_mask.png")
-    assert index.index_one(root, cfg, store, "orphan_mask.png") is None
+    assert index.index_one(Project(root, cfg, store), "orphan_mask.png") is None
     assert [r["kind"] for r in store.problems()] == ["orphan-mask"]
-    assert index.index_one(root, cfg, store, "never-existed.png") is None
+    assert index.index_one(Project(root, cfg, store), "never-existed.png") is None
 
 
 def test_index_one_bad_file_is_an_error_row(root, cfg, store):
     (root / "t.png").write_text("text")
-    assert index.index_one(root, cfg, store, "t.png") == "t.png"
+    assert index.index_one(Project(root, cfg, store), "t.png") == "t.png"
     row = store.image("t.png")
     assert row["status"] == "error" and row["error"].startswith("t.png: not an image")
 
@@ -418,17 +416,17 @@ def test_index_one_bad_file_is_an_error_row(root, cfg, store):
 def test_index_one_split(root, cfg, store):
     img(root / "images" / "x.png")
     (root / "masks").mkdir()
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     msk(root / "masks" / "x.png")
-    assert index.index_one(root, cfg, store, "masks/x.png") == "images/x.png"
+    assert index.index_one(Project(root, cfg, store), "masks/x.png") == "images/x.png"
     assert store.image("images/x.png")["mask_path"] == "masks/x.png"
 
 
 def test_unreadable_folder_keeps_its_rows(root, cfg, store, monkeypatch):
     img(root / "a.png"); img(root / "sub" / "b.png"); msk(root / "sub" / "b_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     unlistable(monkeypatch, "/sub")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert rep.removed == 0 and store.image("sub/b.png")["status"] == "unreviewed"
     assert rep.problems == [("sub", "unreadable", "cannot list folder: Permission denied")]
 
@@ -436,14 +434,14 @@ def test_unreadable_folder_keeps_its_rows(root, cfg, store, monkeypatch):
 def test_progress_starts_at_zero(root, cfg, store):
     img(root / "a.png")
     seen = []
-    index.scan(root, cfg, store, progress=lambda d, t: seen.append((d, t)))
+    index.scan(Project(root, cfg, store), progress=lambda d, t: seen.append((d, t)))
     assert seen == [(0, 1), (1, 1)]
 
 
 def _decided_split(root, cfg, store) -> dict:
     for n in ("a", "b", "c"):
         img(root / "images" / f"{n}.png"); msk(root / "masks" / f"{n}.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     store.set_status([store.image("images/a.png")["id"]], "accepted")
     store.set_status([store.image("images/b.png")["id"]], "flagged")
     return {p: (r["status"], r["mask_path"], r["mask_sha256"]) for p, r in rows(store).items()}
@@ -452,21 +450,21 @@ def _decided_split(root, cfg, store) -> dict:
 def test_a_masks_folder_gone_for_a_moment_keeps_every_decision(root, cfg, store):
     before = _decided_split(root, cfg, store)
     (root / "masks").rename(root / "masks.off")          # a disk unmounted, a rename
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert rep.kind == "split"
     now = {p: (r["status"], r["mask_path"], r["mask_sha256"]) for p, r in rows(store).items()}
     assert now == before
     assert ("masks", "missing-folder") in [(p, k) for p, k, _m in rep.problems]
     # the watcher sees the masks go one by one: the rows stay as they are too
-    assert index.index_one(root, cfg, store, "masks/a.png") is None
+    assert index.index_one(Project(root, cfg, store), "masks/a.png") is None
     assert store.image("images/a.png")["status"] == "accepted"
     (root / "masks.off").rename(root / "masks")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert {p: (r["status"], r["mask_path"], r["mask_sha256"])
             for p, r in rows(store).items()} == before
     # one mask deleted for real, with its folder there, is a row without a mask
     (root / "masks" / "c.png").unlink()
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("images/c.png")["status"] == "no-mask"
 
 
@@ -474,13 +472,13 @@ def test_a_broken_masks_link_does_not_turn_a_split_project_into_a_seed_one(root,
     before = _decided_split(root, cfg, store)
     (root / "masks").rename(root / "masks.real")
     (root / "masks").symlink_to(root / "unmounted" / "masks")
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert cfg.layout.kind == "auto" and rep.kind == "split"
     assert {p: r["status"] for p, r in rows(store).items()} == {p: v[0] for p, v in
                                                                before.items()}
     (root / "masks").unlink()
     (root / "masks.real").rename(root / "masks")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert {p: (r["status"], r["mask_path"], r["mask_sha256"])
             for p, r in rows(store).items()} == before
 
@@ -488,10 +486,10 @@ def test_a_broken_masks_link_does_not_turn_a_split_project_into_a_seed_one(root,
 def test_an_unreadable_masks_subfolder_keeps_its_rows_masks(root, cfg, store, monkeypatch):
     img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
     img(root / "images" / "y.png"); msk(root / "masks" / "y.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     store.set_status([store.image("images/s/x.png")["id"]], "flagged")
     unlistable(monkeypatch, "masks/s")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("images/s/x.png")
     assert (row["status"], row["mask_path"]) == ("flagged", "masks/s/x.png")
 
@@ -499,25 +497,25 @@ def test_an_unreadable_masks_subfolder_keeps_its_rows_masks(root, cfg, store, mo
 def test_a_pair_indexed_by_the_engine_during_a_clients_walk_is_kept(root, cfg, store,
                                                                     monkeypatch):
     img(root / "a.png"); msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     real = index.layout.discover
 
     def walk_while_the_engine_indexes(root_, cfg_, known=None):
         disc = real(root_, cfg_, known)       # the client's walk (minutes on a big folder)
         img(root / "new.png", seed=3); msk(root / "new_mask.png", seed=3)
-        index.index_one(root, cfg, store, "new_mask.png")   # the engine's watcher meanwhile
+        index.index_one(Project(root, cfg, store), "new_mask.png")   # the engine's watcher meanwhile
         return disc
 
     monkeypatch.setattr(index.layout, "discover", walk_while_the_engine_indexes)
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert rep.removed == 0 and store.image("new.png")["mask_path"] == "new_mask.png"
 
 
 def test_the_watcher_versions_an_orphan_mask_edit_at_once(root, cfg, store):
     msk(root / "lonely_mask.png", seed=1)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     msk(root / "lonely_mask.png", seed=4)
-    index.index_one(root, cfg, store, "lonely_mask.png")
+    index.index_one(Project(root, cfg, store), "lonely_mask.png")
     assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
 
 
@@ -537,12 +535,12 @@ def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
     # `mv a* batch1/` while tidying up: a delete and a create to the file system
     img(root / "a.png"); msk(root / "a_mask.png")
     img(root / "b.png", seed=1); msk(root / "b_mask.png", seed=1)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     iid = _flag_and_score(root, store, "a.png")
     (root / "batch1").mkdir()
     for f in ("a.png", "a_mask.png"):
         (root / f).rename(root / "batch1" / f)
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     row = store.image("batch1/a.png")
     assert (row["id"], row["status"], row["mask_path"]) == (iid, "flagged", "batch1/a_mask.png")
     assert store.image("a.png") is None and rep.removed == 1
@@ -554,7 +552,7 @@ def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
     for f in ("a.png", "a_mask.png"):
         (root / "batch1" / f).rename(root / f"re_{f}")
     for rel in ("re_a.png", "re_a_mask.png", "batch1/a.png", "batch1/a_mask.png"):
-        index.index_one(root, cfg, store, rel)
+        index.index_one(Project(root, cfg, store), rel)
     row = store.image("re_a.png")
     assert (row["id"], row["status"], row["mask_path"]) == (iid, "flagged", "re_a_mask.png")
     assert store.image("batch1/a.png") is None
@@ -562,7 +560,7 @@ def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
     import shutil
 
     shutil.copy2(root / "b.png", root / "b_copy.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("b_copy.png")["id"] != store.image("b.png")["id"]
     assert store.image("b_copy.png")["status"] == "no-mask"
 
@@ -570,18 +568,18 @@ def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
 def test_a_file_that_stops_being_data_loses_its_row(root, cfg, store):
     # spared rows are those created again since the walk, not files a new ignore drops
     img(root / "a.png"); img(root / "rejected" / "r.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     (root / "segtriage.toml").write_text('[layout]\nignore = ["rejected"]\n')
     from segtriage.engine.project.config import load_config
 
-    rep = index.scan(root, load_config(root), store)
+    rep = index.scan(Project(root, load_config(root), store))
     assert rep.removed == 1 and sorted(rows(store)) == ["a.png"]
 
 
 def test_a_move_the_engine_made_during_a_clients_walk_is_not_undone(root, cfg, store,
                                                                     monkeypatch):
     img(root / "a.png"); msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     iid = _flag_and_score(root, store, "a.png")
     real = index.layout.discover
 
@@ -589,11 +587,11 @@ def test_a_move_the_engine_made_during_a_clients_walk_is_not_undone(root, cfg, s
         for f in ("a.png", "a_mask.png"):
             (root / f).rename(root / f"b{f[1:]}")
         disc = real(root_, cfg_, known)
-        index.index_one(root, cfg, store, "b.png")       # the engine, meanwhile
+        index.index_one(Project(root, cfg, store), "b.png")       # the engine, meanwhile
         return disc
 
     monkeypatch.setattr(index.layout, "discover", walk_while_the_engine_follows_a_move)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("b.png")
     assert (row["id"], row["status"]) == (iid, "flagged")
 
@@ -604,29 +602,29 @@ def test_a_copy_indexed_before_the_original_goes_is_no_move(root, cfg, store):
     import shutil
 
     img(root / "a.png"); msk(root / "a_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     (root / "d").mkdir()
     shutil.copy2(root / "a.png", root / "d" / "a.png")
-    index.index_one(root, cfg, store, "d/a.png")
+    index.index_one(Project(root, cfg, store), "d/a.png")
     (root / "a.png").unlink()
-    rep = index.scan(root, cfg, store)
+    rep = index.scan(Project(root, cfg, store))
     assert rep.removed == 1 and sorted(rows(store)) == ["d/a.png"]
 
 
 def test_the_watcher_keeps_rows_whose_mask_folder_cannot_be_listed(root, cfg, store,
                                                                    monkeypatch):
     img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     store.set_status([store.image("images/s/x.png")["id"]], "accepted")
     unlistable(monkeypatch, "masks/s")
-    index.index_one(root, cfg, store, "images/s/x.png")
+    index.index_one(Project(root, cfg, store), "images/s/x.png")
     row = store.image("images/s/x.png")
     assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
     monkeypatch.undo()
     # a masks subfolder behind a broken link (an unmounted disk): the scan keeps it too
     (root / "masks" / "s").rename(root / "s.real")
     (root / "masks" / "s").symlink_to(root / "unmounted" / "s")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     row = store.image("images/s/x.png")
     assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
 
@@ -636,34 +634,34 @@ def test_the_watcher_follows_a_move_among_many_files_of_one_size_and_time(root, 
     for i in range(40):  # BMP: one size for every image of one shape
         img(root / f"u{i:02d}.bmp", seed=i, size=(16, 16))
         os.utime(root / f"u{i:02d}.bmp", ns=(1_700_000_000_000_000_000,) * 2)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert len(store.images_by_fingerprint(*index.fingerprint(root / "u00.bmp"))) == 40
     iid = store.image("u39.bmp")["id"]
     store.set_status([iid], "flagged")
     (root / "u39.bmp").rename(root / "moved.bmp")
-    index.index_one(root, cfg, store, "moved.bmp")
-    index.index_one(root, cfg, store, "u39.bmp")
+    index.index_one(Project(root, cfg, store), "moved.bmp")
+    index.index_one(Project(root, cfg, store), "u39.bmp")
     row = store.image("moved.bmp")
     assert (row["id"], row["status"]) == (iid, "flagged")
 
 
 def test_a_masks_subfolder_deleted_or_renamed_clears_its_masks(root, cfg, store):
     img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     (root / "masks" / "s").rename(root / "masks" / "s_old")
-    index.index_one(root, cfg, store, "images/s/x.png")
+    index.index_one(Project(root, cfg, store), "images/s/x.png")
     assert store.image("images/s/x.png")["status"] == "no-mask"
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert store.image("images/s/x.png")["mask_path"] is None
 
 
 def test_an_orphan_mask_replaced_by_an_older_file_is_versioned(root, cfg, store):
     # cp -p, rsync -a and unzip keep the source's (older) mtime
     msk(root / "lonely_mask.png", seed=1)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     msk(root / "lonely_mask.png", seed=5)
     os.utime(root / "lonely_mask.png", ns=(1_600_000_000_000_000_000,) * 2)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert len(store.mask_versions("lonely_mask.png")) == 2
 
 
@@ -672,20 +670,20 @@ def test_a_mask_that_comes_back_unchanged_brings_its_decision_back(root, cfg, st
     # every row went 'no-mask' and then 'unreviewed', and the decisions were gone
     for n in ("a", "b", "c"):
         img(root / f"{n}.png"); msk(root / f"{n}_mask.png", seed=1)
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     store.set_status([store.image("a.png")["id"]], "accepted")
     store.set_status([store.image("b.png")["id"]], "flagged")
     away = root.parent / "away"
     away.mkdir()
     for n in ("a", "b", "c"):
         (root / f"{n}_mask.png").rename(away / f"{n}_mask.png")
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert {store.image(f"{n}.png")["status"] for n in "abc"} == {"no-mask"}
-    index.scan(root, cfg, store)                     # still away: nothing forgotten
+    index.scan(Project(root, cfg, store))                     # still away: nothing forgotten
     for n in ("a", "b"):
         (away / f"{n}_mask.png").rename(root / f"{n}_mask.png")
     msk(root / "c_mask.png", seed=7)                 # c comes back as another mask
-    index.scan(root, cfg, store)
+    index.scan(Project(root, cfg, store))
     assert [store.image(f"{n}.png")["status"] for n in "abc"] == [
         "accepted", "flagged", "unreviewed"]
     assert store.image("a.png")["kept_status"] is None  # used up

@@ -5,7 +5,6 @@ import json
 import math
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +14,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import ndimage as ndi
 
 from segtriage.engine.project import scoring as S
+from segtriage.engine.project.config import ScoringConfig
 from segtriage.engine.store import SCORE_COLUMNS
 
 FAST = settings(max_examples=60, deadline=None)
@@ -258,22 +258,22 @@ def test_bad_input_raises_value_error(prob, mask, msg):
 
 
 def test_params_from_config_section_and_validation():
-    sec = SimpleNamespace(uncertain_threshold=0.8, lq_temperature=0.1, match_iou=0.5,
-                          boundary_px=2, disagree_dice=0.8, confident=0.9)
-    assert S.params_from(sec) == S.ScoringParams()
-    assert S.params_from(None) == S.ScoringParams()
+    sec = ScoringConfig(uncertain_threshold=0.8, lq_temperature=0.1, match_iou=0.5,
+                        boundary_px=2, disagree_dice=0.8, confident=0.9)
+    assert S.params_from(sec) == ScoringConfig()
+    assert S.params_from(None) == ScoringConfig()
     with pytest.raises(ValueError, match="lq_temperature"):
-        S.ScoringParams(lq_temperature=0)
+        ScoringConfig(lq_temperature=0)
     with pytest.raises(ValueError, match="confident"):
-        S.params_from(SimpleNamespace(confident=0.2))
-    with pytest.raises(ValueError, match=r"confident must be in \(0.5, 1\]"):
-        S.params_from(SimpleNamespace(confident=0.5))  # every pixel would be "confident"
+        ScoringConfig(confident=0.2)
+    with pytest.raises(ValueError, match=r"confident = 0.5 is not allowed; expected a number > 0.5"):
+        ScoringConfig(confident=0.5)  # every pixel would be "confident"
     # a stricter threshold is honoured
     p = np.full((6, 6), 0.07)
     p[1:4, 1:4] = 0.93  # m = .93 everywhere: confident at .9, not at .95
     m = (p > 0.5).astype(np.uint8)
     assert S.score_image(p, m)["category"] == "agrees"
-    strict = SimpleNamespace(confident=0.95)
+    strict = ScoringConfig(confident=0.95)
     assert S.score_image(p, m, cfg_scoring=strict)["category"] == "uncertain"
 
 

@@ -13,6 +13,7 @@ from scipy import ndimage as ndi
 from segtriage.engine.project.config import load_config
 from segtriage.engine.project.demo import dice
 from segtriage.engine.project.imageio import read_mask
+from segtriage.engine.project.project import Project
 from segtriage.engine.project.segment import segment_folder, threshold_mask, to_grey
 
 N = 96
@@ -150,7 +151,7 @@ def folder(tmp_path) -> Path:
 def test_writes_only_missing_masks(folder):
     cfg = load_config(folder)
     before = _sha(folder / "a_mask.png")
-    s = segment_folder(folder, cfg)
+    s = segment_folder(Project.open(folder, cfg=cfg))
     assert sorted(s["written"]) == ["b_mask.png", "c d_mask.png", "e_mask.png"]
     assert s["skipped_existing"] == ["a_mask.png"]
     assert s["empty"] == ["e_mask.png"] and s["errors"] == [] and s["method"] == "otsu"
@@ -161,18 +162,17 @@ def test_writes_only_missing_masks(folder):
     assert dice(read_mask(folder / "c d_mask.png", cfg.project.codes), DISK) > 0.95
     assert set(np.unique(np.array(Image.open(folder / "b_mask.png")))) == {0, 255}
 
-    again = segment_folder(folder, cfg)
+    again = segment_folder(Project.open(folder, cfg=cfg))
     assert again["written"] == [] and len(again["skipped_existing"]) == 4
 
 
 def test_overwrite_replaces_and_keeps_history(folder):
-    from segtriage.engine.store import Store
-
     cfg = load_config(folder)
     old = _sha(folder / "a_mask.png")
-    store = Store.open(folder)
+    project = Project.open(folder, cfg=cfg)
+    store = project.store
     try:
-        s = segment_folder(folder, cfg, overwrite=True, store=store)
+        s = segment_folder(project, overwrite=True)
         assert len(s["written"]) == 4 and s["skipped_existing"] == [] and s["errors"] == []
         assert dice(read_mask(folder / "a_mask.png", cfg.project.codes), DISK) > 0.95
         versions = store.mask_versions("a_mask.png")
@@ -185,13 +185,13 @@ def test_overwrite_replaces_and_keeps_history(folder):
 
 def test_overwrite_keeps_the_mask_file_convention(folder):
     _png(folder / "a_mask.png", (SQUARE // 255).astype(np.uint8))  # a 0/1 mask
-    segment_folder(folder, load_config(folder), overwrite=True)
+    segment_folder(Project.open(folder, cfg=load_config(folder)), overwrite=True)
     assert set(np.unique(np.array(Image.open(folder / "a_mask.png")))) == {0, 1}
 
 
 def test_bad_image_is_reported_and_the_rest_still_done(folder):
     (folder / "bad.png").write_text("not a png at all")
-    s = segment_folder(folder, load_config(folder))
+    s = segment_folder(Project.open(folder, cfg=load_config(folder)))
     assert [p for p, _ in s["errors"]] == ["bad.png"]
     assert "bad.png" in s["errors"][0][1]
     assert len(s["written"]) == 3
@@ -206,24 +206,24 @@ def test_split_layout_and_16_bit_tiff(tmp_path):
     Image.fromarray(wide).save(root / "images" / "deep.tif")
     (root / "masks").mkdir()
     cfg = load_config(root)
-    s = segment_folder(root, cfg)
+    s = segment_folder(Project.open(root, cfg=cfg))
     assert sorted(s["written"]) == ["masks/deep.png", "masks/x.png"]
     assert dice(read_mask(root / "masks" / "x.png", cfg.project.codes), DISK) > 0.95
     # the 16-bit frame is thresholded at full depth (8 bits would leave this disk 40/257 levels)
     assert dice(read_mask(root / "masks" / "deep.png", cfg.project.codes), DISK) > 0.95
 
-    s = segment_folder(root, cfg, method="local", overwrite=True)
+    s = segment_folder(Project.open(root, cfg=cfg), method="local", overwrite=True)
     assert s["method"] == "local" and len(s["written"]) == 2
     assert np.array_equal(read_mask(root / "masks" / "x.png", cfg.project.codes), threshold_mask(BRIGHT, "local"))
 
 
 def test_bad_method_fails_before_writing(folder):
     with pytest.raises(ValueError, match="allowed: otsu, local"):
-        segment_folder(folder, load_config(folder), method="magic")
+        segment_folder(Project.open(folder, cfg=load_config(folder)), method="magic")
     assert not (folder / "b_mask.png").exists()
 
 
 def test_progress_is_reported(folder):
     seen = []
-    segment_folder(folder, load_config(folder), progress=lambda i, n: seen.append((i, n)))
+    segment_folder(Project.open(folder, cfg=load_config(folder)), progress=lambda i, n: seen.append((i, n)))
     assert seen == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]

@@ -22,7 +22,9 @@ from ..project.config import ConfigError, load_config
 from ..ml.frozen import remove_stale_frozen_masks
 from .control import LOG_NAME, EngineLock, clear_pid, engine_pid, write_pid
 from ..project.scoring.rescore import rescore_image
-from .jobs import JobContext, remove_unfinished_weights, run_job
+from ..project.models_dir import remove_unfinished_weights
+from .jobs import JobContext, run_job
+from ..project.project import STATE_DB, Project
 from ..store import Store, ensure_state_dirs
 from .watch import FolderWatcher, WatchError
 
@@ -77,9 +79,15 @@ class Engine:
             clear_pid(self.state)
             lock.release()
 
+    @property
+    def project(self) -> Project:
+        """The folder under the config as last read (each job and change reads it anew)."""
+        assert self.store is not None, "the engine's store opens in run()"
+        return Project(self.root, self.cfg, self.store)
+
     # -- internals ---------------------------------------------------------------------------
     def _main(self) -> None:
-        store = self.store = Store(self.state / "state.db")
+        store = self.store = Store(self.state / STATE_DB)
         log.info("engine %d started for %s", os.getpid(), self.root)
         requeued = store.recover_interrupted(crashed=True)  # a clean stop left none running
         if requeued:
@@ -90,7 +98,7 @@ class Engine:
         # watch first, then scan: a change made during the scan is seen by one or the other
         self.watcher = FolderWatcher(self.root, self.cfg, self.cfg.engine.watch)
         self.watcher.start()
-        rep = index.scan(self.root, self.cfg, store)
+        rep = index.scan(self.project)
         log.info("scan: %s", rep.to_json().get("counts"))
         n = remove_stale_frozen_masks(self.state / "models")  # no training runs yet
         if n:
@@ -161,7 +169,7 @@ class Engine:
             log.error("job %d (%s) not started: %s", job.id, job.kind, err)
             self.store.finish_job(job.id, "failed", error=f"ConfigError: {err}")
             return
-        ctx = JobContext(self.root, self.cfg, self.store, job, self.stopping)
+        ctx = JobContext(self.project, job, self.stopping)
         self.current_job = job.id
 
         def target() -> None:
@@ -180,7 +188,7 @@ class Engine:
         for r in self.store.review_rows():
             if (r["model_id"] is not None and r["s_img_sha"] == r["img_sha256"]
                     and r["s_mask_sha"] != r["cur_mask_sha"] and r["status"] != "error"):
-                n += rescore_image(self.root, self.cfg, self.store, r["id"])
+                n += rescore_image(self.project, r["id"])
         if n:
             log.info("re-scored %d mask(s) edited while the engine was not running", n)
 
@@ -211,7 +219,7 @@ class Engine:
             log.warning("config not re-read, the previous settings stay: %s", err)
         if self.watcher.rescan_needed:
             self.watcher.rescan_needed = False
-            index.scan(self.root, self.cfg, store)
+            index.scan(self.project)
         need_predict = False
         mid = store.current_model_id()
         # paths that exist first: a moved image's new path takes its row along before the
@@ -219,7 +227,7 @@ class Engine:
         rels = sorted(rels, key=lambda r: not (self.root / r).exists())
         for rel in rels:
             try:
-                img_rel = index.index_one(self.root, self.cfg, store, rel)
+                img_rel = index.index_one(self.project, rel)
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the engine
                 log.warning("indexing %s failed: %s", rel, e)
                 continue
@@ -233,7 +241,7 @@ class Engine:
             sc = store.score(row["id"])
             if sc is not None and sc.get("image_sha256") == row["img_sha256"]:
                 if sc.get("mask_sha256") != row["mask_sha256"]:
-                    if rescore_image(self.root, self.cfg, store, row["id"]):
+                    if rescore_image(self.project, row["id"]):
                         log.info("re-scored %s after a mask change", img_rel)
                 if mid is not None and sc["model_id"] != mid:
                     need_predict = True

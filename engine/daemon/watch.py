@@ -114,7 +114,7 @@ class FolderWatcher:
                 path = os.path.join(d, name)
                 if os.path.islink(path):
                     target = os.path.realpath(path)
-                    if os.path.isdir(target) and not layout._is_within(target, root):
+                    if os.path.isdir(target) and not layout.is_within(target, root):
                         out.append((path, target))
                 else:
                     keep.append(name)

@@ -12,11 +12,7 @@ mapped back to the image's native size (bilinear; padding removed).
 """
 from __future__ import annotations
 
-import io
 import itertools
-import queue
-import re
-import threading
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -26,17 +22,13 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..project import imageio
+from ..project.config import ModelConfig
 from .device import autocast_dtype, pick_device, pick_precision, precision_tag, set_cpu_threads
-from .model import InputSpec, ModelError, load_model, read_sidecar, spec_from
+from .weights import InputSpec, ModelError, load_model, read_sidecar, spec_from
 
 
 class PredictError(RuntimeError):
     """A forward pass failed for an image; the message names it."""
-
-
-def _cfg(mcfg: Any, name: str, default: Any) -> Any:
-    v = getattr(mcfg, name, default) if mcfg is not None else default
-    return default if v is None else v
 
 
 def pad_geometry(w: int, h: int, size: int) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -55,12 +47,13 @@ class Predictor:
     """One model, or K fold models, ready for batched prediction of P(object) per pixel."""
 
     def __init__(self, weights: Sequence[Path] | Path, arch: str, codes: Sequence[str],
-                 mcfg: Any = None, *, device: torch.device | str | None = None,
+                 mcfg: ModelConfig | None = None, *, device: torch.device | str | None = None,
                  precision: str | None = None):
         paths = [Path(weights)] if isinstance(weights, (str, Path)) else [Path(w) for w in weights]
         if not paths:
             raise ModelError("Predictor needs at least one weights file")
-        dev = pick_device(str(device) if device is not None else _cfg(mcfg, "device", "auto"))
+        mcfg = mcfg or ModelConfig()
+        dev = pick_device(str(device) if device is not None else mcfg.device)
         metas = [read_sidecar(p) for p in paths]
         spec = spec_from(metas[0], mcfg)
         for p, meta in zip(paths[1:], metas[1:]):
@@ -70,8 +63,8 @@ class Predictor:
         models = [load_model(p, arch, len(codes), dev, image_size=spec.image_size)
                   for p in paths]
         self._setup(models, codes, spec, dev,
-                    precision if precision is not None else _cfg(mcfg, "precision", "auto"))
-        set_cpu_threads(dev, self.precision, _cfg(mcfg, "cpu_threads", 0))
+                    precision if precision is not None else mcfg.precision)
+        set_cpu_threads(dev, self.precision, mcfg.cpu_threads)
         self.weights = paths
 
     @classmethod
@@ -214,121 +207,3 @@ class Predictor:
             else:
                 pr = pr[:h, :w]
             return pr.float().cpu().numpy().astype(np.float32, copy=False)
-
-
-# -- stored probability maps ---------------------------------------------------------------
-
-_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def prob_relpath(image_sha256: str, model_id: int | str, fold: int | None = None) -> str:
-    """Where an image's P(object) PNG lives, relative to the state folder:
-    ``preds/m{model}/{sha[:2]}/{sha}.png`` (fold models: ``preds/m{model}/f{fold}/...``)."""
-    sha = str(image_sha256)
-    if not _SAFE.match(sha) or not _SAFE.match(str(model_id)):
-        raise ValueError(f"unsafe key for a prediction path: {sha!r}, model {model_id!r}")
-    base = f"preds/m{model_id}" + (f"/f{int(fold)}" if fold is not None else "")
-    return f"{base}/{sha[:2]}/{sha}.png"
-
-
-def prob_to_u8(prob: np.ndarray) -> np.ndarray:
-    """round(p * 255) as uint8; NaN → 0, values clipped to [0, 1]."""
-    a = np.nan_to_num(np.asarray(prob, dtype=np.float32), nan=0.0)
-    if a.ndim != 2:
-        raise ValueError(f"probability map must be 2-D, got shape {a.shape}")
-    return np.rint(np.clip(a, 0.0, 1.0) * 255.0).astype(np.uint8)
-
-
-def _png_bytes(u8: np.ndarray) -> bytes:
-    # compress_level 1: ~3× faster than Pillow's default 6; these maps are a rewritten cache
-    buf = io.BytesIO()
-    Image.fromarray(u8, "L").save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def encode_prob_png(prob: np.ndarray) -> bytes:
-    """8-bit greyscale PNG of P(object): round(p * 255)."""
-    return _png_bytes(prob_to_u8(prob))
-
-
-def _write(path: Path, data: bytes, sync: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.atomic_write_bytes(path, data, sync=sync)
-
-
-def save_prob_png(prob: np.ndarray, path: Path, *, sync: bool = True) -> None:
-    """Write P(object) atomically (temp file, rename). `sync=False` skips the fsyncs: the maps
-    can be recomputed (a lost one reads as missing and is predicted again)."""
-    _write(Path(path), encode_prob_png(prob), sync)
-
-
-class ProbWriter:
-    """Writes probability PNGs on one background thread (encode, temp file, fsync, rename).
-
-    A synchronous save costs ~2 fsyncs (file and folder: several ms on this disk, more than
-    the scoring of the image); here they wait for the disk while the next batch runs forward.
-    `save` returns at once (blocking only when `max_pending` writes are queued); `close` (or
-    leaving the with-block) waits for every write and raises OSError when any failed; `errors`
-    lists (path, exception). A score row may thus name a PNG a few ms before it exists: a
-    reader that finds it missing treats it like any lost prediction (re-predict).
-    """
-
-    def __init__(self, *, sync: bool = True, max_pending: int = 64):
-        self.sync = sync
-        self.errors: list[tuple[Path, BaseException]] = []
-        self._q: queue.Queue = queue.Queue(max_pending)
-        self._t = threading.Thread(target=self._run, name="prob-writer", daemon=True)
-        self._t.start()
-        self._closed = False
-
-    def save(self, prob: np.ndarray, path: Path) -> None:
-        if self._closed:
-            raise RuntimeError("ProbWriter is closed")
-        # uint8 now: a quarter of the memory in the queue, and the caller may reuse `prob`
-        self._q.put((prob_to_u8(prob), Path(path)))
-
-    def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            try:
-                if item is None:
-                    return
-                u8, path = item
-                try:
-                    _write(path, _png_bytes(u8), self.sync)
-                except BaseException as e:  # noqa: BLE001 - reported by close()
-                    self.errors.append((path, e))
-            finally:
-                self._q.task_done()
-
-    def flush(self) -> None:
-        """Wait until everything queued so far is on disk."""
-        self._q.join()
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self._q.put(None)
-            self._t.join()
-        if self.errors:
-            path, e = self.errors[0]
-            raise OSError(f"{len(self.errors)} probability map(s) not written; first: "
-                          f"{path}: {e}")
-
-    def __enter__(self) -> "ProbWriter":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if exc[0] is not None:  # already failing: finish the writes, keep the first error
-            try:
-                self.close()
-            except OSError:
-                pass
-            return
-        self.close()
-
-
-def load_prob_png(path: Path) -> np.ndarray:
-    """P(object) float32 in [0, 1] (multiples of 1/255) from a stored PNG."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0)

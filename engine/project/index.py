@@ -15,8 +15,6 @@ Status rules:
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import logging
 import os
 import time
@@ -27,6 +25,8 @@ from typing import Any, Callable
 from . import layout
 from .imageio import ImageError, MaskError, fingerprint, image_info, read_mask, sha256_file
 from .layout import Discovery, Pair
+from .project import Project
+from .versions import save_mask_version
 
 log = logging.getLogger(__name__)
 
@@ -62,48 +62,36 @@ class ScanReport:
         }
 
 
-# -- history: the teammate's module keeps the bytes too; a plain row otherwise ---------------
+# -- history ----------------------------------------------------------------------------
 
-def _history():
-    try:
-        if importlib.util.find_spec(f"{__package__}.history") is None:
-            return None
-        return importlib.import_module(f"{__package__}.history")
-    except Exception:  # noqa: BLE001 - a broken optional module must not stop a scan
-        return None
-
-
-def _record_version(root: Path, cfg, store, rel_mask: str, sha: str, image_id: int,
+def _record_version(project: Project, rel_mask: str, sha: str, image_id: int | None,
                     report: ScanReport) -> None:
-    versions = store.mask_versions(rel_mask)
+    versions = project.store.mask_versions(rel_mask)
     if versions and versions[-1]["sha256"] == sha:
         return
     # first sight of a mask is its 'scan' version; a later change on disk is a person's edit
     source = "editor" if versions else "scan"
-    hist = _history()
-    if hist is not None and hasattr(hist, "save_mask_version"):
-        try:
-            hist.save_mask_version(root, cfg, store, rel_mask, source=source, image_id=image_id)
-        except Exception as e:  # noqa: BLE001 - destination full/missing/another project's
-            # no row without its bytes (revert and verify would find it missing): the next
-            # scan's catch-up stores this content once the destination takes it
-            msg = f"{rel_mask}: mask history not kept yet ({e})"
-            if msg not in report.warnings:  # the catch-up may try the same mask again
-                report.warnings.append(msg)
-                log.warning(msg)  # the engine's log: the watcher's re-index has no report
-        return
-    store.add_mask_version(rel_mask, sha, source, image_id=image_id)
+    try:
+        save_mask_version(project, rel_mask, source=source, image_id=image_id)
+    except Exception as e:  # noqa: BLE001 - destination full/missing/another project's
+        # no row without its bytes (revert and verify would find it missing): the next
+        # scan's catch-up stores this content once the destination takes it
+        msg = f"{rel_mask}: mask history not kept yet ({e})"
+        if msg not in report.warnings:  # the catch-up may try the same mask again
+            report.warnings.append(msg)
+            log.warning(msg)  # the engine's log: the watcher's re-index has no report
 
 
 LOOSE_META = "loose_mask_stats"  # orphan/duplicate mask -> [size, mtime_ns, ctime_ns, sha256]
 
 
-def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport, *,
+def _catch_up_history(project: Project, rows, disc, report: ScanReport, *,
                       whole: bool = True) -> None:
     """Version every mask seen (of ``rows`` and ``disc``) whose current content the history
     lacks: masks whose row is an error, orphan and duplicate masks (no row to hang a change
     on), and contents a full or unplugged destination could not take before. ``whole``: rows
     are the whole project (one query for all); else a few (one query each)."""
+    root, store = project.root, project.store
     rows = [r for r in rows if r is not None and r["mask_path"] and r["mask_sha256"]]
     loose = list(disc.orphan_masks) + [p for p, k, _m in disc.problems if k == "duplicate-mask"]
     latest = store.latest_mask_shas(None if whole else
@@ -133,7 +121,7 @@ def _catch_up_history(root: Path, cfg, store, rows, disc, report: ScanReport, *,
     if seen != known:
         store.set_meta(LOOSE_META, seen)
     for rel, sha, image_id in todo:
-        _record_version(root, cfg, store, rel, sha, image_id, report)
+        _record_version(project, rel, sha, image_id, report)
 
 
 # -- one pair ------------------------------------------------------------------------------
@@ -240,8 +228,8 @@ def _dups(disc: Discovery) -> dict[str, str]:
 class _Writer:
     """Buffers row writes and commits them in short transactions."""
 
-    def __init__(self, root: Path, cfg, store, report: ScanReport):
-        self.root, self.cfg, self.store, self.report = root, cfg, store, report
+    def __init__(self, project: Project, report: ScanReport):
+        self.project, self.store, self.report = project, project.store, report
         self.buf: list[tuple[str, dict, str | None, str | None]] = []
 
     def add(self, path: str, fields: dict, mask: str | None, sha: str | None) -> None:
@@ -259,8 +247,7 @@ class _Writer:
         # history copies bytes: outside the row transaction, one mask at a time
         for (path, fields, mask, sha), image_id in zip(self.buf, ids):
             if mask is not None and sha is not None:
-                _record_version(self.root, self.cfg, self.store, mask, sha, image_id,
-                                self.report)
+                _record_version(self.project, mask, sha, image_id, self.report)
         self.buf.clear()
 
 
@@ -271,14 +258,14 @@ def _signature(cfg) -> dict:
 
 # -- the scan ------------------------------------------------------------------------------
 
-def scan(root: Path, cfg, store, *, rehash: bool = False,
+def scan(project: Project, *, rehash: bool = False,
          progress: Callable[[int, int], Any] | None = None,
          recheck: set[str] | frozenset[str] = frozenset()) -> ScanReport:
     """Index every pair under ``root``; ``progress(done, total)`` is called now and then.
     ``recheck``: paths (images or masks) segtriage has just written itself (a restore): their
     pairs are re-validated even where the row's fingerprint matches the file."""
     t0 = time.monotonic()
-    root = Path(root)
+    root, cfg, store = project.root, project.cfg, project.store
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")  # never treat as 'everything gone'
     report = ScanReport(root=str(root))
@@ -290,7 +277,7 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
     sig = _signature(cfg)
     revalidate = store.get_meta("scan_signature") != sig
     dups = _dups(disc)
-    writer = _Writer(root, cfg, store, report)
+    writer = _Writer(project, report)
     total = len(disc.pairs)
     seen: set[str] = set()
     if progress is not None:
@@ -346,7 +333,7 @@ def scan(root: Path, cfg, store, *, rehash: bool = False,
             for p in gone:
                 store.delete_image(p)
     report.removed = len(gone)
-    _catch_up_history(root, cfg, store, store.images(), disc, report)
+    _catch_up_history(project, store.images(), disc, report)
 
     problems = [p for p in disc.problems if p[0] not in dups]  # those rows carry the error
     problems += [layout.orphan_problem(cfg, disc, m) for m in disc.orphan_masks]
@@ -406,7 +393,7 @@ def _hidden_mask_dirs(root: Path, cfg, kind: str, problems) -> list[str]:
     """Folders whose masks cannot be seen now: a split layout's masks folder that is missing,
     and every folder that could not be listed."""
     dirs = [p for p, k, _m in problems if k == "unreadable"]
-    masks_dir = layout._norm(cfg.layout.masks_dir)
+    masks_dir = layout.norm_rel(cfg.layout.masks_dir)
     if kind == "split" and not (Path(root) / masks_dir).is_dir():
         dirs.append(masks_dir)
     return dirs
@@ -446,7 +433,7 @@ def _finish(report: ScanReport, store, t0: float) -> None:
     report.elapsed = time.monotonic() - t0
 
 
-def index_one(root: Path, cfg, store, relpath: str, *, revalidate: bool = False,
+def index_one(project: Project, relpath: str, *, revalidate: bool = False,
               status: str | None = None) -> str | None:
     """Re-index the pair that ``relpath`` (an image or a mask, relative to root) belongs to,
     after it was created, changed or deleted. Returns the image path whose row was written or
@@ -456,8 +443,8 @@ def index_one(root: Path, cfg, store, relpath: str, *, revalidate: bool = False,
     ``status``: the status a row whose mask is ``relpath`` gets when that mask is usable (a
     person's act: an undo, an edit); an unusable mask makes the row ``error`` regardless.
     See recheck_mask."""
-    root = Path(root)
-    rel = layout._norm(relpath)
+    root, cfg, store = project.root, project.cfg, project.store
+    rel = layout.norm_rel(relpath)
     kind = layout.detect_kind(root, cfg, known=store.get_meta("layout_kind"))
     role, key = layout.classify(rel, cfg, kind)
     if role is None:
@@ -465,7 +452,7 @@ def index_one(root: Path, cfg, store, relpath: str, *, revalidate: bool = False,
     disc = layout.discover_one(root, cfg, rel, kind)
     report = ScanReport(root=str(root), kind=kind)
     dups = _dups(disc)
-    writer = _Writer(root, cfg, store, report)
+    writer = _Writer(project, report)
     touched: str | None = None
     images_now = {p.image for p in disc.pairs}
     before = store.image_by_mask(rel) if role == "mask" else None
@@ -504,8 +491,8 @@ def index_one(root: Path, cfg, store, relpath: str, *, revalidate: bool = False,
             and before["path"] not in kept:
         # the mask went (or moved away): its image row was re-evaluated above if it exists
         touched = before["path"]
-    _catch_up_history(root, cfg, store, [store.image(p.image) for p in disc.pairs], disc,
-                      report, whole=False)
+    _catch_up_history(project, [store.image(p.image) for p in disc.pairs], disc, report,
+                      whole=False)
     for m in disc.orphan_masks:
         store.upsert_problem(*layout.orphan_problem(cfg, disc, m))
     for p, k, m in disc.problems:
@@ -514,8 +501,8 @@ def index_one(root: Path, cfg, store, relpath: str, *, revalidate: bool = False,
     return touched
 
 
-def recheck_mask(root: Path, cfg, store, rel_mask: str, *,
-                 status: str | None = None) -> str | None:
+def recheck_mask(project: Project, rel_mask: str, *, status: str | None = None
+                 ) -> str | None:
     """Index a mask segtriage has just written itself (revert/undo, write_mask) the way a scan
     of that file would: read and validated with the scan's own rules (_evaluate), so an
     unusable mask makes its row ``error`` with the reason and a usable one clears an earlier
@@ -525,4 +512,4 @@ def recheck_mask(root: Path, cfg, store, rel_mask: str, *,
 
     ``status``: what a usable mask's row becomes (None: the scan's rules). Returns the image
     path whose row was written, or None (an orphan mask, a path outside the layout)."""
-    return index_one(root, cfg, store, rel_mask, revalidate=True, status=status)
+    return index_one(project, rel_mask, revalidate=True, status=status)

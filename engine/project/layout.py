@@ -88,7 +88,7 @@ def _ignorer(cfg) -> _Ignorer:
     return _ignorer_for(str(cfg.project.state_dir), tuple(cfg.layout.ignore))
 
 
-def _norm(relpath: str | os.PathLike) -> str:
+def norm_rel(relpath: str | os.PathLike) -> str:
     rel = str(relpath).replace(os.sep, "/")
     while rel.startswith("./"):
         rel = rel[2:]
@@ -97,7 +97,7 @@ def _norm(relpath: str | os.PathLike) -> str:
 
 def is_ignored(relpath: str | os.PathLike, cfg) -> bool:
     """True when the file (or any folder above it) is not part of the data set."""
-    rel = _norm(relpath)
+    rel = norm_rel(relpath)
     ign = _ignorer(cfg)
     parts = rel.split("/")
     for i, name in enumerate(parts):
@@ -109,7 +109,7 @@ def is_ignored(relpath: str | os.PathLike, cfg) -> bool:
 def why_ignored(relpath: str | os.PathLike, cfg) -> str | None:
     """Why is_ignored holds for a path, as words that name the setting (``excluded by
     [layout] ignore ("img/a/*.jpg")``), or None when it does not."""
-    rel = _norm(relpath)
+    rel = norm_rel(relpath)
     ign = _ignorer(cfg)
     globs = [g for g in (g.strip().strip("/") for g in cfg.layout.ignore) if g]
     parts = rel.split("/")
@@ -155,7 +155,7 @@ def classify(relpath: str | os.PathLike, cfg, kind: str) -> tuple[str | None, st
     """``('image' | 'mask' | None, key)`` for one path; an image and its mask share the key."""
     if kind not in ("seed", "split"):
         raise ValueError(f"classify needs a resolved layout kind, got {kind!r}")
-    rel = _norm(relpath)
+    rel = norm_rel(relpath)
     if not rel or is_ignored(rel, cfg):
         return None, ""
     d, _, name = rel.rpartition("/")
@@ -169,7 +169,7 @@ def classify(relpath: str | os.PathLike, cfg, kind: str) -> tuple[str | None, st
             return "mask", f"{d}/{base}" if d else base
         return "image", f"{d}/{stem}" if d else stem
     for role, top in (("image", cfg.layout.images_dir), ("mask", cfg.layout.masks_dir)):
-        top = _norm(top)
+        top = norm_rel(top)
         if rel.startswith(top + "/"):
             key = rel[len(top) + 1:]
             return role, key[: len(key) - len(ext)]
@@ -178,7 +178,7 @@ def classify(relpath: str | os.PathLike, cfg, kind: str) -> tuple[str | None, st
 
 # -- walking -----------------------------------------------------------------------------
 
-def _is_within(child: str, parent: str) -> bool:
+def is_within(child: str, parent: str) -> bool:
     return child == parent or child.startswith(parent.rstrip("/") + "/")
 
 
@@ -229,13 +229,13 @@ def _walk(root: str, start: str, ign: _Ignorer, problems: list, *, recursive: bo
                         continue
                     if e.is_symlink():
                         target = os.path.realpath(e.path)
-                        if _is_within(root_real, target) or _is_within(real, target) or \
+                        if is_within(root_real, target) or is_within(real, target) or \
                                 target in seen:
                             problems.append((relp, "symlink-loop",
                                              "symbolic link to a folder above it (a loop); "
                                              "skipped"))
                             continue
-                        if _is_within(target, root_real):
+                        if is_within(target, root_real):
                             problems.append((relp, "symlink-duplicate",
                                              "symbolic link to a folder inside the data "
                                              f"folder ({os.path.relpath(target, root_real)});"
@@ -275,7 +275,7 @@ def _mask_target(image: str, key: str, kind: str, cfg, default_ext: str) -> str:
         if ext.lower() in LOSSY_EXTENSIONS:  # a JPEG mask would not keep class values
             ext = default_ext
         return f"{key}{cfg.layout.mask_suffix}{ext}"
-    return f"{_norm(cfg.layout.masks_dir)}/{key}{default_ext}"
+    return f"{norm_rel(cfg.layout.masks_dir)}/{key}{default_ext}"
 
 
 def _pair(images: dict[str, list[str]], masks: dict[str, list[str]], kind: str, cfg,
@@ -314,10 +314,10 @@ def _collect(root: str, cfg, kind: str, starts: list[str], disc: Discovery,
     ign = _ignorer(cfg)
     exts = set(cfg.layout.extensions)
     suffix = cfg.layout.mask_suffix
-    tops = {_norm(cfg.layout.images_dir): images, _norm(cfg.layout.masks_dir): masks}
+    tops = {norm_rel(cfg.layout.images_dir): images, norm_rel(cfg.layout.masks_dir): masks}
     for start in starts:
         if kind == "split":  # the role comes from the top folder the walk started in
-            top = next(t for t in tops if _is_within(start, t))
+            top = next(t for t in tops if is_within(start, t))
             into, cut = tops[top], len(top) + 1
         for rel_dir, names in _walk(root, start, ign, disc.problems, recursive=recursive):
             for name in names:
@@ -357,7 +357,7 @@ def _explain_orphans(root: str, cfg, kind: str, disc: Discovery) -> None:
         _role, key = classify(mask, cfg, kind)
         d, _, base = key.rpartition("/")
         if kind == "split":
-            d = f"{_norm(cfg.layout.images_dir)}/{d}" if d else _norm(cfg.layout.images_dir)
+            d = f"{norm_rel(cfg.layout.images_dir)}/{d}" if d else norm_rel(cfg.layout.images_dir)
         if d not in listed:
             try:
                 listed[d] = sorted(os.listdir(os.path.join(root, d) if d else root))
@@ -391,7 +391,7 @@ def orphan_problem(cfg, disc: Discovery, mask: str) -> tuple[str, str, str]:
     if disc.kind == "seed":
         where = f"no image {key}.* beside it"
     else:
-        where = f"no image {_norm(cfg.layout.images_dir)}/{key}.*"
+        where = f"no image {norm_rel(cfg.layout.images_dir)}/{key}.*"
     return (mask, "orphan-mask", f"mask without an image ({where})")
 
 
@@ -404,7 +404,7 @@ def discover(root: Path | str, cfg, known: str | None = None) -> Discovery:
     if kind == "seed":
         starts = [""]
     else:
-        starts = [_norm(cfg.layout.images_dir), _norm(cfg.layout.masks_dir)]
+        starts = [norm_rel(cfg.layout.images_dir), norm_rel(cfg.layout.masks_dir)]
         for s in starts:
             if not os.path.isdir(os.path.join(root_s, s)):
                 disc.problems.append((s, "missing-folder",
@@ -430,7 +430,7 @@ def discover_one(root: Path | str, cfg, relpath: str, kind: str | None = None) -
     if kind == "seed":
         starts = [d]
     else:
-        starts = [f"{_norm(t)}/{d}" if d else _norm(t)
+        starts = [f"{norm_rel(t)}/{d}" if d else norm_rel(t)
                   for t in (cfg.layout.images_dir, cfg.layout.masks_dir)]
     starts = [s for s in starts if os.path.isdir(os.path.join(root_s, s) if s else root_s)]
     scratch = Discovery(kind)  # folder-level problems belong to the full scan

@@ -22,6 +22,11 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology
 
+from .imageio import ImageError, read_image, read_image_raw, write_mask
+from .layout import discover
+from .project import Project
+from .versions import save_mask_version
+
 log = logging.getLogger(__name__)
 
 METHODS = ("otsu", "local")
@@ -139,8 +144,6 @@ def edge_step(smooth: np.ndarray, fg: np.ndarray) -> float:
 def _read_for_threshold(path: Path) -> np.ndarray:
     """Single-channel images at their native depth (16-bit keeps its precision); anything
     with colour or a palette as the RGB the rest of segtriage sees."""
-    from .imageio import read_image, read_image_raw
-
     raw = read_image_raw(path)
     if raw.ndim == 2:
         return raw
@@ -148,36 +151,27 @@ def _read_for_threshold(path: Path) -> np.ndarray:
 
 
 def segment_folder(
-    root: Path | str,
-    cfg=None,
+    project: Project,
     *,
     method: str = "otsu",
     overwrite: bool = False,
-    store=None,
     progress: Callable[[int, int], None] | None = None,
     **threshold_kw: Any,
 ) -> dict[str, Any]:
-    """Write a threshold mask for every image of `root` that has none (the seed's 00 SEGMENT).
+    """Write a threshold mask for every image of the project that has none (the seed's 00
+    SEGMENT).
 
-    An existing mask is never replaced unless `overwrite`; then, when a project `store` is
-    given, the old content is kept in mask history first (and if that fails the mask is left
-    alone and the failure is reported). With a store, every mask written is also recorded in
-    history with source 'segment'. A bad image is reported and skipped; the run goes on.
+    An existing mask is never replaced unless `overwrite`; then its old content is kept in
+    mask history first (and if that fails the mask is left alone and the failure is
+    reported). Every mask written is recorded in history with source 'segment'. A bad image
+    is reported and skipped; the run goes on.
 
     Returns {"method", "written": [mask relpaths], "skipped_existing": [mask relpaths],
     "empty": [mask relpaths written with no foreground], "errors": [(relpath, message)]}.
     """
-    from .imageio import ImageError, write_mask
-    from .layout import discover
-
     if method not in METHODS:
         raise ValueError(f"unknown threshold method {method!r}; allowed: {', '.join(METHODS)}")
-    root = Path(root)
-    if cfg is None:
-        from .config import load_config
-
-        cfg = load_config(root)
-    history = _history_module() if store is not None else None
+    root, cfg = project.root, project.cfg
     n_codes = len(cfg.project.codes)
 
     summary: dict[str, Any] = {"method": method, "written": [], "skipped_existing": [],
@@ -197,9 +191,9 @@ def segment_folder(
         except (ImageError, OSError, ValueError) as e:
             summary["errors"].append((pair.image, _message(e)))
             continue
-        if exists and history is not None:
+        if exists:
             try:  # keep what is there now before replacing it
-                history.save_mask_version(root, cfg, store, rel, source="scan")
+                save_mask_version(project, rel, source="scan")
             except Exception as e:  # noqa: BLE001 - BackupError, OSError: do not overwrite
                 summary["errors"].append((rel, f"not replaced: could not keep the old mask in history ({_message(e)})"))
                 continue
@@ -212,22 +206,14 @@ def segment_folder(
         summary["written"].append(rel)
         if not mask.any():
             summary["empty"].append(rel)
-        if history is not None:
-            try:
-                history.save_mask_version(root, cfg, store, rel, source="segment")
-            except Exception as e:  # noqa: BLE001 - the mask is written; say history missed it
-                summary["errors"].append((rel, f"written, but not recorded in history ({_message(e)})"))
+        try:
+            save_mask_version(project, rel, source="segment")
+        except Exception as e:  # noqa: BLE001 - the mask is written; say history missed it
+            summary["errors"].append(
+                (rel, f"written, but not recorded in history ({_message(e)})"))
     if progress is not None:
         progress(len(pairs), len(pairs))
     return summary
-
-
-def _history_module():
-    try:
-        from . import history
-    except ImportError:  # history is optional: without it overwrite keeps no old version
-        return None
-    return history
 
 
 def _message(e: BaseException) -> str:

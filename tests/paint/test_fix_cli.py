@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from segtriage.tui import cli
+from segtriage.engine.project.project import Project
 
 S = 20
 
@@ -31,7 +32,7 @@ def _project(root):
         Image.fromarray(mask, "L").save(root / f"{name}_mask.png")
     cfg = load_config(root)
     store = Store(cfg.state_path(root) / "state.db")
-    scan(root, cfg, store)
+    scan(Project(root, cfg, store))
     mid = store.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
                           train_loss=0.2, valid_loss=0.2, valid_dice=0.8, n_train=2,
                           n_valid=1, manifest=[])
@@ -58,8 +59,6 @@ def read(path):
 
 def test_fix_applies_the_operations_in_order_through_history_and_revert_undoes(
         tmp_path, capsys):
-    from segtriage.engine.store import Store
-
     root, mask, pred = _project(tmp_path / "p")
     before = (root / "one_mask.png").read_bytes()
     rc, out, err = run(capsys, "fix", root, "one.png", "--add-predicted", "--drop-unseen",
@@ -72,7 +71,7 @@ def test_fix_applies_the_operations_in_order_through_history_and_revert_undoes(
     assert "one.png: +10 -9 pixels, objects 2 -> 2" in out and "segtriage revert" in out
     want = pred.copy()            # the seen object with its hole filled, the missed one added
     assert np.array_equal(read(root / "one_mask.png"), want)
-    store = Store.open(root)
+    store = Project.open(root).store
     row = store.image("one.png")
     assert row["status"] == "edited"
     assert [v["source"] for v in store.mask_versions("one_mask.png")] == ["scan", "editor"]

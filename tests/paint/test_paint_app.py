@@ -13,6 +13,7 @@ from PIL import Image
 from segtriage.tui.paint.app import PaintApp, QuitScreen
 from segtriage.tui.paint.document import DocumentError, open_document
 from segtriage.tui.paint.view import PaintView
+from segtriage.engine.project.project import Project
 
 
 def _status(app) -> str:
@@ -136,7 +137,7 @@ async def test_save_in_a_project_goes_through_history_and_rescores(project):
                                                       [False, True, False]]  # radius 1
     assert store.mask_versions("alpha_mask.png")[-1]["source"] == "editor"
     assert store.score(row["id"])["mask_sha256"] == row["mask_sha256"]    # re-scored
-    history.revert(project, cfg, store, "alpha_mask.png")
+    history.revert(Project(project, cfg, store), "alpha_mask.png")
     assert (project / "alpha_mask.png").read_bytes() == original
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from segtriage.engine.project.project import Project
 
 T0 = 1_700_000_000.0   # every store timestamp in the fixture project
 NOW = T0 + 2 * 3600    # the app's clock in tests: two hours later
@@ -65,12 +66,12 @@ def _disk(cx: float, cy: float, r: float) -> np.ndarray:
 
 def build_project(root: Path, monkeypatch) -> Path:
     """Seed layout (NAME.png beside NAME_mask.png), scanned, scored by model v1."""
-    from segtriage.engine import store as store_mod
+    from segtriage.engine.store import db as store_db
     from segtriage.engine.project.config import load_config
     from segtriage.engine.project.index import scan
     from segtriage.engine.store import Store
 
-    monkeypatch.setattr(store_mod, "_now", lambda: T0)
+    monkeypatch.setattr(store_db, "now", lambda: T0)
     root.mkdir(parents=True)
     for i, (name, (has_mask, _p, _m)) in enumerate(SPEC.items()):
         disk = _disk(8 + i, 12, 4 + i % 3)
@@ -81,7 +82,7 @@ def build_project(root: Path, monkeypatch) -> Path:
             Image.fromarray(disk.astype(np.uint8) * 255, "L").save(root / f"{name}_mask.png")
     cfg = load_config(root)
     store = Store(cfg.state_path(root) / "state.db")
-    scan(root, cfg, store)
+    scan(Project(root, cfg, store))
     mid = store.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=8,
                           train_loss=0.21, valid_loss=0.25, valid_dice=0.874, n_train=42,
                           n_valid=8, manifest=[])

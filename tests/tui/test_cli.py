@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from segtriage.tui import cli
+from segtriage.engine.project.project import Project
 
 EXE = [sys.executable, "-m", "segtriage.tui.cli"]
 
@@ -125,9 +126,7 @@ def test_files_and_bad_sizes_given_where_a_folder_is_made(tmp_path, capsys):
 
 
 def test_predict_takes_image_paths_as_a_shell_gives_them(project, monkeypatch):
-    from segtriage.engine.store import Store
-
-    store = Store.open(project)
+    store = Project.open(project).store
     monkeypatch.chdir(project.parent)
     got = cli._image_paths(project, store, [f"{project.name}/alpha.png",      # from here
                                             "bravo.png",                       # from DIR
@@ -142,9 +141,8 @@ def test_predict_takes_image_paths_as_a_shell_gives_them(project, monkeypatch):
 def test_backups_lists_snapshots_with_their_notes_as_written(project):
     from segtriage.engine.project import backup
     from segtriage.engine.project.config import load_config
-    from segtriage.engine.store import Store
 
-    snap = backup.snapshot(project, load_config(project), Store.open(project),
+    snap = backup.snapshot(Project(project, load_config(project), Project.open(project).store),
                            note="[before] fixing")
     out = subprocess.run([*EXE, "backups", str(project)], capture_output=True, text=True,
                          env={**os.environ, "COLUMNS": "80"}, timeout=60)
@@ -159,9 +157,8 @@ def test_backups_lists_snapshots_with_their_notes_as_written(project):
 def test_the_undo_of_a_restore_elsewhere_restores_there(project, tmp_path, capsys):
     from segtriage.engine.project import backup
     from segtriage.engine.project.config import load_config
-    from segtriage.engine.store import Store
 
-    snap = backup.snapshot(project, load_config(project), Store.open(project))
+    snap = backup.snapshot(Project(project, load_config(project), Project.open(project).store))
     scratch = tmp_path / "scratch dir"
     scratch.mkdir()
     (scratch / "alpha_mask.png").write_bytes(b"scratch junk")
@@ -184,7 +181,6 @@ def test_predict_takes_paths_through_linked_folders_as_written(project, tmp_path
 
     from segtriage.engine.project import index
     from segtriage.engine.project.config import load_config
-    from segtriage.engine.store import Store
 
     ext = tmp_path / "external"
     ext.mkdir()
@@ -192,8 +188,8 @@ def test_predict_takes_paths_through_linked_folders_as_written(project, tmp_path
     shutil.copy(project / "alpha_mask.png", ext / "x_mask.png")
     (project / "linked").symlink_to(ext, target_is_directory=True)
     (project / "lnk.png").symlink_to(project / "bravo.png")
-    store = Store.open(project)
-    index.scan(project, load_config(project), store)
+    store = Project.open(project).store
+    index.scan(Project(project, load_config(project), store))
     monkeypatch.chdir(project)
     got = cli._image_paths(project, store, ["linked/x.png", str(project / "linked/x_mask.png"),
                                             "lnk.png"])
@@ -205,14 +201,13 @@ def test_predict_takes_a_path_typed_inside_a_linked_folder(project, tmp_path, mo
 
     from segtriage.engine.project import index
     from segtriage.engine.project.config import load_config
-    from segtriage.engine.store import Store
 
     ext = tmp_path / "external"
     ext.mkdir()
     shutil.copy(project / "alpha.png", ext / "x.png")
     (project / "linked").symlink_to(ext, target_is_directory=True)
-    store = Store.open(project)
-    index.scan(project, load_config(project), store)
+    store = Project.open(project).store
+    index.scan(Project(project, load_config(project), store))
     monkeypatch.chdir(project / "linked")           # the shell's PWD keeps the link
     monkeypatch.setenv("PWD", str(project / "linked"))
     assert cli._image_paths(project, store, ["x.png"]) == ["linked/x.png"]
@@ -240,10 +235,8 @@ def test_demo_reopens_its_folder_and_replaces_it_only_when_asked(tmp_path, capsy
 
 
 def test_messages_and_names_with_brackets_print_as_written(project, capsys, monkeypatch):
-    from segtriage.engine.store import Store
-
     monkeypatch.setenv("COLUMNS", "250")  # one line per table row
-    store = Store.open(project)
+    store = Project.open(project).store
     jid = store.submit_job("backup", {}, requested_by="test")
     store.conn.execute("UPDATE jobs SET state='failed', error=? WHERE id=?",
                        ("Set [backup] destination of the project", jid))
@@ -262,16 +255,13 @@ def test_messages_and_names_with_brackets_print_as_written(project, capsys, monk
 
 
 def test_external_launch_without_ranks_is_refused_before_anything_is_queued(project, capsys):
-    from segtriage.engine.store import Store
-
     rc, _, err = run(capsys, "train", project, "--launch", "external", "--detach")
     assert rc == 2 and "--launch external needs --gpus N" in err and "(now 1)" in err
-    assert Store.open(project).active_jobs() == []
+    assert Project.open(project).store.active_jobs() == []
 
 
 def test_review_decisions_and_use_prediction_work_headless(project, capsys, monkeypatch):
     # the app's a, x (and x on a flagged row) and P, from the command line
-    from segtriage.engine.store import Store
 
     monkeypatch.chdir(project)
     rc, out, _ = run(capsys, "accept", project, "alpha.png", "bravo_mask.png")
@@ -293,14 +283,14 @@ def test_review_decisions_and_use_prediction_work_headless(project, capsys, monk
 
     Image.new("L", (3, 3)).save(project / "echo_mask.png")
     run(capsys, "scan", project)
-    st = Store.open(project)
+    st = Project.open(project).store
     assert st.image("echo.png")["status"] == "error"
     rc, out, _ = run(capsys, "accept", project, "echo.png")
     assert rc == 1 and "echo.png: left as it is: its mask is unusable" in out
     run(capsys, "flag", project, "echo.png")
     run(capsys, "flag", project, "echo.png", "--clear")
     assert st.image("echo.png")["status"] == "error"
-    store = Store.open(project)
+    store = Project.open(project).store
     assert [store.image(f"{n}.png")["status"] for n in ("alpha", "bravo", "charlie")] == [
         "accepted", "accepted", "unreviewed"]
     decisions = [e for e in store.events() if e["kind"] == "decision"]
@@ -324,23 +314,22 @@ def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
     import threading
 
     from segtriage.engine.daemon import control
-    from segtriage.engine.store import Store
 
     monkeypatch.setattr(cli, "ENGINE_CHECK_S", 0.05)
-    store = Store.open(project)
+    store = Project.open(project).store
     jid = store.submit_job("train", {"epochs": 1})
     store.claim_job(999_999)                           # the engine that died in it
     alive = {"pid": None}
     monkeypatch.setattr(control, "engine_pid", lambda root: alive["pid"])
 
     def engine_start(root):                            # what a new engine does at start
-        st = Store.open(root)
+        st = Project.open(root).store
         st.recover_interrupted(crashed=True)
         alive["pid"] = 4242
 
         def run():
-            job = Store.open(root).claim_job(4242)
-            Store.open(root).finish_job(job.id, "done")
+            job = Project.open(root).store.claim_job(4242)
+            Project.open(root).store.finish_job(job.id, "done")
         threading.Timer(0.3, run).start()
         return 4242
 
@@ -355,9 +344,8 @@ def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
 def test_a_follower_says_how_a_job_an_engine_stop_interrupted_goes_on(project, capsys,
                                                                        monkeypatch):
     from segtriage.engine.daemon import control
-    from segtriage.engine.store import Store
 
-    store = Store.open(project)
+    store = Project.open(project).store
     jid = store.submit_job("train", {"epochs": 1})
     store.claim_job(4242)
     store.recover_interrupted()                         # `segtriage engine stop`
@@ -369,9 +357,7 @@ def test_a_follower_says_how_a_job_an_engine_stop_interrupted_goes_on(project, c
 
 
 def test_status_says_a_running_job_stopped_with_its_engine(project, capsys):
-    from segtriage.engine.store import Store
-
-    store = Store.open(project)
+    store = Project.open(project).store
     store.submit_job("train", {"epochs": 1})
     store.claim_job(999_999)                           # its engine was killed
     rc, out, _ = run(capsys, "status", project)
@@ -381,9 +367,8 @@ def test_status_says_a_running_job_stopped_with_its_engine(project, capsys):
 
 def test_a_follower_prints_what_the_job_logs(project, capsys):
     # skipped masks and epochs raised to reach min_steps were only in the engine's log
-    from segtriage.engine.store import Store
 
-    store = Store.open(project)
+    store = Project.open(project).store
     jid = store.submit_job("train", {"epochs": 2})
     store.claim_job(4242)
     store.add_event("log", {"message": "epochs raised to 50 to reach min_steps 200 "

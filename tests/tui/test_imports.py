@@ -25,7 +25,7 @@ def test_app_import_pulls_no_torch_and_no_numpy():
 
 def test_engine_modules_the_tui_calls_lazily_pull_no_torch():
     loaded = _top_modules_after(
-        "import segtriage.tui.app.app, segtriage.tui.app.masks\n"
+        "import segtriage.tui.app.app, segtriage.engine.project.review\n"
         "from segtriage.engine.project import history, index, segment, imageio\n"
         "from segtriage.engine.daemon import control\n"
         "from segtriage.tui.app.widgets.preview import select_renderer\n"

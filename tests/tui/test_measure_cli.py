@@ -12,6 +12,7 @@ import pytest
 
 from segtriage.engine.project import measure
 from segtriage.tui import cli
+from segtriage.engine.project.project import Project
 
 SIZE = 24
 
@@ -46,7 +47,7 @@ def project(tmp_path):
             Image.fromarray(d.astype(np.uint8) * 255, "L").save(root / f"{name}_mask.png")
     cfg = load_config(root)
     store = Store(cfg.state_path(root) / "state.db")
-    scan(root, cfg, store)
+    scan(Project(root, cfg, store))
     mid = store.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
                           train_loss=0.2, valid_loss=0.2, valid_dice=0.9, n_train=4,
                           n_valid=1, manifest=[])
@@ -71,9 +72,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def review(project, decisions: dict[str, str]) -> None:
-    from segtriage.engine.store import Store
-
-    store = Store.open(project)
+    store = Project.open(project).store
     for name, status in decisions.items():
         store.set_status([store.image(f"{name}.png")["id"]], status)
     store.close()

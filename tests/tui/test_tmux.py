@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from segtriage.tui.app.data import SORTS
+from segtriage.engine.project.project import Project
 
 pytestmark = [
     pytest.mark.e2e,
@@ -119,7 +120,6 @@ def e2e_root(tmp_path):
 
 def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
     from segtriage.engine.daemon.control import engine_pid
-    from segtriage.engine.store import Store
 
     root = e2e_root
     editor = tmp_path / "fake-editor"
@@ -134,7 +134,7 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
         # the list appears (the engine scans the folder: 16 rows) and the engine runs
         first.wait_for(lambda s: "16 images" in s and "img_000.png" in s, 60, "the list")
         first.wait_for(lambda s: "● engine" in s, 60, "the engine")
-        store = Store.open(root)
+        store = Project.open(root).store
         # keys move and sort
         first.keys("j", "j")
         first.keys("s")

@@ -23,7 +23,9 @@ from textual.message import Message
 from textual.widgets import Footer, Input, Static
 from textual.worker import get_current_worker
 
-from . import actions, editor, masks
+from ...engine.project import review
+from ...engine.project.project import Project
+from . import actions, editor
 from .data import FIRST_PAGE, UNSCORED, ChangeWatch, ReviewModel, Row, gather_status, load_head, load_rows
 from .screens.confirm import ConfirmScreen
 from .screens.filter import FilterScreen
@@ -108,6 +110,7 @@ class SegtriageApp(App[int]):
         self.cfg = cfg
         self.state_dir = cfg.state_path(self.root)
         self.store = Store(self.state_dir / "state.db")
+        self.project = Project(self.root, cfg, self.store)
         self.renderer = renderer or select_renderer("halfcell")
         self.start_engine = start_engine
         self.poll_s = poll_s
@@ -500,12 +503,10 @@ class SegtriageApp(App[int]):
 
     # -- review actions --------------------------------------------------------------------
     def action_accept(self) -> None:
-        from ...engine.store import accept_problem
-
         row = self._need_row()
         if row is None:
             return
-        problem = accept_problem(row.mask_path, row.error)
+        problem = review.accept_problem(row.mask_path, row.error)
         if problem:
             self.notify(f"{row.name}: not accepted: {problem}", severity="warning")
             return
@@ -517,9 +518,7 @@ class SegtriageApp(App[int]):
         if row is None:
             return
         if row.status == "flagged":  # a correction of this row: stay on it
-            from ...engine.store import unflagged_status
-
-            self._decide(row, unflagged_status(row.mask_path, row.error))
+            self._decide(row, review.unflagged_status(row.mask_path, row.error))
             return
         self._decide(row, "flagged")
         self.result_list.action_cursor_down()
@@ -541,7 +540,7 @@ class SegtriageApp(App[int]):
     @work(thread=True, group="mask")
     def _prepare_edit_worker(self, image_id: int) -> None:
         try:
-            mask, image = masks.prepare_edit(self.root, self.cfg, self.store, image_id)
+            mask, image = review.prepare_edit(self.project, image_id)
         except Exception as e:  # noqa: BLE001
             self.call_from_thread(self.notify, f"cannot open the editor: {e}", severity="error",
                                   timeout=8)
@@ -580,7 +579,7 @@ class SegtriageApp(App[int]):
             return
         if rc:
             self.notify(f"{Path(argv[0]).name} exited with status {rc}", severity="warning")
-        self._write(partial(masks.nudge_index, self.root, self.cfg, self.store, rel))
+        self._write(partial(review.nudge_index, self.project, rel))
 
     def action_replace_with_prediction(self) -> None:
         row = self._need_row()
@@ -592,8 +591,8 @@ class SegtriageApp(App[int]):
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._write(partial(masks.replace_with_prediction, self.root, self.cfg,
-                                    self.store, row.id), done="{} (u undoes)")
+                self._write(partial(review.replace_with_prediction, self.project, row.id),
+                            done="{} (u undoes)")
 
         self.push_screen(ConfirmScreen(
             f"Replace the mask of {escape(row.name)} with the model's prediction?",
@@ -602,7 +601,7 @@ class SegtriageApp(App[int]):
     def action_undo(self) -> None:
         row = self._need_row()
         if row is not None:
-            self._write(partial(masks.undo, self.root, self.cfg, self.store, row.id), done="{}")
+            self._write(partial(review.undo, self.project, row.id), done="{}")
 
     # -- jobs ------------------------------------------------------------------------------
     def _submit(self, kind: str, params: dict, what: str) -> None:

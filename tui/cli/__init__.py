@@ -323,6 +323,14 @@ def _store(root: Path, *, create: bool = True):
         raise SystemExit(_err(f"cannot open the project state of {root}: {e}")) from None
 
 
+def _project(root: Path, *, create: bool = True):
+    """The folder's project: its config (checked: a bad one is reported) and its state (see
+    _store for ``create``)."""
+    from ...engine.project.project import Project
+
+    return Project(root, _cfg(root), _store(root, create=create))
+
+
 def _ago(ts: float | None) -> str:
     if not ts:
         return "never"
@@ -452,10 +460,11 @@ def follow_job(store, job_id: int, *, console=None, root: Path | None = None) ->
 def _submit_and_follow(root: Path, kind: str, params, detach: bool) -> int:
     """Index DIR, submit the job, start the engine if needed, follow. ``params`` is a dict,
     or a function of the store giving one once the scan has run."""
-    store = _store(root)
     from ...engine.project import index
 
-    index.scan(root, _cfg(root), store)
+    project = _project(root)
+    store = project.store
+    index.scan(project)
     if callable(params):
         params = params(store)
     job_id = store.submit_job(kind, params, requested_by="cli")
@@ -517,8 +526,9 @@ def cmd_demo(a) -> int:
             return _err(str(e))
         console.print(f"demo data set: {summary.get('count')} images of {want['size']}² in "
                       f"{escape(str(root))}; truth in {escape(str(demo.truth_dir(root)))}")
-    store = _store(root)
-    rep = index.scan(root, _cfg(root), store)
+    project = _project(root)
+    rep = index.scan(project)
+    store = project.store
     if not a.no_train and store.current_model_id() is None and not any(
             j.kind in ("train", "crossval") for j in store.active_jobs()):
         jid = store.submit_job("train", {}, requested_by="demo")
@@ -580,9 +590,7 @@ def cmd_scan(a) -> int:
     from ...engine.project import index
 
     root = _root(a.dir)
-    cfg = _cfg(root)
-    store = _store(root)
-    rep = index.scan(root, cfg, store, rehash=a.rehash)
+    rep = index.scan(_project(root), rehash=a.rehash)
     if a.json:
         print(json.dumps(rep.to_json(), indent=2, default=str))
     else:
@@ -594,10 +602,9 @@ def cmd_segment(a) -> int:
     from ...engine.project import index, segment
 
     root = _root(a.dir)
-    cfg = _cfg(root)
-    store = _store(root)
-    res = segment.segment_folder(root, cfg, method=a.method, overwrite=a.overwrite, store=store)
-    index.scan(root, cfg, store)
+    project = _project(root)
+    res = segment.segment_folder(project, method=a.method, overwrite=a.overwrite)
+    index.scan(project)
     console = _console()
     console.print(f"masks written: {len(res['written'])}, existing kept: "
                   f"{len(res['skipped_existing'])}, no clear objects (empty mask): "
@@ -614,10 +621,14 @@ def cmd_engine(a) -> int:
 
     root = _root(a.dir)
     if a.action == "run":
-        from ...engine.daemon.main import run
-
         _cfg(root)  # an engine starts only on a valid config
-        return run(root, idle_exit_s=a.idle_exit)
+        # the engine process proper (torch and fastai are its own): this one becomes it
+        argv = [sys.executable, "-m", "segtriage.engine", "run", str(root)]
+        if a.idle_exit is not None:
+            argv += ["--idle-exit", repr(a.idle_exit)]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(sys.executable, argv)
     # stop and status need the state folder only: they work while [model] (say) is broken
     log = _engine_log(root)
     if a.action == "start":
@@ -1018,7 +1029,7 @@ def cmd_restore(a) -> int:
 
     root = _root(a.dir)
     try:
-        res = backup.restore(root, _cfg(root), _store(root), a.snapshot,
+        res = backup.restore(_project(root), a.snapshot,
                              to=Path(a.target).resolve() if a.target else None, dest=_dest(a))
     except backup.BackupError as e:
         return _err(str(e))
@@ -1038,7 +1049,7 @@ def cmd_prune(a) -> int:
 
     root = _root(a.dir)
     try:
-        res = backup.prune(root, _cfg(root), keep=a.keep, dest=_dest(a), store=_store(root))
+        res = backup.prune(_project(root), keep=a.keep, dest=_dest(a))
     except backup.BackupError as e:
         return _err(str(e))
     print(f"deleted {len(res['deleted'])} snapshot(s) {' '.join(res['deleted'])}; "
@@ -1054,7 +1065,7 @@ def cmd_history(a) -> int:
     from ...engine.project.backup import BackupError
 
     try:
-        versions = history.history(root, _cfg(root), _store(root, create=False), a.path)
+        versions = history.history(_project(root, create=False), a.path)
     except (BackupError, KeyError, ValueError, FileNotFoundError) as e:
         return _err(str(e))
     if a.json:
@@ -1080,7 +1091,7 @@ def cmd_revert(a) -> int:
     from ...engine.project.backup import BackupError
 
     try:
-        res = history.revert(root, _cfg(root), _store(root, create=False), a.path, a.version)
+        res = history.revert(_project(root, create=False), a.path, a.version)
     except (BackupError, KeyError, ValueError, FileNotFoundError) as e:
         return _err(str(e))
     if res.get("changed"):
@@ -1112,7 +1123,7 @@ def _decide(a, decide) -> int:
 
 
 def cmd_accept(a) -> int:
-    from ...engine.store import accept_problem
+    from ...engine.project.review import accept_problem
 
     def decide(r):
         why = accept_problem(r["mask_path"], r["error"])
@@ -1122,7 +1133,7 @@ def cmd_accept(a) -> int:
 
 
 def cmd_flag(a) -> int:
-    from ...engine.store import unflagged_status
+    from ...engine.project.review import unflagged_status
 
     def decide(r):
         if not a.clear:
@@ -1136,17 +1147,18 @@ def cmd_flag(a) -> int:
 
 def cmd_use_prediction(a) -> int:
     from ...engine.project.backup import BackupError
-    from ..app.masks import MaskActionError, replace_with_prediction
+    from ...engine.project.review import ReviewError, replace_with_prediction
 
     root = _root(a.dir)
-    cfg, store = _cfg(root), _store(root, create=False)
+    project = _project(root, create=False)
+    store = project.store
     rows = {r["path"]: r for r in store.images()}
     failed = 0
     for p in _image_paths(root, store, a.images, a.dir):
         try:
-            print(replace_with_prediction(root, cfg, store, rows[p]["id"])
+            print(replace_with_prediction(project, rows[p]["id"])
                   + f" (`segtriage revert {a.dir} {p}` undoes)")
-        except (MaskActionError, BackupError, OSError, ValueError) as e:
+        except (ReviewError, BackupError, OSError, ValueError) as e:
             failed += 1
             print(f"segtriage: {e}", file=sys.stderr)
     return 1 if failed else 0

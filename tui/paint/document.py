@@ -2,16 +2,16 @@
 
 Opening: the mask (required), its image (``--image``; inside a project the image row's file;
 else the mask itself is shown), P(object) (``--prob``; inside a project the current model's
-stored 8-bit map of that image, engine/rescore.py's files).
+stored 8-bit map of that image, engine/project/scoring/probs.py's files).
 
 Which project: ``--project DIR``, else the nearest folder above the mask holding
 segtriage.toml or a ``.segtriage/`` state folder. The mask belongs to it when the project's
 state knows it as the mask of one of its images; otherwise it is edited as a plain file.
 
-Saving inside a project: through ``engine.history.write_mask`` (the old content is kept as a
+Saving inside a project: through ``engine.project.history.write_mask`` (the old content is kept as a
 version first, the write is atomic, the row turns 'edited'; ``u`` in the app and
 ``segtriage revert`` undo it), then the image is re-scored at once from its stored
-probabilities (``engine.rescore.rescore_image``: numpy only, milliseconds), so the row's
+probabilities (``engine.project.scoring.rescore``: numpy only, milliseconds), so the row's
 scores are current whether an engine runs or not (a running engine's watcher then finds the
 score current and does nothing more).
 
@@ -73,24 +73,24 @@ class Document:
 
     def _save_project(self, m: np.ndarray) -> str:
         from ...engine.project import history
-        from ...engine.project.scoring import rescore
         from ...engine.project.backup import BackupError
         from ...engine.project.imageio import MaskError
-        from ...engine.store import Store
+        from ...engine.project.project import Project
+        from ...engine.project.scoring import rescore
 
-        store = Store(self.cfg.state_path(self.root) / "state.db", create=False)
+        project = Project.open(self.root, cfg=self.cfg, create=False)
         try:
-            row = store.image(self.image_id)
+            row = project.store.image(self.image_id)
             if row is None:
                 raise DocumentError(f"{self.name}: its image is no longer in the project "
                                     f"{self.root}")
-            try:
-                history.write_mask(self.root, self.cfg, store, row, m, source="editor")
+            try:  # re-scores it from its stored prediction too
+                history.write_mask(project, row, m, source="editor")
             except (BackupError, MaskError, OSError) as e:
                 raise DocumentError(f"{self.name}: not saved: {e}") from None
-            scored = rescore.rescore_image(self.root, self.cfg, store, self.image_id)
+            scored = rescore.rescore_image(project, self.image_id)  # True: it is current
         finally:
-            store.close()
+            project.close()
         return (f"saved {self.name} (a new version; u in the app undoes it)"
                 + ("; re-scored" if scored else "; scored at the next prediction"))
 

@@ -6,14 +6,14 @@ The engine writes the run folder (``engine.runfolder`` describes every file) and
 point runs under torchrun's rendezvous (``--nnodes``, ``--rdzv-backend c10d``,
 ``--rdzv-endpoint``), see docs/scaling.md. A rank never opens the SQLite database.
 
-train: every rank builds the same learner as ``model.train`` and trains under
+train: every rank builds the same learner as ``ml.train.train`` and trains under
 ``learn.distrib_ctx(sync_bn=False, cpu=...)`` (DDP through Accelerate; gloo on CPU ranks, nccl
 on GPUs, one rank per GPU). Each batch rank 0 decides whether to stop (cancel file, stalled
 engine heartbeat) and broadcasts it, so all ranks leave the fit at the same step and none waits
 forever in a gradient all-reduce. The per-epoch valid loss and Dice are summed over all ranks
 (fastai's own metrics see one rank's shard, with padding duplicates). Rank 0 alone writes the
-weights (atomically, via ``model.save_weights``), computes the valid Dice over the whole valid
-set at native size exactly as ``model.train`` does, and writes ``result.json``.
+weights (atomically, via ``ml.weights.save_weights``), computes the valid Dice over the whole valid
+set at native size exactly as ``ml.train.train`` does, and writes ``result.json``.
 
 predict: rank r predicts items ``r::N`` (``runfolder.shard``), writes the probability PNGs into
 ``<state>/preds`` and one JSON line per image into ``preds-rank-<r>.jsonl``; the engine scores
@@ -23,7 +23,6 @@ them and writes the rows. No collective is needed: each rank checks the cancel f
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import re
@@ -31,9 +30,10 @@ import socket
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
+from ...project.config import ModelConfig
 from .runfolder import RunFolder, set_parent_death_signal, shard
 
 PROGRESS_EVERY_S = 0.25   # rank 0's progress lines: a few a second is what clients show
@@ -187,7 +187,8 @@ def _init_group(device: str, world: int, timeout_s: float) -> str | None:
 
 def run_train(run: RunFolder, spec: dict, root: Path, rank: int, world: int, local_rank: int,
               marker: dict) -> dict:
-    from .. import model
+    from .. import train as training
+    from ..callbacks import fmt
     from ..fastai_compat import patch_distributed_for_cpu
 
     device = _device_for(spec, local_rank)
@@ -197,8 +198,8 @@ def run_train(run: RunFolder, spec: dict, root: Path, rank: int, world: int, loc
         marker["fastai_patched"] = patch_distributed_for_cpu()
     main = rank == 0
     state = run.state
-    mcfg = SimpleNamespace(**spec["model"])
-    mcfg.device = device
+    # "cuda" is this rank's GPU: _device_for made cuda:<local rank> the current device
+    mcfg = replace(ModelConfig(**spec["model"]), device=device.split(":")[0])
     items = [(root / a, root / b) for a, b in spec["items"]]
     out = state / "models" / spec["out"]
     stop = StopCheck(run, rank, world, timeout_s=float(spec.get("heartbeat_timeout_s", 60)),
@@ -220,12 +221,12 @@ def run_train(run: RunFolder, spec: dict, root: Path, rank: int, world: int, loc
         run.event("epoch", data=rec)
         run.event("log", message="epoch {epoch}: train_loss {t} valid_loss {v} valid_dice {d} "
                   "(valid figures over all {w} ranks)".format(
-                      epoch=rec["epoch"], t=model._fmt(rec["train_loss"]),
-                      v=model._fmt(rec["valid_loss"]), d=model._fmt(rec["valid_dice"]), w=world))
+                      epoch=rec["epoch"], t=fmt(rec["train_loss"]),
+                      v=fmt(rec["valid_loss"]), d=fmt(rec["valid_dice"]), w=world))
 
     def say(msg: str) -> None:
         if RANK_LOCAL_EPOCH_LINE.match(msg):
-            return  # model.train's epoch line has rank 0's shard figures; on_epoch logs sums
+            return  # training.train's epoch line has rank 0's shard figures; on_epoch logs sums
         run.event("log", message=msg)
 
     def fit_context(learn):
@@ -235,13 +236,13 @@ def run_train(run: RunFolder, spec: dict, root: Path, rank: int, world: int, loc
         return learn.distrib_ctx(sync_bn=False, cpu=device == "cpu")
 
     try:
-        res = model.train(items, spec["codes"], mcfg, out, epochs=spec.get("epochs"),
+        res = training.train(items, spec["codes"], mcfg, out, epochs=spec.get("epochs"),
                           valid_idx=spec.get("valid_idx"),
                           on_progress=on_progress if main else None,
                           on_epoch=on_epoch if main else None, should_cancel=stop,
                           log=say if main else None, fit_context=fit_context,
                           extra_cbs=[reducer], save=main)
-    except model.TrainCancelled as e:
+    except training.TrainCancelled as e:
         marker.update(state="cancelled", reason=stop.reason, message=str(e))
         if main:
             run.event("cancelled", reason=stop.reason)
@@ -283,12 +284,13 @@ def _rel(root: Path, p) -> str:
 
 def run_predict(run: RunFolder, spec: dict, root: Path, rank: int, world: int,
                 local_rank: int, marker: dict) -> dict:
+    from ...project.scoring import probs
     from .. import infer
 
     device = _device_for(spec, local_rank)
     marker["device"] = device
     state = run.state
-    mcfg = SimpleNamespace(**spec["model"])
+    mcfg = ModelConfig(**spec["model"])
     mine = shard(spec["items"], rank, world)
     marker["assigned"] = len(mine)
     predictor = infer.Predictor([state / "models" / w for w in spec["weights"]], spec["arch"],
@@ -303,7 +305,7 @@ def run_predict(run: RunFolder, spec: dict, root: Path, rank: int, world: int,
     groups: dict = {}
     for it in mine:  # one fold model per group (out-of-fold scoring of crossval models)
         groups.setdefault(it.get("fold"), []).append(it)
-    with infer.ProbWriter() as writer:
+    with probs.ProbWriter() as writer:
         for fold, grp in groups.items():
             by_path = {str(root / it["path"]): it for it in grp}
             pending: list[dict] = []
@@ -315,7 +317,7 @@ def run_predict(run: RunFolder, spec: dict, root: Path, rank: int, world: int,
                 if isinstance(prob, Exception):
                     rec["error"] = str(prob)
                 else:
-                    rel = infer.prob_relpath(it.get("sha") or f"id{it['id']}", mid, fold)
+                    rel = probs.prob_relpath(it.get("sha") or f"id{it['id']}", mid, fold)
                     writer.save(prob, state / rel)
                     rec["prob"] = rel
                 pending.append(rec)

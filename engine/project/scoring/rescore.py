@@ -1,70 +1,74 @@
 """Scoring an image's stored prediction against its current mask, without running a model.
 
 Used by the predict job (after the forward pass) and whenever a mask changes: the probability
-map of an image is stored as an 8-bit PNG keyed by image hash and model, so an edited mask is
-re-scored in milliseconds. numpy/Pillow only: clients may call it too.
+map of an image is stored as an 8-bit PNG keyed by image hash and model (probs.py), so an
+edited mask is re-scored in milliseconds. numpy/Pillow only: clients call it too.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-from PIL import Image
 
-from .. import imageio, scoring
-
-
-def load_prob(state: Path, prob_rel: str) -> np.ndarray:
-    """P(object) as float32 in [0, 1] from a stored 8-bit PNG."""
-    with Image.open(state / prob_rel) as im:
-        return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+from ...store import Store
+from .. import imageio
+from ..project import Project
+from .metrics import score_image
+from .probs import load_prob
 
 
-def read_current_mask(root: Path, cfg, image_row) -> np.ndarray | None:
+def read_current_mask(project: Project, image_row) -> np.ndarray | None:
     """The image's mask as a foreground boolean map, or None when it has none."""
     if not image_row["mask_path"]:
         return None
     expect = None
     if image_row["height"] and image_row["width"]:
         expect = (image_row["height"], image_row["width"])
-    m = imageio.read_mask(root / image_row["mask_path"], cfg.project.codes, expect_shape=expect)
+    m = imageio.read_mask(project.path(image_row["mask_path"]), project.cfg.project.codes,
+                          expect_shape=expect)
     return (m > 0).astype(np.uint8)
 
 
-def score_and_store(root: Path, cfg, store, image_row, *, model_id: int, fold: int | None,
-                    prob: np.ndarray, precision: str, prob_rel: str) -> dict:
-    """Score one image from its probability map and write the score row."""
-    try:
-        mask = read_current_mask(root, cfg, image_row)
-    except (imageio.MaskError, imageio.ImageError, OSError) as e:
-        store.put_score(image_row["id"], model_id, fold=fold,
-                        image_sha256=image_row["img_sha256"],
-                        mask_sha256=image_row["mask_sha256"], precision=precision,
-                        prob_path=prob_rel, category=None, metrics={}, error=str(e))
-        return {"error": str(e)}
-    if mask is not None and mask.shape != prob.shape:
-        # predictions come back at native resolution; a mismatch means the mask is bad
-        msg = f"{image_row['mask_path']}: mask is {mask.shape[1]}×{mask.shape[0]}, " \
-              f"image is {prob.shape[1]}×{prob.shape[0]}"
-        store.put_score(image_row["id"], model_id, fold=fold,
-                        image_sha256=image_row["img_sha256"],
-                        mask_sha256=image_row["mask_sha256"], precision=precision,
-                        prob_path=prob_rel, category=None, metrics={}, error=msg)
-        return {"error": msg}
-    metrics = scoring.score_image(prob, mask, cfg_scoring=cfg.scoring)
+def store_score_error(store: Store, image_row, *, model_id: int, fold: int | None,
+                      precision: str, prob_rel: str | None, error: str) -> None:
+    """The score row of an image that could not be scored: the reason, no figures. The one
+    place such a row is written (a failed prediction, an unreadable map, an unusable mask)."""
     store.put_score(image_row["id"], model_id, fold=fold, image_sha256=image_row["img_sha256"],
                     mask_sha256=image_row["mask_sha256"], precision=precision,
-                    prob_path=prob_rel, category=metrics.get("category"), metrics=metrics)
+                    prob_path=prob_rel, category=None, metrics={}, error=error)
+
+
+def score_and_store(project: Project, image_row, *, model_id: int, fold: int | None,
+                    prob: np.ndarray, precision: str, prob_rel: str) -> dict:
+    """Score one image from its probability map and write the score row."""
+    def failed(msg: str) -> dict:
+        store_score_error(project.store, image_row, model_id=model_id, fold=fold,
+                          precision=precision, prob_rel=prob_rel, error=msg)
+        return {"error": msg}
+
+    try:
+        mask = read_current_mask(project, image_row)
+    except (imageio.MaskError, imageio.ImageError, OSError) as e:
+        return failed(str(e))
+    if mask is not None and mask.shape != prob.shape:
+        # predictions come back at native resolution; a mismatch means the mask is bad
+        return failed(f"{image_row['mask_path']}: mask is {mask.shape[1]}×{mask.shape[0]}, "
+                      f"image is {prob.shape[1]}×{prob.shape[0]}")
+    metrics = score_image(prob, mask, cfg_scoring=project.cfg.scoring)
+    project.store.put_score(image_row["id"], model_id, fold=fold,
+                            image_sha256=image_row["img_sha256"],
+                            mask_sha256=image_row["mask_sha256"], precision=precision,
+                            prob_path=prob_rel, category=metrics.get("category"),
+                            metrics=metrics)
     return metrics
 
 
-def rescore_image(root: Path, cfg, store, image_id: int, *, force: bool = False) -> bool:
+def rescore_image(project: Project, image_id: int, *, force: bool = False) -> bool:
     """Re-score an image whose mask changed, from the stored probabilities of its newest score.
 
     Returns False when there is nothing to re-score from (no score, the image itself changed
     since it was predicted, or the probability file is gone): it then needs a model run.
     """
+    store = project.store
     row = store.image(image_id)
     if row is None:
         return False
@@ -73,11 +77,10 @@ def rescore_image(root: Path, cfg, store, image_id: int, *, force: bool = False)
         return False
     if not force and sc.get("mask_sha256") == row["mask_sha256"] and not sc.get("error"):
         return True  # already current
-    state = cfg.state_path(root)
     try:
-        prob = load_prob(state, sc["prob_path"])
+        prob = load_prob(project.state, sc["prob_path"])
     except OSError:
         return False
-    score_and_store(root, cfg, store, row, model_id=sc["model_id"], fold=sc.get("fold"),
-                    prob=prob, precision=sc.get("precision") or "", prob_rel=sc["prob_path"])
+    score_and_store(project, row, model_id=sc["model_id"], fold=sc.get("fold"), prob=prob,
+                    precision=sc.get("precision") or "", prob_rel=sc["prob_path"])
     return True

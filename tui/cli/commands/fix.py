@@ -66,8 +66,8 @@ def run(a) -> int:
     from ....engine.project.imageio import ImageError, MaskError
     from ....engine.project.scoring.objects import label
     from ....engine.project.scoring.rescore import read_current_mask
+    from ....engine.project.review import ReviewError, prediction_mask
     from ... import cli
-    from ...app.masks import MaskActionError, prediction_mask
 
     wanted = dict(drop_unseen=a.drop_unseen, add_predicted=a.add_predicted,
                   fill_holes=a.fill_holes, grow=a.grow, shrink=a.shrink)
@@ -76,7 +76,8 @@ def run(a) -> int:
                         "--add-predicted, --fill-holes, --grow N, --shrink N")
     needs_pred = a.drop_unseen or a.add_predicted
     root = cli._root(a.dir)
-    cfg, store = cli._cfg(root), cli._store(root, create=False)
+    project = cli._project(root, create=False)
+    store = project.store
     rows = {r["path"]: r for r in store.images()}
     failed = 0
 
@@ -94,7 +95,7 @@ def run(a) -> int:
             fail(p, f"its mask is unusable: {row['error']}")
             continue
         try:
-            mask = read_current_mask(root, cfg, row).astype(bool)
+            mask = read_current_mask(project, row).astype(bool)
         except (MaskError, ImageError, OSError) as e:
             fail(p, f"its mask is unusable: {e}")
             continue
@@ -105,9 +106,9 @@ def run(a) -> int:
                 fail(p, "no prediction yet (train a model, or `segtriage predict` it)")
                 continue
             try:
-                pred = prediction_mask(cfg.state_path(root), score["prob_path"],
+                pred = prediction_mask(project.state, score["prob_path"],
                                        mask.shape).astype(bool)
-            except MaskActionError as e:
+            except ReviewError as e:
                 fail(p, str(e))
                 continue
         new = fix_mask(mask, pred, **wanted)
@@ -121,7 +122,7 @@ def run(a) -> int:
             print(f"{p}: would change: {change}")
             continue
         try:
-            history.write_mask(root, cfg, store, row, new.astype("uint8"), source="editor")
+            history.write_mask(project, row, new.astype("uint8"), source="editor")
         except (BackupError, MaskError, OSError, ValueError) as e:
             fail(p, f"cannot write the mask: {e}")
             continue

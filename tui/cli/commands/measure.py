@@ -41,10 +41,9 @@ def run(a) -> int:
     from ....engine.project import measure
 
     root = cli._root(a.dir)
-    cfg = cli._cfg(root)
-    store = cli._store(root, create=False)
-    settings = measure.settings_from(cfg, split=a.split)
-    if a.source in ("predictions",) and store.current_model_id() is None:
+    project = cli._project(root, create=False)
+    settings = measure.settings_from(project.cfg, split=a.split)
+    if a.source in ("predictions",) and project.store.current_model_id() is None:
         return cli._err(f"{root}: no model yet, so no predictions to measure (train one "
                         "first, or use --source masks)")
     out = Path(a.out).expanduser() if a.out else None
@@ -60,7 +59,7 @@ def run(a) -> int:
         if show_progress:
             print(f"\rmeasuring {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    report = measure.measure_project(root, cfg, store, source=a.source, settings=settings,
+    report = measure.measure_project(project, source=a.source, settings=settings,
                                      progress=progress)
     if show_progress:
         print("\r" + " " * 30 + "\r", end="", file=sys.stderr)
