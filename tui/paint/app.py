@@ -11,6 +11,8 @@ rebinds through ``App.set_keymap``. The keys are listed by ``?`` and in README.m
 
 from __future__ import annotations
 
+import threading
+
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -19,6 +21,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from . import ops
+from .disagree import Disagreements
 from .document import Document, DocumentError
 from .view import VIEW_BINDINGS, Layers, PaintView, Scene
 
@@ -129,6 +132,8 @@ class PaintApp(App[int]):
         self.box_corner: tuple[int, int] | None = None
         self._stroke_mask = None
         self._chain: dict | None = None  # the grow/shrink presses in a row
+        self._disagreements: Disagreements | None = None
+        self._disagreements_lock = threading.Lock()
         self._last_cursor: tuple[int, int] | None = None
         self._message = doc.note
         self.user_keymap = dict(keymap or {})
@@ -158,11 +163,23 @@ class PaintApp(App[int]):
         v.focus()
         self._last_cursor = v.cursor
         self._sync()
+        if self.scene.pred is not None:
+            self.run_worker(self._prepare_regions, thread=True, group="regions")
 
     def _regions(self, scene: Scene):
+        """The disagreements now (``n``): labelled once (in the background from the start),
+        then redone only where edits were."""
         if scene.pred is None:
             return []
-        return ops.disagreements(self.history.current, scene.pred, scene.prob)
+        with self._disagreements_lock:
+            if self._disagreements is None:
+                self._disagreements = Disagreements(scene.pred, scene.prob)
+            return self._disagreements.regions(self.history.current)
+
+    def _prepare_regions(self) -> None:
+        """Label the prediction and the mask before the first ``n`` (a thread: a 4096² image
+        takes about a second)."""
+        self._regions(self.scene)
 
     # -- status ----------------------------------------------------------------------------
     def _sync(self) -> None:
@@ -210,7 +227,7 @@ class PaintApp(App[int]):
         except ValueError as e:  # ops.OutsideImage and bad arguments
             self.say(str(e))
             return False
-        changed = self.history.push(new, label)
+        changed = self.history.push(new, label, own=True)  # operations return new arrays
         if changed:
             self.scene.set_mask(self.history.current)
             self.view.scene_changed()

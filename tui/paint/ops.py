@@ -25,15 +25,15 @@ Conventions
 
 from __future__ import annotations
 
-import hashlib
-import zlib
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from ...engine.project.scoring.objects import MIN_PART_PX, MIN_SHAPE_PX, STRUCTURE
+from ...engine.project.scoring.objects import MIN_PART_PX, STRUCTURE
+from .disagree import Region, disagreements  # noqa: F401  (ops.disagreements, ops.Region)
+from .history import History  # noqa: F401  (undo and redo, in history.py; ops.History)
 
 CROSS = ndi.generate_binary_structure(2, 1)  # 4-connectivity
 _BIG = np.iinfo(np.int32).max
@@ -422,185 +422,6 @@ def drop_unseen(mask, pred, min_overlap: float = 0.0) -> np.ndarray:
     drop[0] = False
     out &= ~drop[lm]
     return out
-
-
-# ---------------------------------------------------------------------------- disagreements
-
-@dataclass(frozen=True)
-class Region:
-    """A place where the model and the mask disagree.
-
-    kind: "missed" (a predicted object the mask has nothing of), "extra" (a mask object the
-    prediction has nothing of) or "boundary" (pixels of a shared object on which they differ).
-    y0, x0, y1, x1: bounding box (inclusive-exclusive); pixels: its size; (cy, cx): the
-    region's pixel nearest its centroid (always on the region: a cursor put there acts on it).
-    """
-    kind: str
-    y0: int
-    x0: int
-    y1: int
-    x1: int
-    pixels: int
-    cy: int
-    cx: int
-
-
-def _regions(lab: np.ndarray, ids: np.ndarray, kind: str, areas: np.ndarray) -> list[Region]:
-    out = []
-    slices = ndi.find_objects(lab)
-    for i in ids:
-        sl = slices[i - 1]
-        if sl is None:
-            continue
-        part = lab[sl] == i
-        rr, cc = np.nonzero(part)
-        my, mx = rr.mean(), cc.mean()
-        j = int(np.argmin((rr - my) ** 2 + (cc - mx) ** 2))
-        out.append(Region(kind, sl[0].start, sl[1].start, sl[0].stop, sl[1].stop,
-                          int(areas[i]), int(rr[j] + sl[0].start), int(cc[j] + sl[1].start)))
-    return out
-
-
-def disagreements(mask, pred, prob=None, min_px: int = MIN_SHAPE_PX, *,
-                  confident: float = 0.75) -> list[Region]:
-    """Where the model (``pred``) and the mask disagree, most pixels first.
-
-    Missed and extra objects are whole objects with no overlap at all with the other side;
-    the rest of mask XOR prediction, split into 8-connected pieces, gives the boundary
-    regions. With ``prob`` (P(object), float in [0, 1] or 8-bit 0..255), boundary pixels the
-    model is not confident about (max(P, 1-P) < ``confident``) do not count. Regions smaller
-    than ``min_px`` pixels are left out."""
-    from ...engine.project.scoring.objects import label
-
-    m = as_mask(mask)
-    p = _pred(pred, m.shape)
-    lp, n_p = label(p)
-    lm, n_m = label(m)
-    ap = np.bincount(lp.ravel(), minlength=n_p + 1)
-    am = np.bincount(lm.ravel(), minlength=n_m + 1)
-    p_seen = np.zeros(n_p + 1, bool)
-    p_seen[np.unique(lp[m])] = True
-    m_seen = np.zeros(n_m + 1, bool)
-    m_seen[np.unique(lm[p])] = True
-    p_seen[0] = m_seen[0] = True
-    missed = np.flatnonzero(~p_seen & (ap >= min_px))
-    extra = np.flatnonzero(~m_seen & (am >= min_px))
-    diff = (m ^ p) & p_seen[lp] & m_seen[lm]  # whole unseen objects are not boundary
-    if prob is not None:
-        q = np.asarray(prob)
-        if q.shape != m.shape:
-            raise ValueError(f"probability shape {q.shape} differs from the mask's {m.shape}")
-        q = q / 255.0 if q.dtype == np.uint8 else q.astype(np.float64, copy=False)
-        diff &= np.maximum(q, 1 - q) >= confident
-    ld, n_d = label(diff)
-    ad = np.bincount(ld.ravel(), minlength=n_d + 1)
-    boundary = np.flatnonzero(ad >= min_px)
-    boundary = boundary[boundary > 0]
-    out = (_regions(lp, missed, "missed", ap) + _regions(lm, extra, "extra", am)
-           + _regions(ld, boundary, "boundary", ad))
-    out.sort(key=lambda r: (-r.pixels, r.y0, r.x0, r.kind))
-    return out
-
-
-# ---------------------------------------------------------------------------- history
-
-class History:
-    """Undo/redo of mask states without limit.
-
-    States are kept as packed bits, zlib-compressed (a 4096² mask is 2 MiB packed, usually a
-    few KiB compressed), plus the current state as an array. ``push`` after an ``undo`` drops
-    the states that could have been redone. ``dirty``: the current content differs from the
-    content last marked saved (the state it was opened with, at first), whatever the path
-    back to it."""
-
-    def __init__(self, mask, label: str = "open"):
-        m = as_mask(mask)
-        self.shape = m.shape
-        self._states: list[tuple[bytes, bytes, str]] = [self._pack(m) + (label,)]
-        self._index = 0
-        self._current = m
-        self._current.flags.writeable = False
-        self._saved = self._states[0][1]
-
-    @staticmethod
-    def _pack(m: np.ndarray) -> tuple[bytes, bytes]:
-        packed = np.packbits(m, axis=None).tobytes()
-        return zlib.compress(packed, 1), hashlib.blake2b(packed, digest_size=16).digest()
-
-    def _unpack(self, i: int) -> np.ndarray:
-        n = self.shape[0] * self.shape[1]
-        bits = np.frombuffer(zlib.decompress(self._states[i][0]), dtype=np.uint8)
-        m = np.unpackbits(bits, count=n).astype(bool).reshape(self.shape)
-        m.flags.writeable = False
-        return m
-
-    @property
-    def current(self) -> np.ndarray:
-        """The current mask (read-only: operations return new arrays anyway)."""
-        return self._current
-
-    def push(self, mask, label: str = "") -> bool:
-        """Record ``mask`` as the new current state; False (nothing recorded) when it equals
-        the current one."""
-        m = as_mask(mask)
-        if m.shape != self.shape:
-            raise ValueError(f"mask shape {m.shape} differs from the history's {self.shape}")
-        data, digest = self._pack(m)
-        if digest == self._states[self._index][1]:
-            return False
-        del self._states[self._index + 1:]
-        self._states.append((data, digest, label))
-        self._index += 1
-        m.flags.writeable = False
-        self._current = m
-        return True
-
-    @property
-    def can_undo(self) -> bool:
-        return self._index > 0
-
-    @property
-    def can_redo(self) -> bool:
-        return self._index < len(self._states) - 1
-
-    @property
-    def undo_label(self) -> str | None:
-        """The label of the change ``undo`` would take back."""
-        return self._states[self._index][2] if self.can_undo else None
-
-    @property
-    def redo_label(self) -> str | None:
-        return self._states[self._index + 1][2] if self.can_redo else None
-
-    def undo(self) -> np.ndarray | None:
-        """Step back; returns the mask now current, None when there is nothing to undo."""
-        if not self.can_undo:
-            return None
-        self._index -= 1
-        self._current = self._unpack(self._index)
-        return self._current
-
-    def redo(self) -> np.ndarray | None:
-        if not self.can_redo:
-            return None
-        self._index += 1
-        self._current = self._unpack(self._index)
-        return self._current
-
-    @property
-    def dirty(self) -> bool:
-        return self._states[self._index][1] != self._saved
-
-    def mark_saved(self) -> None:
-        self._saved = self._states[self._index][1]
-
-    def __len__(self) -> int:
-        return len(self._states)
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes the stored states take (compressed)."""
-        return sum(len(s[0]) for s in self._states)
 
 
 # ---------------------------------------------------------------------------- registry

@@ -282,7 +282,9 @@ class Scene:
         self._pyramid: dict[int, np.ndarray] = {0: self.image}
         self.mask: np.ndarray | None = None
         self.prob: np.ndarray | None = None
-        self.labels: np.ndarray | None = None
+        self.labels: np.ndarray | None = None    # split labels of a box of the image
+        self.labels_origin = (0, 0)              # the box's top-left pixel
+        self.labels_version = 0
         self.version = 0
         self.colors = dict(DEFAULT_COLORS) | (colors or {})
         self.set_mask(mask)
@@ -296,8 +298,11 @@ class Scene:
 
     def set_mask(self, mask: np.ndarray | None) -> None:
         self._check(mask, "the mask")
-        self.mask = None if mask is None else np.asarray(mask) > 0
-        self.labels = None
+        if mask is not None:
+            mask = np.asarray(mask)
+            mask = mask if mask.dtype == bool else mask > 0   # a bool mask is not copied
+        self.mask = mask
+        self.set_labels(None)
         self.version += 1
 
     def set_prob(self, prob: np.ndarray | None) -> None:
@@ -309,9 +314,12 @@ class Scene:
         self.pred = None if prob is None else prob > 127
         self.version += 1
 
-    def set_labels(self, labels: np.ndarray | None) -> None:
+    def set_labels(self, labels: np.ndarray | None, origin: tuple[int, int] = (0, 0)) -> None:
+        """Split labels (for the split outlines) of the box of the image whose top-left pixel
+        is ``origin``; pixels outside the box show none."""
         self.labels = labels
-        self.version += 1
+        self.labels_origin = origin
+        self.labels_version += 1
 
     def level(self, k: int) -> np.ndarray:
         """The image box-filtered by 2**k (cached)."""
@@ -378,7 +386,11 @@ class Scene:
             else:
                 blend(mm, c["seg-mask"], 0.45)
         if layers.splits and self.labels is not None:
-            lab = np.where(valid, self.labels[cy[:, None], cx[None, :]], 0)
+            (oy, ox), (lh, lw) = self.labels_origin, self.labels.shape
+            ly, lx = cy - oy, cx - ox
+            inl = valid & ((ly >= 0) & (ly < lh))[:, None] & ((lx >= 0) & (lx < lw))[None, :]
+            lab = np.where(inl, self.labels[np.clip(ly, 0, lh - 1)[:, None],
+                                            np.clip(lx, 0, lw - 1)[None, :]], 0)
             cut = np.zeros(lab.shape, bool)
             dy = (lab[1:] != lab[:-1]) & (lab[1:] > 0) & (lab[:-1] > 0)
             dx = (lab[:, 1:] != lab[:, :-1]) & (lab[:, 1:] > 0) & (lab[:, :-1] > 0)
@@ -560,7 +572,10 @@ class PaintView(Widget, can_focus=True):
         self._frame_key = None
         self._lines: list[Strip] = []
         self._drag: dict | None = None
-        self._split_fn = None
+        self.split_settings: dict = {}       # min_distance, compactness: set by the painter
+        self._splits = None                  # splits.SplitLabels, made on first use
+        self._splits_seen = None
+        self.splits_note = ""
 
     # -- scene ------------------------------------------------------------------------------
     def set_scene(self, scene: Scene | None, keep_view: bool = False) -> None:
@@ -576,25 +591,45 @@ class PaintView(Widget, can_focus=True):
                 self.vp = Viewport(scene.h, scene.w, max(1, cols), max(1, rows))
                 self.cursor = (scene.h // 2, scene.w // 2)
         self.regions, self.region_index, self.regions_for = [], -1, None
-        self._update_labels()
+        self._splits = self._splits_seen = None
         self.redraw()
 
     def scene_changed(self) -> None:
-        """The scene's mask changed (an edit): redraw, split outlines follow."""
-        self._update_labels()
+        """The scene's mask changed (an edit): redraw; the split outlines follow when drawn
+        (only the objects the edit touched are split again)."""
         self.redraw()
 
-    def _update_labels(self) -> None:
-        sc = self.scene
-        if sc is None or not self.overlays.splits or sc.mask is None:
-            return
-        if self._split_fn is None:
+    def _split_labels(self):
+        """``SplitLabels`` with the painter's settings; None without split_labels."""
+        if self._splits is None:
             try:
                 from ...engine.project.measure import split_labels
             except ImportError:
-                return
-            self._split_fn = split_labels
-        sc.labels = self._split_fn(sc.mask)
+                return None
+            from .splits import SplitLabels
+
+            self._splits = SplitLabels(split_labels, **self.split_settings)
+        return self._splits
+
+    def _update_labels(self) -> None:
+        """Split labels for the window in view (called before a frame is drawn)."""
+        sc, vp = self.scene, self.vp
+        if sc is None or vp is None or not self.overlays.splits or sc.mask is None:
+            return
+        splits = self._split_labels()
+        if splits is None:
+            return
+        got = splits.get(sc.mask, vp.window())
+        if got is None:
+            self.splits_note = "splits: zoom in"
+            if sc.labels is not None:
+                sc.set_labels(None)
+            return
+        self.splits_note = ""
+        seen = (splits.generation, id(sc.mask))
+        if sc.labels is None or seen != self._splits_seen:
+            sc.set_labels(*got)
+            self._splits_seen = seen
 
     def redraw(self) -> None:
         self._frame_key = None
@@ -615,8 +650,10 @@ class PaintView(Widget, can_focus=True):
         vp = self.vp
         if (vp.cols, vp.rows) != (self.size.width, self.size.height):
             vp.resize(self.size.width, self.size.height)
-        key = (self.scene.version, vp.zoom, vp.cy, vp.cx, vp.cols, vp.rows, self.overlays,
-               self.marks())
+        if self.overlays.splits:
+            self._update_labels()
+        key = (self.scene.version, self.scene.labels_version, vp.zoom, vp.cy, vp.cx, vp.cols,
+               vp.rows, self.overlays, self.marks())
         if key != self._frame_key:
             self._lines = self.scene.render_lines(vp, self.overlays, self.marks())
             self._frame_key = key
@@ -678,16 +715,10 @@ class PaintView(Widget, can_focus=True):
         return self.cursor[0] + 0.5, self.cursor[1] + 0.5
 
     def action_toggle(self, name: str) -> None:
-        if name == "splits":
-            if self.scene is not None and self.scene.labels is None:
-                self.overlays = replace(self.overlays, splits=True)
-                self._update_labels()
-                if self.scene.labels is None:
-                    self.overlays = replace(self.overlays, splits=False)
-                    self.notify("split outlines need engine/measure.py (split_labels)",
-                                severity="warning")
-                self._view_changed()
-                return
+        if name == "splits" and not self.overlays.splits and self._split_labels() is None:
+            self.notify("split outlines need engine/project/measure (split_labels)",
+                        severity="warning")
+            return
         self.overlays = replace(self.overlays, **{name: not getattr(self.overlays, name)})
         self._view_changed()
 
@@ -729,6 +760,10 @@ class PaintView(Widget, can_focus=True):
         if sc.prob is not None:
             parts.append(f"P {sc.prob[y, x] / 255:.2f}")
         parts.append(f"zoom {self.vp.zoom_label()}")
+        if self.overlays.splits:
+            self._update_labels()
+            if self.splits_note:
+                parts.append(self.splits_note)
         return "  ".join(parts)
 
     # -- mouse ------------------------------------------------------------------------------
