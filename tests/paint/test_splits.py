@@ -147,3 +147,36 @@ async def test_c_shows_split_outlines_that_follow_edits_and_undo(tmp_path):
         await pilot.pause()
         assert app.scene.labels is None
         assert "splits: zoom in" in str(app.query_one("#paint-status").render())
+
+
+async def test_split_outlines_use_the_projects_measure_settings(tmp_path):
+    from PIL import Image
+
+    from segtriage.engine.project.measure import DEFAULT_COMPACTNESS, DEFAULT_MIN_DISTANCE
+    from segtriage.tui.paint.app import PaintApp
+    from segtriage.tui.paint.document import open_document
+
+    # two touching disks whose centres are 10 px apart: two pieces when markers may be 5 px
+    # apart (the default), one when they must be 20 apart
+    m = disks([(20, 20), (20, 30)])
+    plain = tmp_path / "plain"
+    proj = tmp_path / "proj"
+    for d in (plain, proj):
+        d.mkdir()
+        Image.fromarray(m.astype(np.uint8) * 255).save(d / "d_mask.png")
+    (proj / "segtriage.toml").write_text("[measure]\nmin_distance = 20\ncompactness = 0.5\n")
+    for folder, settings, pieces in (
+            (plain, {"min_distance": DEFAULT_MIN_DISTANCE,
+                     "compactness": DEFAULT_COMPACTNESS}, 2),
+            (proj, {"min_distance": 20, "compactness": 0.5}, 1)):
+        doc = open_document(folder / "d_mask.png")
+        assert (doc.cfg is not None) == (folder is proj)
+        app = PaintApp(doc)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("c")
+            await pilot.pause()
+            assert app.view.split_settings == settings
+            assert app.view._splits.settings == settings
+            labels, (oy, ox) = app.scene.labels, app.scene.labels_origin
+            assert len(np.unique(labels[20 - oy, [20 - ox, 30 - ox]])) == pieces

@@ -63,6 +63,17 @@ HINT = "? help  space paint  x erase  [ ] size  d delete  a add pred  n next  u 
 HINT_SHORT = "? help  space paint  x erase  [ ] size  d del  a add  n next  u undo  w save  q"
 
 
+def split_settings(cfg) -> dict:
+    """The split outlines' watershed settings: the project's ``[measure]`` min_distance and
+    compactness (``cfg``: the Document's project config), the measure module's defaults
+    when the painter runs on a plain file."""
+    from ...engine.project.measure import DEFAULT_COMPACTNESS, DEFAULT_MIN_DISTANCE
+
+    m = getattr(cfg, "measure", None)
+    return {"min_distance": int(getattr(m, "min_distance", DEFAULT_MIN_DISTANCE)),
+            "compactness": float(getattr(m, "compactness", DEFAULT_COMPACTNESS))}
+
+
 def key_label(keys: str) -> str:
     names = {"left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?",
              "plus": "+", "equals_sign": "=", "minus": "-", "space": "space"}
@@ -159,6 +170,7 @@ class PaintApp(App[int]):
             self.set_keymap(self.user_keymap)
         v = self.view
         v.find_regions = self._regions
+        v.split_settings = split_settings(self.doc.cfg)
         v.set_scene(self.scene)
         v.focus()
         self._last_cursor = v.cursor
