@@ -74,6 +74,17 @@ def split_settings(cfg) -> dict:
             "compactness": float(getattr(m, "compactness", DEFAULT_COMPACTNESS))}
 
 
+def shown_name(name: str, limit: int = 28) -> str:
+    """A file name for the status line: on one line (characters that are not printable
+    become '?'), and at most ``limit`` characters (a long one keeps its start and its end:
+    the end tells masks of one folder apart)."""
+    name = "".join(c if c.isprintable() else "?" for c in name)
+    if len(name) <= limit:
+        return name
+    head = (limit - 1) // 2
+    return name[:head] + "…" + name[len(name) - (limit - 1 - head):]
+
+
 def key_label(keys: str) -> str:
     names = {"left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?",
              "plus": "+", "equals_sign": "=", "minus": "-", "space": "space"}
@@ -212,6 +223,8 @@ class PaintApp(App[int]):
         text = "  ".join(parts)
         if self._message:
             text = f"{self._message} | {text}"
+        # the mask's name first, so it shows at any width (the terminal's title has it too)
+        text = f"{shown_name(self.doc.mask_path.name)}  {text}"
         self.query_one("#paint-status", Static).update(text)
         v.refresh()
 
