@@ -87,10 +87,12 @@ def test_too_many_pixels_around_the_window_gives_none():
     m = np.ones((100, 100), bool)
     s = SplitLabels(split_labels, limit_px=5_000)
     assert s.get(m, (40, 40, 50, 50)) is None
-    assert s.get(m, (40, 40, 50, 50)) is None        # remembered, not worked out again
+    # remembered for that window, edits or not, until the view moves
     small = np.zeros((100, 100), bool)
     small[40:50, 40:50] = True
-    assert s.get(small, (40, 40, 50, 50)) is not None
+    assert s.get(small, (40, 40, 50, 50)) is None
+    assert s.get(small, (41, 40, 51, 50)) is not None
+    assert s.get(small, (0, 0, 100, 100)) is None    # the window alone is too big
 
 
 @settings(max_examples=30, deadline=None)

@@ -34,10 +34,12 @@ def closed_box(mask: np.ndarray, box: Box, limit_px: int, other: np.ndarray | No
     that takes more than ``limit_px`` pixels."""
     h, w = mask.shape
     y0, y1, x0, x1 = box
+    probe = 32      # how far around the box objects are followed in one round
     while True:
         if (y1 - y0) * (x1 - x0) > limit_px:
             return None
-        py0, py1, px0, px1 = max(0, y0 - 1), min(h, y1 + 1), max(0, x0 - 1), min(w, x1 + 1)
+        py0, py1 = max(0, y0 - probe), min(h, y1 + probe)
+        px0, px1 = max(0, x0 - probe), min(w, x1 + probe)
         sub = mask[py0:py1, px0:px1]
         if other is not None:
             sub = sub | other[py0:py1, px0:px1]
@@ -50,17 +52,11 @@ def closed_box(mask: np.ndarray, box: Box, limit_px: int, other: np.ndarray | No
         crossing = crossing[crossing > 0]
         if crossing.size == 0:
             return y0, y1, x0, x1
-        ys, xs = np.nonzero(np.isin(lab, crossing) & ~inner)
-        step = max(16, (y1 - y0) // 2, (x1 - x0) // 2)
-        # grow towards where the crossing objects leave the box
-        if ys.min() + py0 < y0:
-            y0 = max(0, y0 - step)
-        if ys.max() + py0 >= y1:
-            y1 = min(h, y1 + step)
-        if xs.min() + px0 < x0:
-            x0 = max(0, x0 - step)
-        if xs.max() + px0 >= x1:
-            x1 = min(w, x1 + step)
+        # take in the crossing objects as far as they are seen (a next round follows those
+        # that run on past the probe)
+        ys, xs = np.nonzero(np.isin(lab, crossing))
+        y0, y1 = min(y0, py0 + int(ys.min())), max(y1, py0 + int(ys.max()) + 1)
+        x0, x1 = min(x0, px0 + int(xs.min())), max(x1, px0 + int(xs.max()) + 1)
 
 
 class SplitLabels:
@@ -141,8 +137,11 @@ class SplitLabels:
             if self._patch(mask):
                 self.generation += 1
                 return self.labels, (self.box[0], self.box[2])
-        elif self.labels is None and self._failed == win and mask is self.mask:
-            return None                       # still too big: not worked out again
+        if _area(win) > self.limit_px or self._failed == win:
+            # too big (the window, or the objects around it when last tried here): not worked
+            # out again, edits or not, until the view moves
+            self._failed = win
+            return None
         self.generation += 1
         if self._build(mask, win):
             self._failed = None
