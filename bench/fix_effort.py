@@ -97,9 +97,9 @@ def load_cases(root: Path, bad_dice: float) -> tuple[list[Case], dict, list[str]
     store = Store(cfg.state_path(root) / "state.db", create=False, readonly=True)
     warn: list[str] = []
     try:
-        model = store.current_model() or {}
-        valid = set((model.get("info") or {}).get("valid_items") or [])
-        trained = {m["mask"] for m in model.get("manifest") or []}
+        model = store.current_model()
+        valid = set(model.info.get("valid_items") or []) if model else set()
+        trained = {m["mask"] for m in model.manifest} if model else set()
         cases = []
         for m_name, given in sorted(man["given_dice"].items()):
             kind = man["corrupted"].get(m_name)
@@ -110,21 +110,21 @@ def load_cases(root: Path, bad_dice: float) -> tuple[list[Case], dict, list[str]
                 warn.append(f"{root / m_name}: not in the project's state, left out")
                 continue
             mask = imageio.read_mask(root / m_name, cfg.project.codes,
-                                     expect_shape=(row["height"], row["width"])) > 0
+                                     expect_shape=row.shape) > 0
             truth = np.asarray(Image.open(truth_dir(root) / man["truth_masks"] / m_name)) > 0
             if abs(dice(mask, truth) - given) > 1e-3:
                 warn.append(f"{root / m_name}: the mask is no longer the given one (Dice to "
                             f"truth {dice(mask, truth):.3f}, given {given:.3f}): left out")
                 continue
-            sc = store.score(row["id"])
+            sc = store.score(row.id)
             prob = None
-            if sc and sc.get("prob_path") and sc.get("image_sha256") == row["img_sha256"]:
-                with Image.open(cfg.state_path(root) / sc["prob_path"]) as im:
+            if sc and sc.prob_path and sc.image_sha256 == row.img_sha256:
+                with Image.open(cfg.state_path(root) / sc.prob_path) as im:
                     prob = np.asarray(im.convert("L")).copy()
             else:
                 warn.append(f"{root / m_name}: no stored prediction for the current image")
             cases.append(Case(m_name, kind or UNCORRUPTED, mask, truth, prob, str(root),
-                              in_training=(m_name in trained and row["path"] not in valid)
+                              in_training=(m_name in trained and row.path not in valid)
                               if model else None))
         return cases, model, warn
     finally:
@@ -385,10 +385,10 @@ def run_oracle(a, modes: list[str]) -> list[Fix]:
               f"{len(cases)} masks need fixing ({sum(c.kind != UNCORRUPTED for c in cases)} "
               "corrupted)")
         if model:
-            print(f"   model m{model['id']}: {model['arch']}, {model['kind']}, image size "
-                  f"{model['config'].get('image_size')}, {model.get('epochs')} epochs, trained "
-                  f"on {model.get('n_train')} masks as given (corrupted ones included), "
-                  f"validation Dice {model.get('valid_dice') or 0:.3f}; "
+            print(f"   model m{model.id}: {model.arch}, {model.kind}, image size "
+                  f"{model.config.get('image_size')}, {model.epochs} epochs, trained "
+                  f"on {model.n_train} masks as given (corrupted ones included), "
+                  f"validation Dice {model.valid_dice or 0:.3f}; "
                   f"{sum(bool(c.in_training) for c in cases)} of the {len(cases)} masks to fix "
                   "were in its training set")
         for c in cases:

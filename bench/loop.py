@@ -163,7 +163,7 @@ def test_dice(root: Path, test_root: Path) -> float:
     m = store.current_model()
     store.close()
     state = cfg.state_path(root)
-    pred = infer.Predictor([state / "models" / w for w in m["weights"]][0], m["arch"],
+    pred = infer.Predictor([state / "models" / w for w in m.weights][0], m.arch,
                            cfg.project.codes, cfg.model)
     imgs = sorted(p for p in test_root.glob("img_*.png") if not p.name.endswith("_mask.png"))
     ds = []

@@ -154,21 +154,21 @@ def main(argv=None) -> int:
     if model is None:
         raise SystemExit(f"{root}: no trained model")
     manifest = json.loads((truth_dir(root) / "manifest.json").read_text())
-    names = sorted(r["path"] for r in store.images())
+    names = sorted(r.path for r in store.images())
     truth = {n: _read(truth_dir(root) / "masks" / (Path(n).stem + "_mask.png")) for n in names}
     given = _masks_from_targets(root, cfg, store, "masks")
     preds = _masks_from_targets(root, cfg, store, "predictions")
 
     # one round of fixes: the top of the default review order gets its truth
     k = max(1, round(a.fix_share * len(names)))
-    top = store.list_head(k)["rows"]
+    top = store.list_head(k).rows
     for r in top:
-        row = store.image(r["id"])
-        history.write_mask(Project(root, cfg, store), row, truth[row["path"]].astype(np.uint8),
+        row = store.image(r.id)
+        history.write_mask(Project(root, cfg, store), row, truth[row.path].astype(np.uint8),
                            source="editor")
     fixed = _masks_from_targets(root, cfg, store, "masks")
     best = _masks_from_targets(root, cfg, store, "best")
-    fixed_names = {r["path"] for r in top}
+    fixed_names = {r.path for r in top}
     corrupted_fixed = sum(1 for n in fixed_names
                           if Path(n).stem + "_mask.png" in manifest.get("corrupted", {}))
 
@@ -197,8 +197,8 @@ def main(argv=None) -> int:
 
     print(f"# bench/measure.py · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · "
           f"{platform.node()} {platform.machine()} · {origin}")
-    print(f"# {len(names)} images, model v{model['id']} ({model['arch']}, valid Dice "
-          f"{model.get('valid_dice') or float('nan'):.3f}); fixed the top {k} of the review "
+    print(f"# {len(names)} images, model v{model.id} ({model.arch}, valid Dice "
+          f"{model.valid_dice or float('nan'):.3f}); fixed the top {k} of the review "
           f"order ({corrupted_fixed} of them deliberately corrupted); watershed min_distance "
           f"{a.min_distance}; border objects out of sizes, in density")
     print(f"# objects drawn by the generator: {true_objects}; found in the truth masks: "

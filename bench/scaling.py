@@ -140,10 +140,11 @@ def bench_merge(root: Path, predict_folder: RunFolder, arch: str, weights: str) 
                           n_valid=0, manifest=[])
     recs = [rec for p in predict_folder.pred_files()
             for rec in map(json.loads, p.read_text().splitlines())]
-    rows = {r["path"]: r for r in store.images()}
+    rows = {r.path: r for r in store.images()}
     t0 = time.perf_counter()
     for rec in recs:
-        assert dist.store_prediction(Project(root, cfg, store), mid, rows[rec["path"]], rec) is None
+        assert dist.store_prediction(Project(root, cfg, store), mid, rows[rec["path"]],
+                                     rec) is None
     return len(recs) / (time.perf_counter() - t0)
 
 

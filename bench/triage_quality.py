@@ -226,34 +226,35 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
     store = Project.open(root).store
     cfg = load_config(root)
     state = cfg.state_path(root)
-    models = [m for m in store.models() if m["kind"] == kind]
+    models = [m for m in store.models() if m.kind == kind]
     if not models:
         return None
     m = models[-1]
-    images = {r["id"]: r for r in store.images()}
+    images = {r.id: r for r in store.images()}
     rows, diffs = [], []
     unmatched = {side: {"real": 0, "not": 0} for side in ("extra", "missed")}
-    for sc in store.scores_for_model(m["id"]):
-        img = images[sc["image_id"]]
-        if sc.get("error"):
-            raise RuntimeError(f"{img['path']}: score error: {sc['error']}")
-        prob = load_prob(state, sc["prob_path"])
+    for row in store.scores_for_model(m.id):
+        img = images[row.image_id]
+        if row.error:
+            raise RuntimeError(f"{img.path}: score error: {row.error}")
+        prob = load_prob(state, row.prob_path)
         mask = read_current_mask(Project(root, cfg, store), img)
+        sc = {"category": row.category, **row.metrics}
         if rescore:
             sc = {**sc, **scoring.score_image(prob, mask, cfg_scoring=cfg.scoring)}
         if not rescore:  # re-scored rows come from these same PNGs: nothing to compare
             # cleanlab's soft-minimum recomputed from the stored 8-bit probabilities
             lq_png = scoring.softmin_quality(prob, mask, cfg.scoring.lq_temperature)
             diffs.append(abs(lq_png - sc["lq_softmin"]))
-        truth = imageio.read_mask(truth_dir(root) / "masks" / Path(img["mask_path"]).name,
+        truth = imageio.read_mask(truth_dir(root) / "masks" / Path(img.mask_path).name,
                                   cfg.project.codes) > 0
-        rows.append({**sc, "path": img["path"], "mask_path": img["mask_path"],
+        rows.append({**sc, "path": img.path, "mask_path": img.mask_path,
                      CLEANLAB: cleanlab_quality(prob, mask, cfg.scoring.lq_temperature),
                      "_pred_dice_truth": scoring.dice(prob > 0.5, truth)})
         unmatched_vs_truth(prob, mask, truth, cfg.scoring.match_iou, unmatched)
     rows.sort(key=lambda r: r["path"])
-    info = {"model": m["id"], "valid_dice": m["valid_dice"], "epochs": m["epochs"],
-            "arch": m["arch"], "n_train": m["n_train"], "n_valid": m["n_valid"],
+    info = {"model": m.id, "valid_dice": m.valid_dice, "epochs": m.epochs,
+            "arch": m.arch, "n_train": m.n_train, "n_valid": m.n_valid,
             "softmin_png_max_abs_diff": max(diffs) if diffs else None,
             # how well the model segments: its prediction against the hidden truth
             "pred_dice_truth": float(np.mean([r["_pred_dice_truth"] for r in rows])),
@@ -261,7 +262,7 @@ def model_rows(root: Path, kind: str, rescore: bool) -> tuple[list[dict], dict] 
                            for c in scoring.CATEGORIES},
             "unmatched_objects": unmatched}
     if kind == "crossval":
-        info["folds"] = (m.get("info") or {}).get("folds")
+        info["folds"] = m.info.get("folds")
     store.close()
     return rows, info
 

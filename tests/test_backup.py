@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+from dataclasses import asdict
 import json
 import os
 import re
@@ -62,7 +63,8 @@ def _data_bytes(root: Path) -> dict[str, bytes]:
 
 
 def _meta_bytes(store: Store) -> bytes:
-    return json.dumps({"current": store.current_model_id(), "models": store.models()},
+    return json.dumps({"current": store.current_model_id(),
+                       "models": [asdict(m) for m in store.models()]},
                       sort_keys=True, default=str).encode("utf-8")
 
 
@@ -91,7 +93,7 @@ def test_first_snapshot_stores_every_file_once(project):
         obj = dest / "objects" / e["sha"][:2] / e["sha"][2:]
         assert obj.read_bytes() == before[rel] and e["size"] == len(before[rel])
     row = store.last_backup()
-    assert (row["snapshot"], row["files"], row["bytes_added"], row["note"]) == (
+    assert (row.snapshot, row.files, row.bytes_added, row.note) == (
         snap["id"], 7, snap["bytes_added"], "first")
 
 
@@ -364,7 +366,7 @@ def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     assert h[0]["sha"] == kept["plain_mask.png"] and h[1]["current"]
     assert h[1]["pixels_changed"] == 5
     # the image row follows the restored mask
-    assert store.image("plain.png")["mask_sha256"] == sha256_file(root / "plain_mask.png")
+    assert store.image("plain.png").mask_sha256 == sha256_file(root / "plain_mask.png")
     # restoring again changes nothing ("latest" is the newest whole snapshot)
     again = backup.restore(Project(root, cfg, store), "latest")
     assert (again["restored"], again["kept"], again["undo"]) == (0, [], None)
@@ -373,7 +375,7 @@ def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     listed = {s["id"]: s for s in backup.list_snapshots(root, cfg, store=store)}
     assert listed[res["undo"]]["note"] == f"before restoring {snap['id']}"
     assert listed[res["undo"]]["files"] == 2 and listed[res["undo"]]["recorded"]
-    assert store.last_backup()["snapshot"] == snap["id"]  # status: not a fresh backup
+    assert store.last_backup().snapshot == snap["id"]  # status: not a fresh backup
     pruned = backup.prune(Project(root, cfg, store), keep=1)
     assert pruned["deleted"] == [] and set(pruned["kept"]) == {snap["id"], res["undo"]}
     backup.restore(Project(root, cfg, store), res["undo"])
@@ -467,7 +469,7 @@ def test_prune_keeps_newest_and_history_objects(project):
     obj = ObjectStore(backup.default_destination(root, cfg))
     assert {obj.get(v["sha"]).read_bytes() for v in history(Project(root, cfg, store), "plain.png")} \
         == {v1, v2}
-    assert [r["snapshot"] for r in store.backups()] == [s3["id"]]
+    assert [r.snapshot for r in store.backups()] == [s3["id"]]
     assert [s["id"] for s in backup.list_snapshots(root, cfg)] == [s3["id"]]
     assert backup.verify(root, cfg, store=store).ok
     with pytest.raises(BackupError, match="at least 1"):
@@ -521,7 +523,7 @@ def test_verify_of_another_destination_ignores_the_history(project, tmp_path):
         history(Project(root, cfg, store), "plain.png")[0]["sha"]).unlink()
     rep = backup.verify(root, cfg)
     assert [m["refs"] for m in rep.missing] == [
-        [f"history:plain_mask.png#{store.mask_versions('plain_mask.png')[0]['id']}"]]
+        [f"history:plain_mask.png#{store.mask_versions('plain_mask.png')[0].id}"]]
 
 
 # -- repository-wide safety rule -----------------------------------------------------------
@@ -672,7 +674,7 @@ def test_restore_leaves_each_row_as_a_scan_of_the_restored_file_would(project):
     for n, data in good.items():                     # fixed, as segment --overwrite would
         (root / f"{n}_mask.png").write_bytes(data)
     index.scan(Project(root, cfg, store))
-    assert [(store.image(p)["status"], store.image(p)["error"]) for p in bad] == \
+    assert [(store.image(p).status, store.image(p).error) for p in bad] == \
         [("edited", None)] * 2
     good_snap = backup.snapshot(Project(root, cfg, store))
 
@@ -680,17 +682,17 @@ def test_restore_leaves_each_row_as_a_scan_of_the_restored_file_would(project):
     assert res["restored"] == 2 and res.get("index_error") is None
     for p, err in bad.items():
         row = store.image(p)
-        assert (row["status"], row["error"]) == ("error", err)
-    assert store.image("it's \"quoted\".png")["status"] == "unreviewed"  # not restored
+        assert (row.status, row.error) == ("error", err)
+    assert store.image("it's \"quoted\".png").status == "unreviewed"  # not restored
     assert dict(index.scan(Project(root, cfg, store)).errors) == bad          # scan lists them
 
     backup.restore(Project(root, cfg, store), good_snap["id"])
     for p in bad:
         row = store.image(p)
-        assert (row["status"], row["error"]) == ("edited", None)
-    rows = {r["path"]: (r["status"], r["error"]) for r in store.images()}
+        assert (row.status, row.error) == ("edited", None)
+    rows = {r.path: (r.status, r.error) for r in store.images()}
     index.scan(Project(root, cfg, store), rehash=True)                        # a full re-read agrees
-    assert {r["path"]: (r["status"], r["error"]) for r in store.images()} == rows
+    assert {r.path: (r.status, r.error) for r in store.images()} == rows
 
 
 def test_restored_masks_are_checked_against_the_restored_config(project):
@@ -714,6 +716,6 @@ def test_restored_masks_are_checked_against_the_restored_config(project):
     index.scan(Project(root, cfg2, store))
     res = backup.restore(Project(root, cfg2, store), snap["id"])  # the config as it was before
     assert res.get("index_error") is None
-    assert (store.image("plain.png")["status"], store.image("plain.png")["error"]) == (
+    assert (store.image("plain.png").status, store.image("plain.png").error) == (
         "edited", None)
     assert index.scan(Project(root, load_config(root), store)).errors == []

@@ -406,11 +406,11 @@ def test_both_ranks_trained_and_one_model_version_was_written(trained2):
     assert ranks[0]["train_batches"] == ranks[1]["train_batches"] > 0
     # exactly one model version: one row, one weights file (+ its sidecar), no temp files
     (m,) = store.models()
-    assert m["id"] == 1 and store.current_model_id() == 1 and m["kind"] == "plain"
+    assert m.id == 1 and store.current_model_id() == 1 and m.kind == "plain"
     models = load_config(root).state_path(root) / "models"
     assert sorted(p.name for p in models.iterdir()) == ["m0001.pt", "m0001.pt.json"]
-    assert m["weights"] == ["m0001.pt"]
-    assert "2 ranks" in m["info"]["device"]
+    assert m.weights == ["m0001.pt"]
+    assert "2 ranks" in m.info["device"]
     assert store.events(kind="epoch")
 
 
@@ -424,9 +424,9 @@ def test_valid_dice_is_the_whole_valid_sets(trained2):
     root, store = trained2.root, Project.open(trained2.root).store
     cfg = load_config(root)
     (m,) = store.models()
-    valid = [root / p for p in m["info"]["valid_items"]]
-    assert len(valid) == m["n_valid"] == 3
-    pred = Predictor(cfg.state_path(root) / "models" / "m0001.pt", m["arch"], cfg.project.codes,
+    valid = [root / p for p in m.info["valid_items"]]
+    assert len(valid) == m.n_valid == 3
+    pred = Predictor(cfg.state_path(root) / "models" / "m0001.pt", m.arch, cfg.project.codes,
                      cfg.model, device="cpu", precision="fp32")
     inter = total = 0
     for path, prob in pred.predict(valid):
@@ -434,16 +434,16 @@ def test_valid_dice_is_the_whole_valid_sets(trained2):
         yhat = prob > 0.5
         inter += int(np.count_nonzero(y & yhat))
         total += int(np.count_nonzero(y)) + int(np.count_nonzero(yhat))
-    assert m["valid_dice"] == pytest.approx(2 * inter / total if total else 1.0, abs=1e-12)
+    assert m.valid_dice == pytest.approx(2 * inter / total if total else 1.0, abs=1e-12)
     # the epoch figure: all-reduced sums of both ranks, padding duplicates dropped
     ranks = _run_of(root, trained2.train.id).ranks()
     sums = [ranks[r]["valid_sums"][-1] for r in (0, 1)]
-    assert sum(s["images"] for s in sums) == m["n_valid"]
+    assert sum(s["images"] for s in sums) == m.n_valid
     assert all(s["images"] >= 1 for s in sums)  # both ranks validated a part
-    (ep,) = [e["data"] for e in store.events(kind="epoch")]
+    (ep,) = [e.data for e in store.events(kind="epoch")]
     want = 2 * sum(s["inter"] for s in sums) / sum(s["union"] for s in sums)
     assert ep["valid_dice"] == pytest.approx(want, abs=1e-12) and ep["n_valid"] == 3
-    assert m["info"]["history"][-1]["valid_dice"] == pytest.approx(want, abs=1e-12)
+    assert m.info["history"][-1]["valid_dice"] == pytest.approx(want, abs=1e-12)
 
 
 @pytest.mark.slow
@@ -461,17 +461,17 @@ def test_sharded_prediction_scored_every_image_exactly_once(trained2):
     ids = {r: [x["id"] for x in lines[r]] for r in (0, 1)}
     assert len(ids[0]) == ranks[0]["predicted"] == 8 and len(ids[1]) == 8  # both ranks worked
     assert not set(ids[0]) & set(ids[1])  # disjoint shards
-    images = {r["id"] for r in store.images()}
+    images = {r.id for r in store.images()}
     assert sorted(ids[0] + ids[1]) == sorted(images)  # every image once
     scores = store.scores_for_model(1)
-    assert sorted(s["image_id"] for s in scores) == sorted(images)
+    assert sorted(s.image_id for s in scores) == sorted(images)
     t0, t1 = trained2.predict.started_at, trained2.predict.finished_at
     for s in scores:
-        assert s["error"] is None and s["model_id"] == 1
-        assert t0 <= s["computed_at"] <= t1  # written by this job, by the engine
-        assert (state / s["prob_path"]).exists()
+        assert s.error is None and s.model_id == 1
+        assert t0 <= s.computed_at <= t1  # written by this job, by the engine
+        assert (state / s.prob_path).exists()
     rows = store.review_rows()
-    assert len(rows) == 16 and all(r["model_id"] == 1 and not r["stale"] for r in rows)
+    assert len(rows) == 16 and all(r.model_id == 1 and not r.stale for r in rows)
     # a rank's stored map is what the saved model predicts (same precision rule)
     from segtriage.engine.ml.infer import Predictor
 
@@ -479,9 +479,9 @@ def test_sharded_prediction_scored_every_image_exactly_once(trained2):
                      device="cpu")
     row = store.image("img_004.png")
     (_, prob), = list(pred.predict([root / "img_004.png"]))
-    stored = np.asarray(Image.open(state / store.score(row["id"])["prob_path"]),
+    stored = np.asarray(Image.open(state / store.score(row.id).prob_path),
                         dtype=np.float32) / 255
-    assert pred.precision_tag == store.score(row["id"])["precision"]
+    assert pred.precision_tag == store.score(row.id).precision
     assert np.abs(stored - prob).max() <= 1 / 255 + 1e-6
 
 

@@ -59,19 +59,19 @@ def test_second_engine_refuses_and_first_keeps_running(tiny_demo):
 def test_train_writes_a_versioned_model_and_scores_everything(trained):
     store = Project.open(trained).store
     (m,) = store.models()
-    assert m["id"] == 1 and store.current_model_id() == 1 and m["kind"] == "plain"
-    weights = load_config(trained).state_path(trained) / "models" / m["weights"][0]
-    assert weights.exists() and m["valid_dice"] is not None
-    assert len(m["manifest"]) == m["n_train"] + m["n_valid"] or len(m["manifest"]) >= m["n_train"]
-    assert all(e["mask_sha256"] for e in m["manifest"])
+    assert m.id == 1 and store.current_model_id() == 1 and m.kind == "plain"
+    weights = load_config(trained).state_path(trained) / "models" / m.weights[0]
+    assert weights.exists() and m.valid_dice is not None
+    assert len(m.manifest) == m.n_train + m.n_valid or len(m.manifest) >= m.n_train
+    assert all(e["mask_sha256"] for e in m.manifest)
     epochs = store.events(kind="epoch")
-    assert epochs and {"train_loss", "valid_loss", "valid_dice"} <= set(epochs[0]["data"])
+    assert epochs and {"train_loss", "valid_loss", "valid_dice"} <= set(epochs[0].data)
     rows = store.review_rows()
-    assert rows and all(r["model_id"] == 1 and not r["stale"] for r in rows)
+    assert rows and all(r.model_id == 1 and not r.stale for r in rows)
     state = load_config(trained).state_path(trained)
     for r in rows:
-        assert (state / r["prob_path"]).exists()
-        assert r["category"] in ("disagrees", "uncertain", "agrees")
+        assert (state / r.prob_path).exists()
+        assert r.category in ("disagrees", "uncertain", "agrees")
     # a backup was taken before training
     assert len(store.backups()) >= 1
 
@@ -97,12 +97,12 @@ def test_stored_probabilities_match_a_reloaded_model(trained):
     cfg = load_config(trained)
     m = store.current_model()
     state = cfg.state_path(trained)
-    pred = infer.Predictor(state / "models" / m["weights"][0], m["arch"], cfg.project.codes,
+    pred = infer.Predictor(state / "models" / m.weights[0], m.arch, cfg.project.codes,
                            cfg.model)
     row = store.review_rows()[0]
-    sc = store.score(row["id"])
-    (_, prob), = list(pred.predict([trained / row["path"]]))
-    stored = np.asarray(Image.open(state / sc["prob_path"]), dtype=np.float32) / 255
+    sc = store.score(row.id)
+    (_, prob), = list(pred.predict([trained / row.path]))
+    stored = np.asarray(Image.open(state / sc.prob_path), dtype=np.float32) / 255
     assert stored.shape == prob.shape
     assert np.abs(stored - prob).max() <= 1 / 255 + 1e-6
 
@@ -117,7 +117,7 @@ def test_watcher_indexes_new_images_and_rescores_edited_masks(trained, tmp_path)
         n_predict = len([j for j in store.jobs() if j.kind == "predict"])
         # an edited mask, saved the way editors do: temp file, then rename
         row = store.image("img_003.png")
-        mask_path = root / row["mask_path"]
+        mask_path = root / row.mask_path
         m = np.asarray(Image.open(mask_path)).copy()
         m[:20, :20] = 255 - m[:20, :20]
         tmp = mask_path.with_name(".img_003_mask.png.tmp")
@@ -126,17 +126,17 @@ def test_watcher_indexes_new_images_and_rescores_edited_masks(trained, tmp_path)
 
         def rescored():
             r = store.image("img_003.png")
-            sc = store.score(r["id"])
-            return r["mask_sha256"] != row["mask_sha256"] and sc["mask_sha256"] == r["mask_sha256"]
+            sc = store.score(r.id)
+            return r.mask_sha256 != row.mask_sha256 and sc.mask_sha256 == r.mask_sha256
 
         wait_for(rescored, 30, what="re-score of the edited mask")
-        assert store.image("img_003.png")["status"] == "edited"
+        assert store.image("img_003.png").status == "edited"
         assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict  # no model run
         # a new image is indexed and predicted with the current model
         shutil.copy(root / "img_000.png", root / "new_one.png")
         wait_for(lambda: store.image("new_one.png") is not None, 30, what="new image row")
-        assert store.image("new_one.png")["status"] == "no-mask"
-        wait_for(lambda: (store.score(store.image("new_one.png")["id"]) or {}).get("model_id")
+        assert store.image("new_one.png").status == "no-mask"
+        wait_for(lambda: (store.score(store.image("new_one.png").id) or {}).model_id
                  == 1, 120, what="prediction of the new image")
         # a deleted image's row goes
         (root / "new_one.png").unlink()
@@ -169,7 +169,7 @@ def test_kill_9_during_training_is_recovered(trained, tmp_path):
     from segtriage.engine.ml.weights import load_model
 
     m = store.current_model()
-    load_model(cfg.state_path(root) / "models" / m["weights"][0], m["arch"], 2)
+    load_model(cfg.state_path(root) / "models" / m.weights[0], m.arch, 2)
     assert masks_before == {p: p.read_bytes() for p in root.glob("*_mask.png")}
 
 
@@ -206,15 +206,15 @@ def test_masks_edited_while_the_engine_was_down_are_rescored_at_start(trained, t
     root = _copy(trained, tmp_path / "o")
     store = Project.open(root).store
     row = store.image("img_005.png")
-    mask_path = root / row["mask_path"]
+    mask_path = root / row.mask_path
     m = np.asarray(Image.open(mask_path)).copy()
     m[10:30, 10:30] = 255
     Image.fromarray(m).save(mask_path, format="PNG")
     n_predict = len([j for j in store.jobs() if j.kind == "predict"])
     with engine_process(root):
         new = store.image("img_005.png")
-        assert new["mask_sha256"] != row["mask_sha256"] and new["status"] == "edited"
-        wait_for(lambda: store.score(new["id"])["mask_sha256"] == new["mask_sha256"], 30,
+        assert new.mask_sha256 != row.mask_sha256 and new.status == "edited"
+        wait_for(lambda: store.score(new.id).mask_sha256 == new.mask_sha256, 30,
                  what="re-score at start")
         assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict
 
@@ -238,8 +238,8 @@ def test_rows_from_an_older_scoring_version_are_rescored_at_start(trained, tmp_p
         assert wait_job(store, job.id).state == "done" and "scoring version" in job.params["reason"]
     assert store.outdated_scores(scoring.SCORING_VERSION) == 0
     rows = store.review_rows(full=True)
-    assert all(r["scoring_version"] == scoring.SCORING_VERSION for r in rows)
-    assert all(r["priority"] is None or 0 <= r["priority"] < 1 for r in rows)
+    assert all(r.get("scoring_version") == scoring.SCORING_VERSION for r in rows)
+    assert all(r.get("priority") is None or 0 <= r.get("priority") < 1 for r in rows)
     assert len([j for j in store.jobs() if j.kind == "predict"]) == n_predict
 
 
@@ -251,17 +251,17 @@ def test_crossval_scores_each_mask_with_the_fold_model_that_never_saw_it(trained
         job = wait_job(store, jid)
         assert job.state == "done", job.error
         m = store.current_model()
-        assert m["kind"] == "crossval" and len(m["weights"]) == 2 and m["id"] == 2
-        fold_of = {e["path"]: e["fold"] for e in m["manifest"]}
+        assert m.kind == "crossval" and len(m.weights) == 2 and m.id == 2
+        fold_of = {e["path"]: e["fold"] for e in m.manifest}
         assert sorted(set(fold_of.values())) == [0, 1]
         (pred,) = [j for j in store.jobs() if j.kind == "predict" and j.id > jid]
         assert wait_job(store, pred.id).state == "done"
     for r in store.review_rows():
-        sc = store.score(r["id"])
-        assert sc["model_id"] == 2 and not r["stale"]
-        assert sc["fold"] == fold_of[r["path"]], r["path"]  # out-of-fold
+        sc = store.score(r.id)
+        assert sc.model_id == 2 and not r.stale
+        assert sc.fold == fold_of[r.path], r.path  # out-of-fold
     # each fold model validated on exactly its held-out fold
-    for f, info in enumerate(m["info"]["folds"]):
+    for f, info in enumerate(m.info["folds"]):
         assert info["n_train"] == sum(1 for v in fold_of.values() if v != f)
 
 
@@ -271,7 +271,7 @@ def test_each_job_reads_the_config_file_anew(trained, tmp_path):
     # goes on to run the next job once the file is fixed
     root = _copy(trained, tmp_path / "c")
     store = Project.open(root).store
-    before = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
+    before = {r.path: r.get("frac_uncertain") for r in store.review_rows(full=True)}
     with engine_process(root):
         (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 0.999\n")
         from segtriage.tui import cli
@@ -279,7 +279,7 @@ def test_each_job_reads_the_config_file_anew(trained, tmp_path):
         assert cli.main(["rescore", str(root)]) == 0  # follows the job until it is done
         (jid,) = [j.id for j in store.jobs() if j.kind == "rescore"]
         assert wait_job(store, jid).state == "done"
-        after = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
+        after = {r.path: r.get("frac_uncertain") for r in store.review_rows(full=True)}
         assert all(after[p] >= before[p] for p in before)
         assert sum(after.values()) > sum(before.values())  # more pixels count as unsure
         (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 'high'\n")
@@ -289,21 +289,21 @@ def test_each_job_reads_the_config_file_anew(trained, tmp_path):
         (root / "segtriage.toml").write_text("")
         assert wait_job(store, store.submit_job("rescore", {})).state == "done"
         # back to the default τ (from the stored 8-bit maps, so not bit-equal to the first)
-        restored = {r["path"]: r["frac_uncertain"] for r in store.review_rows(full=True)}
+        restored = {r.path: r.get("frac_uncertain") for r in store.review_rows(full=True)}
         assert restored == pytest.approx(before, abs=0.05)
         assert sum(restored.values()) < sum(after.values())
         # a mask edited after a config edit is re-scored (no job) with the edited config too
         (root / "segtriage.toml").write_text("[scoring]\nuncertain_threshold = 0.999\n")
         row = store.image("img_005.png")
-        mask_path = root / row["mask_path"]
+        mask_path = root / row.mask_path
         m = np.asarray(Image.open(mask_path)).copy()
         m[10:30, 10:30] = 255
         Image.fromarray(m).save(mask_path, format="PNG")
-        wait_for(lambda: store.score(row["id"])["mask_sha256"] != row["mask_sha256"], 30,
+        wait_for(lambda: store.score(row.id).mask_sha256 != row.mask_sha256, 30,
                  what="re-score of the edited mask")
-        (now,) = [r for r in store.review_rows(full=True) if r["path"] == "img_005.png"]
-        assert now["frac_uncertain"] == pytest.approx(after["img_005.png"])
-        assert now["frac_uncertain"] > restored["img_005.png"]
+        (now,) = [r for r in store.review_rows(full=True) if r.path == "img_005.png"]
+        assert now.get("frac_uncertain") == pytest.approx(after["img_005.png"])
+        assert now.get("frac_uncertain") > restored["img_005.png"]
 
 
 # -- weights of a training that does not finish ------------------------------------------------
@@ -446,7 +446,7 @@ def test_a_cancelled_crossval_keeps_no_fold_weights_end_to_end(trained, tmp_path
                  300, what="fold 1 written, fold 2 under way")
         assert store.request_cancel(jid)
         assert wait_job(store, jid, 120).state == "cancelled"
-    assert [m["id"] for m in store.models()] == [1]
+    assert [m.id for m in store.models()] == [1]
     assert _weight_files(root) == ["m0001.pt", "m0001.pt.json"]
     snap = backup.snapshot(Project(root, load_config(root), store))
     assert snap["model_files"] == 2
@@ -471,7 +471,7 @@ def test_flagged_masks_stay_out_of_training_and_rollback_makes_rows_stale(traine
     store = Project.open(root).store
     with engine_process(root):
         assert cli.main(["flag", str(root), "img_002.png", "img_007_mask.png"]) == 0
-        assert {store.image(n)["status"] for n in ("img_002.png", "img_007.png")} == {"flagged"}
+        assert {store.image(n).status for n in ("img_002.png", "img_007.png")} == {"flagged"}
         capsys.readouterr()
         assert cli.main(["train", str(root), "--epochs", "2"]) == 0   # follows to the end
         out = capsys.readouterr().out
@@ -480,20 +480,20 @@ def test_flagged_masks_stay_out_of_training_and_rollback_makes_rows_stale(traine
             assert len(re.findall(rf"^\s*epoch {e}\b.*valid Dice", out, re.M)) == 1, out
         assert not re.search(r"epoch \d+/\d+: train_loss", out), out
         m2 = store.current_model()
-        assert m2["id"] == 2 and m2["epochs"] == 2
-        held = {e["path"] for e in m2["manifest"]}
+        assert m2.id == 2 and m2.epochs == 2
+        held = {e["path"] for e in m2.manifest}
         assert held and not held & {"img_002.png", "img_007.png"}
-        assert m2["n_train"] + m2["n_valid"] == 14 == len(held)
+        assert m2.n_train + m2.n_valid == 14 == len(held)
         train = max(j.id for j in store.jobs() if j.kind == "train")
         (pred,) = [j for j in store.jobs() if j.kind == "predict" and j.id > train]
         assert wait_job(store, pred.id).state == "done"
-        assert all(r["model_id"] == 2 and not r["stale"] for r in store.review_rows())
+        assert all(r.model_id == 2 and not r.stale for r in store.review_rows())
         last = max(j.id for j in store.jobs())
         assert cli.main(["rollback", str(root), "1"]) == 0
         assert store.current_model_id() == 1
         rows = store.review_rows()
         # scored by model 2, which is no longer current: stale, until the engine re-predicts
-        assert all(r["stale"] for r in rows if r["model_id"] == 2)
+        assert all(r["stale"] for r in rows if r.model_id == 2)
         (again,) = [j for j in store.jobs() if j.id > last]
         assert again.kind == "predict" and again.params == {"scope": "stale"}
         assert wait_job(store, again.id).state == "done", again.error
@@ -501,10 +501,6 @@ def test_flagged_masks_stay_out_of_training_and_rollback_makes_rows_stale(traine
     assert "no model version 9" in capsys.readouterr().err and store.current_model_id() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: a row shows its newest model's score "
-                   "(MAX(model_id) in store.review_rows and the list SQL), and the stale "
-                   "predict skips images model 1 already scored, so after a rollback the rows "
-                   "stay stale for good")
 def test_rollback_brings_back_the_scores_of_the_model_rolled_back_to(trained, tmp_path,
                                                                       capsys):
     # no training: model 2 is model 1's weights under a new version number
@@ -513,19 +509,19 @@ def test_rollback_brings_back_the_scores_of_the_model_rolled_back_to(trained, tm
     root = _copy(trained, tmp_path / "rb2")
     store = Project.open(root).store
     m1 = store.current_model()
-    v1 = {r["path"]: r["prob_path"] for r in store.review_rows()}
-    store.add_model(kind="plain", arch=m1["arch"], weights=m1["weights"], config=m1["config"],
+    v1 = {r.path: r.prob_path for r in store.review_rows()}
+    store.add_model(kind="plain", arch=m1.arch, weights=m1.weights, config=m1.config,
                     epochs=1, train_loss=None, valid_loss=None, valid_dice=None,
-                    n_train=m1["n_train"], n_valid=m1["n_valid"], manifest=m1["manifest"])
+                    n_train=m1.n_train, n_valid=m1.n_valid, manifest=m1.manifest)
     with engine_process(root):
-        wait_for(lambda: all(r["model_id"] == 2 and not r["stale"]
+        wait_for(lambda: all(r.model_id == 2 and not r.stale
                              for r in store.review_rows()), 120, what="rows scored by model 2")
         wait_for(lambda: not store.active_jobs(), 60, what="no job")
         assert cli.main(["rollback", str(root), "1"]) == 0
         wait_for(lambda: not store.active_jobs(), 60, what="the rollback's predict")
     rows = store.review_rows()
-    assert all(r["model_id"] == 1 and not r["stale"] for r in rows)
-    assert {r["path"]: r["prob_path"] for r in rows} == v1
+    assert all(r.model_id == 1 and not r.stale for r in rows)
+    assert {r.path: r.prob_path for r in rows} == v1
 
 
 def test_predict_named_images_is_a_job_that_scores_only_them(trained, tmp_path, capsys):
@@ -533,7 +529,7 @@ def test_predict_named_images_is_a_job_that_scores_only_them(trained, tmp_path, 
 
     root = _copy(trained, tmp_path / "pi")
     store = Project.open(root).store
-    before = {r["path"]: store.score(r["id"])["computed_at"] for r in store.review_rows()}
+    before = {r.path: store.score(r.id).computed_at for r in store.review_rows()}
     with engine_process(root):
         # an image by its name, another by its mask's path from the current folder
         assert cli.main(["predict", str(root), "img_004.png",
@@ -543,7 +539,7 @@ def test_predict_named_images_is_a_job_that_scores_only_them(trained, tmp_path, 
         assert job.state == "done" and job.result["predicted"] == 2 and job.result["model"] == 1
         assert sorted(job.params["images"]) == ["img_004.png", "img_009.png"]
         assert f"job {job.id} " in capsys.readouterr().out
-    after = {r["path"]: store.score(r["id"])["computed_at"] for r in store.review_rows()}
+    after = {r.path: store.score(r.id).computed_at for r in store.review_rows()}
     assert {p for p in after if after[p] != before[p]} == {"img_004.png", "img_009.png"}
     assert cli.main(["predict", str(root), "no_such.png", "--detach"]) == 2
     assert "no_such.png" in capsys.readouterr().err

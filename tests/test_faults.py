@@ -70,7 +70,7 @@ def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_pat
     with engine_process(root) as p:
         # the engine indexes the new images at start and predicts them itself first
         wait_for(lambda: len(rows := store.review_rows()) == 48 and not store.active_jobs()
-                 and all(r["model_id"] == 1 and not r["stale"] for r in rows), 180,
+                 and all(r.model_id == 1 and not r.stale for r in rows), 180,
                  what="the new images predicted")
         before = _masks(root)
         assert len(before) == 48
@@ -88,12 +88,12 @@ def test_kill_9_during_prediction_resumes_where_it_stopped(trained_demo, tmp_pat
         # it continued where it stopped instead of starting over
         assert 0 < job.result["predicted"] < 48
     rows = store.review_rows()
-    assert len(rows) == 48 and all(r["model_id"] == 1 and not r["stale"] for r in rows)
+    assert len(rows) == 48 and all(r.model_id == 1 and not r.stale for r in rows)
     assert _masks(root) == before
     from segtriage.engine.ml.weights import load_model
 
     m = store.current_model()
-    load_model(cfg.state_path(root) / "models" / m["weights"][0], m["arch"], 2)
+    load_model(cfg.state_path(root) / "models" / m.weights[0], m.arch, 2)
 
 
 CLIENT = textwrap.dedent("""
@@ -107,10 +107,10 @@ CLIENT = textwrap.dedent("""
     rows = st.images()
     mine = [r for i, r in enumerate(rows) if i % 2 == which]
     for k, r in enumerate(mine):
-        st.set_status([r["id"]], "accepted" if which == 0 else "flagged")
+        st.set_status([r.id], "accepted" if which == 0 else "flagged")
         if k % 3 == 0:  # and edit some masks through the history
-            m = np.zeros((r["height"], r["width"]), np.uint8); m[k:k + 10, 5:25] = 1
-            history.write_mask(Project(root, cfg, st), st.image(r["id"]), m, "editor")
+            m = np.zeros((r.height, r.width), np.uint8); m[k:k + 10, 5:25] = 1
+            history.write_mask(Project(root, cfg, st), st.image(r.id), m, "editor")
     print("ok", len(mine))
 """)
 
@@ -134,17 +134,17 @@ def test_two_clients_and_an_engine_lose_nothing(tmp_path):
     decisions = store.events(kind="decision", limit=10_000)
     assert len(decisions) == 40
     rows = store.images()
-    by_id = {r["id"]: r for r in rows}
+    by_id = {r.id: r for r in rows}
     # every image got exactly the decision of the client that owned it (the last word)
     last = {}
     for d in decisions:
-        last[d["data"]["image_id"]] = d["data"]["status"]
+        last[d.data["image_id"]] = d.data["status"]
     for iid, status in last.items():
-        assert by_id[iid]["status"] in (status, "edited"), by_id[iid]["path"]
+        assert by_id[iid].status in (status, "edited"), by_id[iid]["path"]
     # each edited mask (every third of each client's 20: 7 + 7) has its old version kept
     edited = [r for r in rows
-              if any(v["source"] == "editor" for v in store.mask_versions(r["mask_path"]))]
+              if any(v.source == "editor" for v in store.mask_versions(r.mask_path))]
     assert len(edited) == 14
     for r in edited:
-        assert store.mask_versions(r["mask_path"])[0]["source"] == "scan", r["path"]
+        assert store.mask_versions(r.mask_path)[0].source == "scan", r["path"]
     assert backup.verify(root, load_config(root)).ok

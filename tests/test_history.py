@@ -61,13 +61,13 @@ def test_save_mask_version_dedups_and_measures(project):
     _save(root / "cells_mask.png", b)
     v2 = save_mask_version(Project(root, cfg, store), "cells_mask.png", "editor")
     rows = store.mask_versions("cells_mask.png")
-    assert [r["id"] for r in rows] == [v1, v2]
-    assert rows[0]["pixels_changed"] is None and rows[0]["dice_prev"] is None
-    assert rows[1]["pixels_changed"] == 3
-    assert rows[1]["dice_prev"] == pytest.approx(26 / 29)
-    assert rows[1]["image_id"] == store.image("cells.png")["id"]
+    assert [r.id for r in rows] == [v1, v2]
+    assert rows[0].pixels_changed is None and rows[0].dice_prev is None
+    assert rows[1].pixels_changed == 3
+    assert rows[1].dice_prev == pytest.approx(26 / 29)
+    assert rows[1].image_id == store.image("cells.png").id
     obj = hist.history_store(Project(root, cfg, store))
-    assert obj.get(rows[1]["sha256"]).read_bytes() == (root / "cells_mask.png").read_bytes()
+    assert obj.get(rows[1].sha256).read_bytes() == (root / "cells_mask.png").read_bytes()
 
 
 def test_unreadable_mask_is_still_kept(project):
@@ -76,7 +76,7 @@ def test_unreadable_mask_is_still_kept(project):
     (root / "cells_mask.png").write_bytes(b"\x89PNG truncated by a crashed editor")
     vid = save_mask_version(Project(root, cfg, store), "cells_mask.png", "editor")
     row = store.mask_versions("cells_mask.png")[-1]
-    assert row["id"] == vid and row["pixels_changed"] is None and row["dice_prev"] is None
+    assert row.id == vid and row.pixels_changed is None and row.dice_prev is None
     revert(Project(root, cfg, store), "cells.png")
     assert np.array_equal(read_mask(root / "cells_mask.png", cfg.project.codes), SQUARE)
 
@@ -99,9 +99,9 @@ def test_write_mask_versions_old_and_new(project):
     obj = hist.history_store(Project(root, cfg, store))
     assert obj.get(h[0]["sha"]).read_bytes() == old_bytes
     row = store.image("cells.png")
-    assert row["status"] == "edited" and row["mask_sha256"] == sha256_file(root / rel)
-    assert row["mask_size"] == (root / rel).stat().st_size
-    ev = store.last_event("mask")["data"]
+    assert row.status == "edited" and row.mask_sha256 == sha256_file(root / rel)
+    assert row.mask_size == (root / rel).stat().st_size
+    ev = store.last_event("mask").data
     assert (ev["mask"], ev["source"]) == ("cells_mask.png", "prediction")
 
 
@@ -114,7 +114,7 @@ def test_write_mask_for_an_image_without_one(project):
     row = store.image("bare.png")
     # status=None: the scan's rules, as for a mask appearing for a known image ('no-mask'
     # with a mask on disk is a state no scan leaves)
-    assert row["mask_path"] == rel and row["status"] == "unreviewed" and row["error"] is None
+    assert row.mask_path == rel and row.status == "unreviewed" and row.error is None
     assert [v["source"] for v in history(Project(root, cfg, store), "bare_mask.png")] == ["segment"]
 
 
@@ -132,7 +132,7 @@ def test_write_mask_refuses_when_the_old_mask_cannot_be_kept(project, monkeypatc
                    "editor")
     assert (root / "cells_mask.png").read_bytes() == before
     assert store.mask_versions("cells_mask.png") == []
-    assert store.image("cells.png")["status"] == "unreviewed"
+    assert store.image("cells.png").status == "unreviewed"
 
 
 def test_revert_and_undo_round_trip(project):
@@ -161,7 +161,7 @@ def test_revert_and_undo_round_trip(project):
     r = revert(Project(root, cfg, store), "cells.png", 5)
     assert r["changed"] is False and len(store.mask_versions("cells_mask.png")) == 5
     row = store.image("cells.png")
-    assert row["status"] == "edited" and row["mask_sha256"] == sha256_file(
+    assert row.status == "edited" and row.mask_sha256 == sha256_file(
         root / "cells_mask.png")
 
 
@@ -320,32 +320,32 @@ def test_revert_and_undo_leave_the_row_as_a_scan_would(project):
 
     root, cfg, store = project
     index.scan(Project(root, cfg, store))
-    assert store.image("cells.png")["status"] == "unreviewed"
+    assert store.image("cells.png").status == "unreviewed"
     _odd_values(root / "cells_mask.png")                      # an edit saved outside
     index.scan(Project(root, cfg, store))
     row = store.image("cells.png")
-    assert row["status"] == "error" and "{0, 7, 255}" in row["error"]
+    assert row.status == "error" and "{0, 7, 255}" in row.error
 
     r = revert(Project(root, cfg, store), "cells.png")                 # undo: the good version
     assert r["changed"] and r["version"] == 1
     row = store.image("cells.png")
-    assert (row["status"], row["error"]) == ("edited", None)
+    assert (row.status, row.error) == ("edited", None)
     assert index.scan(Project(root, cfg, store)).errors == []
 
     revert(Project(root, cfg, store), "cells.png")                     # undo the undo: the bad one
     row = store.image("cells.png")
-    assert row["status"] == "error" and "cells_mask.png: mask has values {0, 7, 255}" in \
-        row["error"]
-    assert index.scan(Project(root, cfg, store)).errors == [("cells.png", row["error"])]
-    assert store.image("cells.png")["status"] == "error"
+    assert row.status == "error" and "cells_mask.png: mask has values {0, 7, 255}" in \
+        row.error
+    assert index.scan(Project(root, cfg, store)).errors == [("cells.png", row.error)]
+    assert store.image("cells.png").status == "error"
 
     revert(Project(root, cfg, store), "cells.png", 1)                  # an explicit good version
     row = store.image("cells.png")
-    assert (row["status"], row["error"]) == ("edited", None)
+    assert (row.status, row.error) == ("edited", None)
     # what the rows say is what a full re-read finds
-    rows = {r["path"]: (r["status"], r["error"]) for r in store.images()}
+    rows = {r.path: (r.status, r.error) for r in store.images()}
     index.scan(Project(root, cfg, store), rehash=True)
-    assert {r["path"]: (r["status"], r["error"]) for r in store.images()} == rows
+    assert {r.path: (r.status, r.error) for r in store.images()} == rows
 
 
 def test_revert_to_a_mask_of_another_size_is_an_error(project):
@@ -355,12 +355,12 @@ def test_revert_to_a_mask_of_another_size_is_an_error(project):
     index.scan(Project(root, cfg, store))
     Image.fromarray(np.zeros((4, 6), np.uint8)).save(root / "cells_mask.png")  # 6×4
     index.scan(Project(root, cfg, store))
-    assert store.image("cells.png")["status"] == "error"
+    assert store.image("cells.png").status == "error"
     revert(Project(root, cfg, store), "cells.png")
-    assert store.image("cells.png")["error"] is None
+    assert store.image("cells.png").error is None
     revert(Project(root, cfg, store), "cells.png")
     row = store.image("cells.png")
-    assert row["status"] == "error" and "mask is 6×4 but its image is 8×8" in row["error"]
+    assert row.status == "error" and "mask is 6×4 but its image is 8×8" in row.error
     assert [p for p, _m in index.scan(Project(root, cfg, store)).errors] == ["cells.png"]
 
 
@@ -372,12 +372,12 @@ def test_write_mask_over_an_error_row_clears_the_error(project):
     root, cfg, store = project
     _odd_values(root / "cells_mask.png")
     index.scan(Project(root, cfg, store))
-    assert store.image("cells.png")["status"] == "error"
+    assert store.image("cells.png").status == "error"
     write_mask(Project(root, cfg, store), store.image("cells.png"), SQUARE, "prediction")
     row = store.image("cells.png")
-    assert (row["status"], row["error"]) == ("edited", None)
+    assert (row.status, row.error) == ("edited", None)
     # the image changed size since its row was read: the mask written is unusable
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(root / "cells.png")
     write_mask(Project(root, cfg, store), store.image("cells.png"), 1 - SQUARE, "editor")
     row = store.image("cells.png")
-    assert row["status"] == "error" and "but its image is 10×10" in row["error"]
+    assert row.status == "error" and "but its image is 10×10" in row.error

@@ -183,3 +183,20 @@ def test_detached_engine_honours_idle_exit(tmp_path, capsys):
     finally:
         if pid is not None and _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_the_dead_engine_rule_restarts_after_two_checks_and_not_again_at_once():
+    t = [0.0]
+    rule = control.DeadEngineRule(min_interval_s=60.0, clock=lambda: t[0])
+    dead = dict(job_running=True, engine_alive=False)
+    assert rule.restart_now(**dead) is False           # the lock may be free while it starts
+    assert rule.restart_now(**dead) is True            # twice in a row: it died in the job
+    assert rule.restart_now(**dead) is False
+    assert rule.restart_now(**dead) is False           # seen twice again, but within a minute
+    t[0] = 61.0
+    assert rule.restart_now(**dead) is True
+    # an engine that holds its lock, or no job running (a stop interrupts its job): never
+    assert not any(rule.restart_now(job_running=r, engine_alive=a)
+                   for r, a in [(True, True), (False, False), (False, True)] * 3)
+    t[0] = 500.0
+    assert rule.restart_now(**dead) is False           # a check in between resets the count

@@ -3,6 +3,8 @@ single-file re-index for the watcher."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import os
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from PIL import Image
 
 import badinput
-from segtriage.engine.project import index
+from segtriage.engine.project import index, index_pair
 from segtriage.engine.project.config import default_config
 from segtriage.engine.store import Store
 from segtriage.engine.project.project import Project
@@ -54,7 +56,7 @@ def store(root):
 
 
 def rows(store) -> dict:
-    return {r["path"]: dict(r) for r in store.images()}
+    return {r.path: asdict(r) for r in store.images()}
 
 
 def unlistable(monkeypatch, suffix: str) -> None:
@@ -70,15 +72,19 @@ def unlistable(monkeypatch, suffix: str) -> None:
 
 
 class Counter:
+    """Counts the calls of ``name`` by the index (both of its modules)."""
+
     def __init__(self, monkeypatch, name):
         self.n = 0
-        real = getattr(index, name)
+        for mod in (index, index_pair):
+            if hasattr(mod, name):
+                monkeypatch.setattr(mod, name, self._counted(getattr(mod, name)))
 
+    def _counted(self, real):
         def counted(*a, **kw):
             self.n += 1
             return real(*a, **kw)
-
-        monkeypatch.setattr(index, name, counted)
+        return counted
 
 
 # -- the bad-input folder --------------------------------------------------------------------
@@ -106,7 +112,7 @@ def test_bad_input_folder(tmp_path, cfg, monkeypatch):
     # files that are not rows are problems with a kind and a message
     probs = {p: k for p, k, _m in rep.problems}
     assert probs == ex.problems
-    assert {r["path"] for r in store.problems()} == set(ex.problems)
+    assert {r.path for r in store.problems()} == set(ex.problems)
     assert dict(rep.errors).keys() == ex.errors.keys()
     for rel in ex.ignored:
         assert rel not in got and rel not in probs
@@ -153,17 +159,17 @@ def test_unchanged_files_are_not_rehashed_or_decoded(root, cfg, store, monkeypat
     assert (hashes.n, decodes.n, masks.n) == (0, 0, 0)
     assert rep.unchanged == 5
     # a touched mask (same bytes) is re-hashed once; its status is kept
-    store.set_status([store.image("3.png")["id"]], "accepted")
+    store.set_status([store.image("3.png").id], "accepted")
     bump_mtime(root / "3_mask.png")
     rep = index.scan(Project(root, cfg, store))
     assert (hashes.n, rep.changed, rep.unchanged) == (1, 1, 4)
-    assert store.image("3.png")["status"] == "accepted"
+    assert store.image("3.png").status == "accepted"
     # rehash=True hashes everything again
     hashes.n = 0
     stamp = store.rows_stamp()
     rep = index.scan(Project(root, cfg, store), rehash=True)
     assert hashes.n == 10
-    assert store.image("3.png")["status"] == "accepted"
+    assert store.image("3.png").status == "accepted"
     # ... and finds nothing changed: not reported, not rewritten (clients would reload)
     assert (rep.changed, rep.unchanged) == (0, 5) and store.rows_stamp() == stamp
 
@@ -171,16 +177,16 @@ def test_unchanged_files_are_not_rehashed_or_decoded(root, cfg, store, monkeypat
 def test_changed_mask_becomes_edited_and_versions_are_recorded(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png", seed=0)
     index.scan(Project(root, cfg, store))
-    store.set_status([store.image("a.png")["id"]], "accepted")
+    store.set_status([store.image("a.png").id], "accepted")
     msk(root / "a_mask.png", seed=3)
     bump_mtime(root / "a_mask.png")
     rep = index.scan(Project(root, cfg, store))
     row = store.image("a.png")
-    assert row["status"] == "edited" and rep.changed == 1
+    assert row.status == "edited" and rep.changed == 1
     versions = store.mask_versions("a_mask.png")
-    assert [v["source"] for v in versions] == ["scan", "editor"]  # first sight, then a change on disk
-    assert versions[-1]["sha256"] == row["mask_sha256"]
-    assert versions[0]["image_id"] == row["id"]
+    assert [v.source for v in versions] == ["scan", "editor"]  # first sight, then a change on disk
+    assert versions[-1].sha256 == row.mask_sha256
+    assert versions[0].image_id == row.id
 
 
 def test_a_rescan_adds_no_second_version_of_the_same_content(root, cfg, store):
@@ -188,7 +194,7 @@ def test_a_rescan_adds_no_second_version_of_the_same_content(root, cfg, store):
     index.scan(Project(root, cfg, store))
     index.scan(Project(root, cfg, store))  # no second row for the same content
     v = store.mask_versions("a_mask.png")
-    assert len(v) == 1 and v[0]["sha256"] == store.image("a.png")["mask_sha256"]
+    assert len(v) == 1 and v[0].sha256 == store.image("a.png").mask_sha256
 
 
 def test_a_history_that_cannot_be_written_is_caught_up_later(root, cfg, store, monkeypatch):
@@ -208,8 +214,8 @@ def test_a_history_that_cannot_be_written_is_caught_up_later(root, cfg, store, m
     monkeypatch.setattr(index, "save_mask_version", versions.save_mask_version)
     rep = index.scan(Project(root, cfg, store))           # nothing changed on disk
     (v,) = store.mask_versions("a_mask.png")
-    assert rep.warnings == [] and v["sha256"] == store.image("a.png")["mask_sha256"]
-    assert versions.history_store(Project(root, cfg, store)).has(v["sha256"])
+    assert rep.warnings == [] and v.sha256 == store.image("a.png").mask_sha256
+    assert versions.history_store(Project(root, cfg, store)).has(v.sha256)
 
 
 def test_broken_orphan_and_duplicate_masks_are_versioned_too(root, cfg, store):
@@ -218,14 +224,14 @@ def test_broken_orphan_and_duplicate_masks_are_versioned_too(root, cfg, store):
     img(root / "d.png"); msk(root / "d_mask.png", seed=2)
     msk(root / "d_mask.bmp", seed=3)                                           # duplicate
     index.scan(Project(root, cfg, store))
-    assert store.image("bad.png")["status"] == "error"
+    assert store.image("bad.png").status == "error"
     for m in ("bad_mask.png", "lonely_mask.png", "d_mask.png", "d_mask.bmp"):
         assert len(store.mask_versions(m)) == 1, m
     # an edit made outside segtriage to a mask without a row is a new version
     msk(root / "lonely_mask.png", seed=4)
     bump_mtime(root / "lonely_mask.png")
     index.scan(Project(root, cfg, store))
-    assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
+    assert [v.source for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
     index.scan(Project(root, cfg, store))                 # and nothing more while nothing changes
     assert len(store.mask_versions("lonely_mask.png")) == 2
 
@@ -250,41 +256,41 @@ def test_a_metadata_change_costs_a_mask_without_a_row_one_hash(root, cfg, store,
 def test_mask_appearing_and_disappearing(root, cfg, store):
     img(root / "a.png")
     index.scan(Project(root, cfg, store))
-    assert store.image("a.png")["status"] == "no-mask"
+    assert store.image("a.png").status == "no-mask"
     msk(root / "a_mask.png")
     index.scan(Project(root, cfg, store))
-    assert store.image("a.png")["status"] == "unreviewed"
+    assert store.image("a.png").status == "unreviewed"
     (root / "a_mask.png").unlink()
     index.scan(Project(root, cfg, store))
     row = store.image("a.png")
-    assert row["status"] == "no-mask" and row["mask_path"] is None and row["mask_sha256"] is None
+    assert row.status == "no-mask" and row.mask_path is None and row.mask_sha256 is None
 
 
 def test_changed_image_resets_review(root, cfg, store):
     img(root / "a.png", seed=0); msk(root / "a_mask.png")
     index.scan(Project(root, cfg, store))
-    store.set_status([store.image("a.png")["id"]], "accepted")
+    store.set_status([store.image("a.png").id], "accepted")
     img(root / "a.png", seed=5)
     bump_mtime(root / "a.png")
     index.scan(Project(root, cfg, store))
-    assert store.image("a.png")["status"] == "unreviewed"
+    assert store.image("a.png").status == "unreviewed"
 
 
 def test_error_fixed_by_editing_the_mask(root, cfg, store):
     img(root / "a.png"); msk(root / "a_mask.png", scale=7)
     index.scan(Project(root, cfg, store))
     row = store.image("a.png")
-    assert row["status"] == "error"
-    assert row["error"] == ("a_mask.png: mask has values {0, 7}; expected 0..1 or 0/255 for "
+    assert row.status == "error"
+    assert row.error == ("a_mask.png: mask has values {0, 7}; expected 0..1 or 0/255 for "
                             "codes ['naw', 'aye']")
     # unusable here, but a person's file all the same: kept in the history like any other
-    assert [v["source"] for v in store.mask_versions("a_mask.png")] == ["scan"]
+    assert [v.source for v in store.mask_versions("a_mask.png")] == ["scan"]
     msk(root / "a_mask.png", scale=255)
     bump_mtime(root / "a_mask.png")
     index.scan(Project(root, cfg, store))
     row = store.image("a.png")
-    assert row["status"] == "edited" and row["error"] is None
-    assert [v["source"] for v in store.mask_versions("a_mask.png")] == ["scan", "editor"]
+    assert row.status == "edited" and row.error is None
+    assert [v.source for v in store.mask_versions("a_mask.png")] == ["scan", "editor"]
 
 
 def test_deleted_image_row_is_gone_and_mask_is_orphan(root, cfg, store):
@@ -303,19 +309,19 @@ def test_codes_change_revalidates_every_mask(root, cfg, store):
     index.scan(Project(root, cfg, store))
     cfg = cfg.with_values(project={"codes": ["bg", "x", "y"]})
     index.scan(Project(root, cfg, store))
-    assert store.image("a.png")["error"].endswith("expected 0..2 for codes ['bg', 'x', 'y']")
+    assert store.image("a.png").error.endswith("expected 0..2 for codes ['bg', 'x', 'y']")
 
 
 def test_duplicate_name_is_an_error_until_resolved(root, cfg, store):
     img(root / "x.png"); img(root / "x.jpg"); msk(root / "x_mask.png")
     index.scan(Project(root, cfg, store))
-    assert store.image("x.png")["status"] == "unreviewed"
+    assert store.image("x.png").status == "unreviewed"
     row = store.image("x.jpg")
-    assert row["status"] == "error" and row["error"].startswith("duplicate name: same name as")
+    assert row.status == "error" and row.error.startswith("duplicate name: same name as")
     (root / "x.png").unlink()
     index.scan(Project(root, cfg, store))
     row = store.image("x.jpg")
-    assert row["status"] == "unreviewed" and row["mask_path"] == "x_mask.png"
+    assert row.status == "unreviewed" and row.mask_path == "x_mask.png"
 
 
 def test_split_layout_scan(root, cfg, store):
@@ -344,7 +350,7 @@ def test_a_mask_whose_image_the_config_leaves_out_is_not_called_imageless(root, 
     store.replace_problems([])
     bump_mtime(root / "img" / "a" / "im04_mask.png")  # the watcher's path
     assert index.index_one(Project(root, cfg, store), "img/a/im04_mask.png") is None
-    assert [(r["path"], r["kind"], r["message"]) for r in store.problems()] == \
+    assert [(r.path, r.kind, r.message) for r in store.problems()] == \
         [("img/a/im04_mask.png", "orphan-mask", why)]
 
 
@@ -367,30 +373,30 @@ def test_index_one_follows_single_file_changes(root, cfg, store):
     # a new image without a mask
     img(root / "sub" / "b.png")
     assert index.index_one(Project(root, cfg, store), "sub/b.png") == "sub/b.png"
-    assert store.image("sub/b.png")["status"] == "no-mask"
+    assert store.image("sub/b.png").status == "no-mask"
     # its mask arrives
     msk(root / "sub" / "b_mask.png")
     assert index.index_one(Project(root, cfg, store), "sub/b_mask.png") == "sub/b.png"
-    assert store.image("sub/b.png")["status"] == "unreviewed"
+    assert store.image("sub/b.png").status == "unreviewed"
     # the mask is edited
-    store.set_status([store.image("sub/b.png")["id"]], "accepted")
+    store.set_status([store.image("sub/b.png").id], "accepted")
     msk(root / "sub" / "b_mask.png", seed=4)
     bump_mtime(root / "sub" / "b_mask.png")
     assert index.index_one(Project(root, cfg, store), "sub/b_mask.png") == "sub/b.png"
-    assert store.image("sub/b.png")["status"] == "edited"
+    assert store.image("sub/b.png").status == "edited"
     # the mask is deleted
     (root / "sub" / "b_mask.png").unlink()
     assert index.index_one(Project(root, cfg, store), "sub/b_mask.png") == "sub/b.png"
-    assert store.image("sub/b.png")["status"] == "no-mask"
+    assert store.image("sub/b.png").status == "no-mask"
     # the image with a mask is deleted: row gone, mask reported as orphan
     (root / "a.png").unlink()
     assert index.index_one(Project(root, cfg, store), "a.png") == "a.png"
     assert store.image("a.png") is None
-    assert [(r["path"], r["kind"]) for r in store.problems()] == [("a_mask.png", "orphan-mask")]
+    assert [(r.path, r.kind) for r in store.problems()] == [("a_mask.png", "orphan-mask")]
     # the image comes back: the orphan problem goes away
     img(root / "a.png")
     assert index.index_one(Project(root, cfg, store), "a.png") == "a.png"
-    assert store.image("a.png")["mask_path"] == "a_mask.png"
+    assert store.image("a.png").mask_path == "a_mask.png"
     assert store.problems() == []
 
 
@@ -402,7 +408,7 @@ def test_index_one_ignores_what_is_not_data(root, cfg, store):
         assert index.index_one(Project(root, cfg, store), rel) is None
     msk(root / "orphan_mask.png")
     assert index.index_one(Project(root, cfg, store), "orphan_mask.png") is None
-    assert [r["kind"] for r in store.problems()] == ["orphan-mask"]
+    assert [r.kind for r in store.problems()] == ["orphan-mask"]
     assert index.index_one(Project(root, cfg, store), "never-existed.png") is None
 
 
@@ -410,7 +416,7 @@ def test_index_one_bad_file_is_an_error_row(root, cfg, store):
     (root / "t.png").write_text("text")
     assert index.index_one(Project(root, cfg, store), "t.png") == "t.png"
     row = store.image("t.png")
-    assert row["status"] == "error" and row["error"].startswith("t.png: not an image")
+    assert row.status == "error" and row.error.startswith("t.png: not an image")
 
 
 def test_index_one_split(root, cfg, store):
@@ -419,7 +425,7 @@ def test_index_one_split(root, cfg, store):
     index.scan(Project(root, cfg, store))
     msk(root / "masks" / "x.png")
     assert index.index_one(Project(root, cfg, store), "masks/x.png") == "images/x.png"
-    assert store.image("images/x.png")["mask_path"] == "masks/x.png"
+    assert store.image("images/x.png").mask_path == "masks/x.png"
 
 
 def test_unreadable_folder_keeps_its_rows(root, cfg, store, monkeypatch):
@@ -427,7 +433,7 @@ def test_unreadable_folder_keeps_its_rows(root, cfg, store, monkeypatch):
     index.scan(Project(root, cfg, store))
     unlistable(monkeypatch, "/sub")
     rep = index.scan(Project(root, cfg, store))
-    assert rep.removed == 0 and store.image("sub/b.png")["status"] == "unreviewed"
+    assert rep.removed == 0 and store.image("sub/b.png").status == "unreviewed"
     assert rep.problems == [("sub", "unreadable", "cannot list folder: Permission denied")]
 
 
@@ -442,8 +448,8 @@ def _decided_split(root, cfg, store) -> dict:
     for n in ("a", "b", "c"):
         img(root / "images" / f"{n}.png"); msk(root / "masks" / f"{n}.png")
     index.scan(Project(root, cfg, store))
-    store.set_status([store.image("images/a.png")["id"]], "accepted")
-    store.set_status([store.image("images/b.png")["id"]], "flagged")
+    store.set_status([store.image("images/a.png").id], "accepted")
+    store.set_status([store.image("images/b.png").id], "flagged")
     return {p: (r["status"], r["mask_path"], r["mask_sha256"]) for p, r in rows(store).items()}
 
 
@@ -457,7 +463,7 @@ def test_a_masks_folder_gone_for_a_moment_keeps_every_decision(root, cfg, store)
     assert ("masks", "missing-folder") in [(p, k) for p, k, _m in rep.problems]
     # the watcher sees the masks go one by one: the rows stay as they are too
     assert index.index_one(Project(root, cfg, store), "masks/a.png") is None
-    assert store.image("images/a.png")["status"] == "accepted"
+    assert store.image("images/a.png").status == "accepted"
     (root / "masks.off").rename(root / "masks")
     index.scan(Project(root, cfg, store))
     assert {p: (r["status"], r["mask_path"], r["mask_sha256"])
@@ -465,7 +471,7 @@ def test_a_masks_folder_gone_for_a_moment_keeps_every_decision(root, cfg, store)
     # one mask deleted for real, with its folder there, is a row without a mask
     (root / "masks" / "c.png").unlink()
     index.scan(Project(root, cfg, store))
-    assert store.image("images/c.png")["status"] == "no-mask"
+    assert store.image("images/c.png").status == "no-mask"
 
 
 def test_a_broken_masks_link_does_not_turn_a_split_project_into_a_seed_one(root, cfg, store):
@@ -487,11 +493,11 @@ def test_an_unreadable_masks_subfolder_keeps_its_rows_masks(root, cfg, store, mo
     img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
     img(root / "images" / "y.png"); msk(root / "masks" / "y.png")
     index.scan(Project(root, cfg, store))
-    store.set_status([store.image("images/s/x.png")["id"]], "flagged")
+    store.set_status([store.image("images/s/x.png").id], "flagged")
     unlistable(monkeypatch, "masks/s")
     index.scan(Project(root, cfg, store))
     row = store.image("images/s/x.png")
-    assert (row["status"], row["mask_path"]) == ("flagged", "masks/s/x.png")
+    assert (row.status, row.mask_path) == ("flagged", "masks/s/x.png")
 
 
 def test_a_pair_indexed_by_the_engine_during_a_clients_walk_is_kept(root, cfg, store,
@@ -508,7 +514,7 @@ def test_a_pair_indexed_by_the_engine_during_a_clients_walk_is_kept(root, cfg, s
 
     monkeypatch.setattr(index.layout, "discover", walk_while_the_engine_indexes)
     rep = index.scan(Project(root, cfg, store))
-    assert rep.removed == 0 and store.image("new.png")["mask_path"] == "new_mask.png"
+    assert rep.removed == 0 and store.image("new.png").mask_path == "new_mask.png"
 
 
 def test_the_watcher_versions_an_orphan_mask_edit_at_once(root, cfg, store):
@@ -516,19 +522,19 @@ def test_the_watcher_versions_an_orphan_mask_edit_at_once(root, cfg, store):
     index.scan(Project(root, cfg, store))
     msk(root / "lonely_mask.png", seed=4)
     index.index_one(Project(root, cfg, store), "lonely_mask.png")
-    assert [v["source"] for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
+    assert [v.source for v in store.mask_versions("lonely_mask.png")] == ["scan", "editor"]
 
 
 def _flag_and_score(root, store, path):
     row = store.image(path)
-    store.set_status([row["id"]], "flagged")
+    store.set_status([row.id], "flagged")
     mid = store.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
                           train_loss=1, valid_loss=1, valid_dice=0.5, n_train=1, n_valid=1,
                           manifest=[])
-    store.put_score(row["id"], mid, fold=None, image_sha256=row["img_sha256"],
-                    mask_sha256=row["mask_sha256"], precision="fp32", prob_path="p.png",
+    store.put_score(row.id, mid, fold=None, image_sha256=row.img_sha256,
+                    mask_sha256=row.mask_sha256, precision="fp32", prob_path="p.png",
                     category="disagrees", metrics={"dice": 0.2})
-    return row["id"]
+    return row.id
 
 
 def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
@@ -542,10 +548,10 @@ def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
         (root / f).rename(root / "batch1" / f)
     rep = index.scan(Project(root, cfg, store))
     row = store.image("batch1/a.png")
-    assert (row["id"], row["status"], row["mask_path"]) == (iid, "flagged", "batch1/a_mask.png")
+    assert (row.id, row.status, row.mask_path) == (iid, "flagged", "batch1/a_mask.png")
     assert store.image("a.png") is None and rep.removed == 1
-    assert store.score(iid)["category"] == "disagrees"
-    assert [v["source"] for v in store.mask_versions("batch1/a_mask.png")] == ["scan"]
+    assert store.score(iid).category == "disagrees"
+    assert [v.source for v in store.mask_versions("batch1/a_mask.png")] == ["scan"]
     assert store.mask_versions("a_mask.png") == []
     # the watcher's way: one event per path, those that exist first (as the engine orders
     # them), then the paths that are gone
@@ -554,15 +560,15 @@ def test_a_moved_pair_keeps_its_decision_scores_and_history(root, cfg, store):
     for rel in ("re_a.png", "re_a_mask.png", "batch1/a.png", "batch1/a_mask.png"):
         index.index_one(Project(root, cfg, store), rel)
     row = store.image("re_a.png")
-    assert (row["id"], row["status"], row["mask_path"]) == (iid, "flagged", "re_a_mask.png")
+    assert (row.id, row.status, row.mask_path) == (iid, "flagged", "re_a_mask.png")
     assert store.image("batch1/a.png") is None
     # a copy is not a move: the original keeps its row, the copy gets a new one
     import shutil
 
     shutil.copy2(root / "b.png", root / "b_copy.png")
     index.scan(Project(root, cfg, store))
-    assert store.image("b_copy.png")["id"] != store.image("b.png")["id"]
-    assert store.image("b_copy.png")["status"] == "no-mask"
+    assert store.image("b_copy.png").id != store.image("b.png").id
+    assert store.image("b_copy.png").status == "no-mask"
 
 
 def test_a_file_that_stops_being_data_loses_its_row(root, cfg, store):
@@ -593,7 +599,7 @@ def test_a_move_the_engine_made_during_a_clients_walk_is_not_undone(root, cfg, s
     monkeypatch.setattr(index.layout, "discover", walk_while_the_engine_follows_a_move)
     index.scan(Project(root, cfg, store))
     row = store.image("b.png")
-    assert (row["id"], row["status"]) == (iid, "flagged")
+    assert (row.id, row.status) == (iid, "flagged")
 
 
 def test_a_copy_indexed_before_the_original_goes_is_no_move(root, cfg, store):
@@ -615,18 +621,18 @@ def test_the_watcher_keeps_rows_whose_mask_folder_cannot_be_listed(root, cfg, st
                                                                    monkeypatch):
     img(root / "images" / "s" / "x.png"); msk(root / "masks" / "s" / "x.png")
     index.scan(Project(root, cfg, store))
-    store.set_status([store.image("images/s/x.png")["id"]], "accepted")
+    store.set_status([store.image("images/s/x.png").id], "accepted")
     unlistable(monkeypatch, "masks/s")
     index.index_one(Project(root, cfg, store), "images/s/x.png")
     row = store.image("images/s/x.png")
-    assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
+    assert (row.status, row.mask_path) == ("accepted", "masks/s/x.png")
     monkeypatch.undo()
     # a masks subfolder behind a broken link (an unmounted disk): the scan keeps it too
     (root / "masks" / "s").rename(root / "s.real")
     (root / "masks" / "s").symlink_to(root / "unmounted" / "s")
     index.scan(Project(root, cfg, store))
     row = store.image("images/s/x.png")
-    assert (row["status"], row["mask_path"]) == ("accepted", "masks/s/x.png")
+    assert (row.status, row.mask_path) == ("accepted", "masks/s/x.png")
 
 
 def test_the_watcher_follows_a_move_among_many_files_of_one_size_and_time(root, cfg, store):
@@ -635,14 +641,14 @@ def test_the_watcher_follows_a_move_among_many_files_of_one_size_and_time(root, 
         img(root / f"u{i:02d}.bmp", seed=i, size=(16, 16))
         os.utime(root / f"u{i:02d}.bmp", ns=(1_700_000_000_000_000_000,) * 2)
     index.scan(Project(root, cfg, store))
-    assert len(store.images_by_fingerprint(*index.fingerprint(root / "u00.bmp"))) == 40
-    iid = store.image("u39.bmp")["id"]
+    assert len(store.images_by_fingerprint(*index_pair.fingerprint(root / "u00.bmp"))) == 40
+    iid = store.image("u39.bmp").id
     store.set_status([iid], "flagged")
     (root / "u39.bmp").rename(root / "moved.bmp")
     index.index_one(Project(root, cfg, store), "moved.bmp")
     index.index_one(Project(root, cfg, store), "u39.bmp")
     row = store.image("moved.bmp")
-    assert (row["id"], row["status"]) == (iid, "flagged")
+    assert (row.id, row.status) == (iid, "flagged")
 
 
 def test_a_masks_subfolder_deleted_or_renamed_clears_its_masks(root, cfg, store):
@@ -650,9 +656,9 @@ def test_a_masks_subfolder_deleted_or_renamed_clears_its_masks(root, cfg, store)
     index.scan(Project(root, cfg, store))
     (root / "masks" / "s").rename(root / "masks" / "s_old")
     index.index_one(Project(root, cfg, store), "images/s/x.png")
-    assert store.image("images/s/x.png")["status"] == "no-mask"
+    assert store.image("images/s/x.png").status == "no-mask"
     index.scan(Project(root, cfg, store))
-    assert store.image("images/s/x.png")["mask_path"] is None
+    assert store.image("images/s/x.png").mask_path is None
 
 
 def test_an_orphan_mask_replaced_by_an_older_file_is_versioned(root, cfg, store):
@@ -671,19 +677,19 @@ def test_a_mask_that_comes_back_unchanged_brings_its_decision_back(root, cfg, st
     for n in ("a", "b", "c"):
         img(root / f"{n}.png"); msk(root / f"{n}_mask.png", seed=1)
     index.scan(Project(root, cfg, store))
-    store.set_status([store.image("a.png")["id"]], "accepted")
-    store.set_status([store.image("b.png")["id"]], "flagged")
+    store.set_status([store.image("a.png").id], "accepted")
+    store.set_status([store.image("b.png").id], "flagged")
     away = root.parent / "away"
     away.mkdir()
     for n in ("a", "b", "c"):
         (root / f"{n}_mask.png").rename(away / f"{n}_mask.png")
     index.scan(Project(root, cfg, store))
-    assert {store.image(f"{n}.png")["status"] for n in "abc"} == {"no-mask"}
+    assert {store.image(f"{n}.png").status for n in "abc"} == {"no-mask"}
     index.scan(Project(root, cfg, store))                     # still away: nothing forgotten
     for n in ("a", "b"):
         (away / f"{n}_mask.png").rename(root / f"{n}_mask.png")
     msk(root / "c_mask.png", seed=7)                 # c comes back as another mask
     index.scan(Project(root, cfg, store))
-    assert [store.image(f"{n}.png")["status"] for n in "abc"] == [
+    assert [store.image(f"{n}.png").status for n in "abc"] == [
         "accepted", "flagged", "unreviewed"]
-    assert store.image("a.png")["kept_status"] is None  # used up
+    assert store.image("a.png").kept_status is None  # used up

@@ -176,9 +176,9 @@ def test_overwrite_replaces_and_keeps_history(folder):
         assert len(s["written"]) == 4 and s["skipped_existing"] == [] and s["errors"] == []
         assert dice(read_mask(folder / "a_mask.png", cfg.project.codes), DISK) > 0.95
         versions = store.mask_versions("a_mask.png")
-        assert [(v["sha256"], v["source"]) for v in versions] == [
+        assert [(v.sha256, v.source) for v in versions] == [
             (old, "scan"), (_sha(folder / "a_mask.png"), "segment")]
-        assert [v["source"] for v in store.mask_versions("b_mask.png")] == ["segment"]
+        assert [v.source for v in store.mask_versions("b_mask.png")] == ["segment"]
     finally:
         store.close()
 

@@ -7,6 +7,7 @@ import pytest
 
 from segtriage.engine import store as store_mod
 from segtriage.engine.store import SCHEMA_VERSION, Store, StoreError
+from segtriage.engine.store.rows import ListHead
 
 
 @pytest.fixture
@@ -34,7 +35,7 @@ def test_migrates_a_version_1_database_forward(tmp_path):
     c.close()
     st = Store(db)
     assert st.schema_version() == SCHEMA_VERSION
-    assert st.image("old.png")["status"] == "accepted"  # data survives the migration
+    assert st.image("old.png").status == "accepted"  # data survives the migration
     names = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert "scores_model" in names
 
@@ -108,17 +109,17 @@ def test_staleness_follows_model_and_content(st):
     st.put_score(i, m1, fold=None, image_sha256="I1", mask_sha256="M1", precision="cpu-fp32",
                  prob_path="p.png", category="agrees", metrics={"dice": 0.9, "extra": 3})
     (row,) = st.review_rows(full=True)
-    assert row["stale"] is False and row["dice"] == 0.9 and row["extra"] == 3
+    assert row.stale is False and row.get("dice") == 0.9 and row.get("extra") == 3
     st.upsert_image("a.png", mask_sha256="M2")  # the mask was edited
-    assert st.review_rows()[0]["stale"] is True
+    assert st.review_rows()[0].stale is True
     st.upsert_image("a.png", mask_sha256="M1")
-    assert st.review_rows()[0]["stale"] is False
+    assert st.review_rows()[0].stale is False
     st.add_model(kind="plain", arch="resnet18", weights=["m2.pt"], config={}, epochs=1,
                  train_loss=1, valid_loss=1, valid_dice=0.5, n_train=1, n_valid=1, manifest=[])
-    assert st.review_rows()[0]["stale"] is True  # a new current model
-    assert [r["path"] for r in st.unscored_or_stale(st.current_model_id())] == ["a.png"]
+    assert st.review_rows()[0].stale is True  # a new current model
+    assert [r.path for r in st.unscored_or_stale(st.current_model_id())] == ["a.png"]
     st.set_current_model(m1)
-    assert st.review_rows()[0]["stale"] is False
+    assert st.review_rows()[0].stale is False
     with pytest.raises(StoreError):
         st.set_current_model(99)
 
@@ -207,13 +208,13 @@ def test_list_rows_matches_review_rows(st):
                      manifest=[])
     st.put_score(i, m, fold=None, image_sha256="I", mask_sha256="OLD", precision="x",
                  prob_path="p.png", category="disagrees", metrics={"priority": 2.5, "dice": 0.1})
-    lean = {r["path"]: r for r in st.list_rows()}
-    full = {r["path"]: r for r in st.review_rows()}
+    lean = {r.path: r for r in st.list_rows()}
+    full = {r.path: r for r in st.review_rows()}
     for path in ("a.png", "b.png"):
         for k in ("id", "status", "category", "priority", "dice", "model_id", "prob_path"):
-            assert lean[path][k] == full[path][k]
-        assert bool(lean[path]["stale"]) == full[path]["stale"]
-    assert lean["a.png"]["stale"] and not lean["b.png"]["stale"]
+            assert getattr(lean[path], k) == full[path].get(k)
+        assert bool(lean[path].stale) == full[path].stale
+    assert lean["a.png"].stale and not lean["b.png"].stale
 
 
 def test_migrates_a_version_3_database_forward_with_the_priority_index(tmp_path):
@@ -237,8 +238,8 @@ def test_migrates_a_version_3_database_forward_with_the_priority_index(tmp_path)
     assert st.schema_version() == SCHEMA_VERSION == 8
     names = {r[0] for r in st.conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"scores_priority", "images_fingerprint"} <= names
-    assert st.image("old.png")["status"] == "accepted"
-    assert st.score(1)["priority"] == 0.7
+    assert st.image("old.png").status == "accepted"
+    assert st.score(1).get("priority") == 0.7
     assert st.rows_stamp()[0] is not None  # v3's trigger counter survived
 
 
@@ -250,9 +251,9 @@ def _model(st):
 
 def _review_order(rows):
     """The list's default order, written out: priority descending, None last, ties by path."""
-    have = sorted((r for r in rows if r["priority"] is not None),
-                  key=lambda r: (-r["priority"], r["path"]))
-    return have + sorted((r for r in rows if r["priority"] is None), key=lambda r: r["path"])
+    have = sorted((r for r in rows if r.priority is not None),
+                  key=lambda r: (-r.priority, r.path))
+    return have + sorted((r for r in rows if r.priority is None), key=lambda r: r.path)
 
 
 def test_list_head_is_the_top_of_the_review_order(st):
@@ -277,22 +278,22 @@ def test_list_head_is_the_top_of_the_review_order(st):
                      prob_path=None, category="uncertain",
                      metrics={"priority": None if p in paths[:3] else -1.0})
     full = _review_order(list(st.list_rows()))
-    assert [r["path"] for r in full][:3] != sorted(paths)[:3]  # not trivially name order
+    assert [r.path for r in full][:3] != sorted(paths)[:3]  # not trivially name order
     for limit in (1, 5, 40, 42, 50, 60, 100):
         head = st.list_head(limit)
-        assert head["total"] == 60
-        assert (head["first_path"], head["last_path"]) == (min(paths), max(paths))
-        assert head["rows"] == full[:limit]  # every column, staleness included
-    stale = {r["path"]: r["stale"] for r in st.list_head(60)["rows"]}
+        assert head.total == 60
+        assert (head.first_path, head.last_path) == (min(paths), max(paths))
+        assert head.rows == full[:limit]  # every column, staleness included
+    stale = {r.path: r.stale for r in st.list_head(60).rows}
     assert stale[paths[0]] == 0 and stale[paths[20]] == 1  # scored by the old model only
 
 
 def test_list_head_of_an_empty_or_unscored_project(st):
-    assert st.list_head(10) == {"rows": [], "total": 0, "first_path": None, "last_path": None}
+    assert st.list_head(10) == ListHead(rows=[], total=0, first_path=None, last_path=None)
     for name in ("c.png", "a.png", "b.png"):
         st.upsert_image(name, status="no-mask")
     head = st.list_head(2)
-    assert [r["path"] for r in head["rows"]] == ["a.png", "b.png"] and head["total"] == 3
+    assert [r.path for r in head.rows] == ["a.png", "b.png"] and head.total == 3
 
 
 def test_list_head_walks_the_priority_index(st):
@@ -332,9 +333,9 @@ def test_list_head_stays_fast_on_many_rows(st):
 
     whole = steps(lambda: list(st.list_rows()))
     head = steps(lambda: st.list_head(200))
-    rows = st.list_head(200)["rows"]
-    assert [r["priority"] for r in rows] == sorted((r["priority"] for r in rows), reverse=True)
-    assert rows[0]["priority"] == max(r["priority"] for r in st.list_rows())
+    rows = st.list_head(200).rows
+    assert [r.priority for r in rows] == sorted((r.priority for r in rows), reverse=True)
+    assert rows[0].priority == max(r.priority for r in st.list_rows())
     assert head * 20 < whole, (head, whole)
 
 
@@ -356,7 +357,7 @@ def test_v5_databases_with_or_without_the_partial_column_migrate(tmp_path, had_p
     st.add_backup(destination="d", snapshot="s1", files=1, bytes_added=1, masks_changed=0)
     st.add_backup(destination="d", snapshot="s2", files=1, bytes_added=0, masks_changed=0,
                   partial=True)
-    assert st.last_backup()["snapshot"] == "s1"
+    assert st.last_backup().snapshot == "s1"
 
 
 def test_v6_databases_get_the_outline_bias_column(tmp_path):
@@ -380,5 +381,5 @@ def test_v6_databases_get_the_outline_bias_column(tmp_path):
     c.close()
     st = Store(db)
     assert st.schema_version() == SCHEMA_VERSION == 8
-    got = {r["path"]: r["outline_bias"] for r in st.list_rows()}
+    got = {r.path: r.outline_bias for r in st.list_rows()}
     assert got == {"a.png": -0.5, "b.png": None}

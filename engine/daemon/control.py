@@ -155,3 +155,31 @@ def stop_engine(root: Path | str, *, timeout_s: float = 30.0) -> bool:
             return True
         time.sleep(0.1)
     return engine_pid(root) is None
+
+
+class DeadEngineRule:
+    """When a client starts the engine again, in one place for the app and a CLI follower.
+
+    A job still 'running' while no engine holds the lock means the engine died in it (kill
+    -9, out of memory): an engine that stops on its own marks its job interrupted first, so
+    `segtriage engine stop` is never undone here. Seen on two checks in a row (the lock is
+    free for a moment while an engine starts), the client starts it again, and the new
+    engine's recovery re-queues the job (it fails the job after repeated crashes); at most
+    once every ``min_interval_s``."""
+
+    def __init__(self, *, min_interval_s: float = 60.0, clock=time.monotonic):
+        self.min_interval_s = min_interval_s
+        self.clock = clock
+        self.seen = 0
+        self.restarted_at: float | None = None
+
+    def restart_now(self, *, job_running: bool, engine_alive: bool) -> bool:
+        """One check: True when the engine died in a job and should be started now."""
+        self.seen = self.seen + 1 if (job_running and not engine_alive) else 0
+        if self.seen < 2:
+            return False
+        now = self.clock()
+        if self.restarted_at is not None and now - self.restarted_at < self.min_interval_s:
+            return False
+        self.seen, self.restarted_at = 0, now
+        return True

@@ -186,9 +186,9 @@ class Engine:
         """Masks edited while no engine ran: re-score them from the stored probabilities."""
         n = 0
         for r in self.store.review_rows():
-            if (r["model_id"] is not None and r["s_img_sha"] == r["img_sha256"]
-                    and r["s_mask_sha"] != r["cur_mask_sha"] and r["status"] != "error"):
-                n += rescore_image(self.project, r["id"])
+            if (r.model_id is not None and r.s_img_sha == r.img_sha256
+                    and r.s_mask_sha != r.cur_mask_sha and r.status != "error"):
+                n += rescore_image(self.project, r.id)
         if n:
             log.info("re-scored %d mask(s) edited while the engine was not running", n)
 
@@ -235,15 +235,15 @@ class Engine:
                 continue
             row = store.image(img_rel)
             store.add_event("watch", {"path": rel, "image": img_rel,
-                                      "status": row["status"] if row else "removed"})
-            if row is None or row["status"] == "error":
+                                      "status": row.status if row else "removed"})
+            if row is None or row.status == "error":
                 continue
-            sc = store.score(row["id"])
-            if sc is not None and sc.get("image_sha256") == row["img_sha256"]:
-                if sc.get("mask_sha256") != row["mask_sha256"]:
-                    if rescore_image(self.project, row["id"]):
+            sc = store.score(row.id)
+            if sc is not None and sc.image_sha256 == row.img_sha256:
+                if sc.mask_sha256 != row.mask_sha256:
+                    if rescore_image(self.project, row.id):
                         log.info("re-scored %s after a mask change", img_rel)
-                if mid is not None and sc["model_id"] != mid:
+                if mid is not None and sc.model_id != mid:
                     need_predict = True
             elif mid is not None:
                 need_predict = True

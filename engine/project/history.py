@@ -38,17 +38,17 @@ def write_mask(project: Project, image_row, mask: np.ndarray, source: str, *,
     error cleared (None: the scan's rules decide); and it is re-scored from its stored
     prediction, when it has one. Returns the mask path relative to the project's root.
     """
-    rel = image_row["mask_path"] or mask_rel or _mask_target(project, image_row["path"])
+    rel = image_row.mask_path or mask_rel or _mask_target(project, image_row.path)
     path = project.root / rel
     old = path if path.is_file() else None
     if old is not None:  # raises, and nothing is written, when the old mask cannot be kept
-        save_version(project, rel, "scan", image_row["id"])
+        save_version(project, rel, "scan", image_row.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_mask_file(path, mask, like=old, n_codes=len(project.cfg.project.codes))
-    vid, _sha = save_version(project, rel, source, image_row["id"])
+    vid, _sha = save_version(project, rel, source, image_row.id)
     recheck_mask(project, rel, status=status)  # the row as a scan leaves it
-    rescore_image(project, image_row["id"])  # from the stored prediction: no model run
-    project.store.add_event("mask", {"image": image_row["path"], "mask": rel,
+    rescore_image(project, image_row.id)  # from the stored prediction: no model run
+    project.store.add_event("mask", {"image": image_row.path, "mask": rel,
                                      "source": source, "version_id": vid})
     return rel
 
@@ -65,9 +65,9 @@ def _resolve(project: Project, path: str | Path) -> tuple[str, str | None]:
     rel = p.as_posix()
     row = store.image(rel)
     if row is not None:
-        return (row["mask_path"] or _mask_target(project, rel)), rel
+        return (row.mask_path or _mask_target(project, rel)), rel
     row = store.image_by_mask(rel)
-    return rel, (row["path"] if row is not None else None)
+    return rel, (row.path if row is not None else None)
 
 
 def history(project: Project, path: str | Path) -> list[dict]:
@@ -79,11 +79,11 @@ def history(project: Project, path: str | Path) -> list[dict]:
         cur = sha256_file(project.root / rel)
     except OSError:
         cur = None
-    current_idx = max((i for i, v in enumerate(versions) if v["sha256"] == cur), default=None)
-    return [{"version": i + 1, "id": v["id"], "path": rel, "time": utc_iso(v["created_at"]),
-             "created_at": v["created_at"], "source": v["source"],
-             "pixels_changed": v["pixels_changed"], "dice_prev": v["dice_prev"],
-             "sha": v["sha256"], "current": i == current_idx}
+    current_idx = max((i for i, v in enumerate(versions) if v.sha256 == cur), default=None)
+    return [{"version": i + 1, "id": v.id, "path": rel, "time": utc_iso(v.created_at),
+             "created_at": v.created_at, "source": v.source,
+             "pixels_changed": v.pixels_changed, "dice_prev": v.dice_prev,
+             "sha": v.sha256, "current": i == current_idx}
             for i, v in enumerate(versions)]
 
 
@@ -100,9 +100,9 @@ def revert(project: Project, path: str | Path, version: int | None = None) -> di
     versions = store.mask_versions(rel)
     if not versions:
         raise HistoryError(f"{rel}: no history")
-    cur = versions[-1]["sha256"] if mpath.is_file() else None
+    cur = versions[-1].sha256 if mpath.is_file() else None
     if version is None:
-        older = [i for i, v in enumerate(versions) if v["sha256"] != cur]
+        older = [i for i, v in enumerate(versions) if v.sha256 != cur]
         if not older:
             raise HistoryError(f"{rel}: nothing to undo (only one version)")
         idx = older[-1]
@@ -111,18 +111,18 @@ def revert(project: Project, path: str | Path, version: int | None = None) -> di
     else:
         raise HistoryError(f"{rel}: no version {version} (versions 1..{len(versions)})")
     target = versions[idx]
-    out = {"path": rel, "image": image, "version": idx + 1, "sha": target["sha256"]}
-    if target["sha256"] == cur:
+    out = {"path": rel, "image": image, "version": idx + 1, "sha": target.sha256}
+    if target.sha256 == cur:
         return {**out, "changed": False, "new_version": None}
     obj = history_store(project)
     with obj.lock():
-        obj.copy_out(target["sha256"], mpath)  # refuses a corrupt object, writes atomically
+        obj.copy_out(target.sha256, mpath)  # refuses a corrupt object, writes atomically
     vid, _sha = save_version(project, rel, "revert")
     # an undo is a person's edit: 'edited', unless the version brought back is unusable
     touched = recheck_mask(project, rel, status="edited")
     row = store.image(touched) if touched else None
     if row is not None:
-        rescore_image(project, row["id"])  # from the stored prediction: no model run
+        rescore_image(project, row.id)  # from the stored prediction: no model run
     store.add_event("mask", {"image": image, "mask": rel, "source": "revert",
                              "from_version": idx + 1, "version_id": vid})
     return {**out, "changed": True, "new_version": len(store.mask_versions(rel))}

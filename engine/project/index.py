@@ -5,12 +5,7 @@ match its row is skipped without hashing or decoding, so re-scanning a large unc
 costs one ``stat`` per file. When a fingerprint moved, the file is re-hashed (sha256) and
 re-validated (full decode: truncated files are only visible then).
 
-Status rules:
-* no mask → ``no-mask``; an unreadable image or mask → ``error`` with the reason (the row stays);
-* a new row with a mask → ``unreviewed``; a mask appearing for a known image → ``unreviewed``;
-* mask content changed (sha256) → ``edited``; image content changed → ``unreviewed`` (the
-  earlier review was about another picture);
-* otherwise a person's status (unreviewed / accepted / edited / flagged) is kept.
+How one pair's row is worked out (the status rules, moves) is index_pair.py's.
 """
 
 from __future__ import annotations
@@ -18,48 +13,19 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
 from . import layout
-from .imageio import ImageError, MaskError, fingerprint, image_info, read_mask, sha256_file
-from .layout import Discovery, Pair
+from .imageio import sha256_file
+from .index_pair import (ScanReport, duplicate_names, evaluate, hidden_mask_dirs,
+                         mask_out_of_sight, moved_here, still_an_image)
 from .project import Project
 from .versions import save_mask_version
 
 log = logging.getLogger(__name__)
 
-DUP_PREFIX = "duplicate name: "
 FLUSH_EVERY = 256          # rows per write transaction (keeps the write lock short)
 PROGRESS_EVERY = 200
-
-
-@dataclass
-class ScanReport:
-    root: str
-    kind: str = "seed"
-    counts: dict[str, int] = field(default_factory=dict)   # status → rows (whole folder)
-    total: int = 0
-    new: int = 0
-    changed: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    hashed: int = 0                                         # files whose sha256 was computed
-    problems: list[tuple[str, str, str]] = field(default_factory=list)  # (path, kind, message)
-    errors: list[tuple[str, str]] = field(default_factory=list)         # rows in 'error'
-    warnings: list[str] = field(default_factory=list)
-    elapsed: float = 0.0
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "root": self.root, "kind": self.kind, "counts": dict(self.counts),
-            "total": self.total, "new": self.new, "changed": self.changed,
-            "unchanged": self.unchanged, "removed": self.removed, "hashed": self.hashed,
-            "problems": [{"path": p, "kind": k, "message": m} for p, k, m in self.problems],
-            "errors": [{"path": p, "kind": "error", "message": m} for p, m in self.errors],
-            "warnings": list(self.warnings), "elapsed": round(self.elapsed, 3),
-        }
 
 
 # -- history ----------------------------------------------------------------------------
@@ -67,7 +33,7 @@ class ScanReport:
 def _record_version(project: Project, rel_mask: str, sha: str, image_id: int | None,
                     report: ScanReport) -> None:
     versions = project.store.mask_versions(rel_mask)
-    if versions and versions[-1]["sha256"] == sha:
+    if versions and versions[-1].sha256 == sha:
         return
     # first sight of a mask is its 'scan' version; a later change on disk is a person's edit
     source = "editor" if versions else "scan"
@@ -92,12 +58,12 @@ def _catch_up_history(project: Project, rows, disc, report: ScanReport, *,
     on), and contents a full or unplugged destination could not take before. ``whole``: rows
     are the whole project (one query for all); else a few (one query each)."""
     root, store = project.root, project.store
-    rows = [r for r in rows if r is not None and r["mask_path"] and r["mask_sha256"]]
+    rows = [r for r in rows if r is not None and r.mask_path and r.mask_sha256]
     loose = list(disc.orphan_masks) + [p for p, k, _m in disc.problems if k == "duplicate-mask"]
     latest = store.latest_mask_shas(None if whole else
-                                    [r["mask_path"] for r in rows] + loose)
-    todo = [(r["mask_path"], r["mask_sha256"], r["id"]) for r in rows
-            if (latest.get(r["mask_path"]) or (None,))[0] != r["mask_sha256"]]
+                                    [r.mask_path for r in rows] + loose)
+    todo = [(r.mask_path, r.mask_sha256, r.id) for r in rows
+            if (latest.get(r.mask_path) or (None,))[0] != r.mask_sha256]
     # no row keeps their hash: hash those changed since their last version; the stat of the
     # last hash is kept in the meta table, so a metadata-only change (chmod, cp -a: ctime
     # newer than the version) costs one hash, not one at every scan
@@ -122,107 +88,6 @@ def _catch_up_history(project: Project, rows, disc, report: ScanReport, *,
         store.set_meta(LOOSE_META, seen)
     for rel, sha, image_id in todo:
         _record_version(project, rel, sha, image_id, report)
-
-
-# -- one pair ------------------------------------------------------------------------------
-
-def _rel_msg(msg: str, root: Path) -> str:
-    """Error texts name files relative to the data folder (shorter, and stable if moved)."""
-    pre = str(root).rstrip(os.sep) + os.sep
-    return msg.replace(pre, "")
-
-
-KEPT_STATUSES = ("accepted", "flagged", "edited", "unreviewed")  # what a mask's return restores
-
-
-def _evaluate(root: Path, cfg, pair: Pair, row, dup: str | None, report: ScanReport, *,
-              revalidate: bool = False, rehash: bool = False) -> tuple[dict | None, str | None]:
-    """``(fields to write, mask sha to record)``; ``(None, None)`` when nothing changed.
-    ``revalidate`` re-reads files whose fingerprint matches; ``rehash`` also re-hashes them.
-    Raises FileNotFoundError when the image vanished meanwhile."""
-    img_abs = root / pair.image
-    isz, imt = fingerprint(img_abs)
-    mfp = None
-    if pair.mask is not None:
-        try:
-            mfp = fingerprint(root / pair.mask)
-        except OSError:
-            mfp = None  # vanished meanwhile: validated (and reported) below
-    img_same = row is not None and row["img_size"] == isz and row["img_mtime_ns"] == imt
-    mask_same = row is not None and row["mask_path"] == pair.mask and (
-        pair.mask is None or (mfp is not None and row["mask_size"] == mfp[0]
-                              and row["mask_mtime_ns"] == mfp[1]))
-    if img_same and mask_same and not (revalidate or rehash) and dup is None and not (
-            row["status"] == "error" and (row["error"] or "").startswith(DUP_PREFIX)):
-        return None, None
-
-    if img_same and row["img_sha256"] and not rehash:
-        img_sha = row["img_sha256"]
-    else:
-        img_sha = sha256_file(img_abs)
-        report.hashed += 1
-    error = dup
-    w = h = None
-    try:
-        w, h, _mode = image_info(img_abs, decode=not img_same or revalidate or rehash
-                                 or row["status"] == "error")
-    except ImageError as e:
-        error = error or str(e)
-
-    mask_sha = None
-    msz = mmt = None
-    mask_ok = False
-    if pair.mask is not None:
-        mask_abs = root / pair.mask
-        try:
-            if mfp is None:
-                mfp = fingerprint(mask_abs)
-            msz, mmt = mfp
-            if mask_same and row["mask_sha256"] and not rehash:
-                mask_sha = row["mask_sha256"]
-            else:
-                mask_sha = sha256_file(mask_abs)
-                report.hashed += 1
-            if w is not None:
-                read_mask(mask_abs, cfg.project.codes, expect_shape=(h, w))
-                mask_ok = True
-        except MaskError as e:
-            error = error or str(e)
-        except OSError as e:
-            error = error or f"{mask_abs}: cannot read mask: {e.strerror or e}"
-
-    fields: dict[str, Any] = dict(
-        mask_path=pair.mask, width=w, height=h, img_size=isz, img_mtime_ns=imt,
-        img_sha256=img_sha, mask_size=msz, mask_mtime_ns=mmt, mask_sha256=mask_sha,
-        error=_rel_msg(error, root) if error else None)
-    prev = row["status"] if row is not None else None
-    if pair.mask is None:
-        # the mask went away: its decision is kept with its hash, for the mask coming back
-        # (a layout changed and changed back, a masks folder moved out and in again)
-        if row is not None and row["mask_sha256"] and prev in KEPT_STATUSES:
-            fields.update(kept_status=prev, kept_mask_sha=row["mask_sha256"])
-    else:
-        fields.update(kept_status=None, kept_mask_sha=None)
-    if error:
-        fields["status"] = "error"
-    elif pair.mask is None:
-        fields["status"] = "no-mask"
-    elif row is not None and row["mask_sha256"] is None and row["kept_mask_sha"] == mask_sha:
-        fields["status"] = row["kept_status"]  # the same mask is back: so is its decision
-    elif row is None or row["mask_sha256"] is None:
-        fields["status"] = "unreviewed"
-    elif mask_sha != row["mask_sha256"]:
-        fields["status"] = "edited"
-    elif row["img_sha256"] and img_sha != row["img_sha256"]:
-        fields["status"] = "unreviewed"
-    elif prev in ("no-mask", "error"):
-        fields["status"] = "unreviewed"
-    # else: keep the person's status (not written, so a decision made meanwhile survives)
-    return fields, (mask_sha if mask_ok else None)
-
-
-def _dups(disc: Discovery) -> dict[str, str]:
-    return {p: DUP_PREFIX + m for p, k, m in disc.problems if k == "duplicate-name"}
 
 
 class _Writer:
@@ -271,35 +136,35 @@ def scan(project: Project, *, rehash: bool = False,
     report = ScanReport(root=str(root))
     # rows before the walk: a pair the engine's watcher indexes while this (client) scan
     # walks a big folder is then neither in `rows` nor in `seen`, instead of 'gone'
-    rows = {r["path"]: r for r in store.images()}
+    rows = {r.path: r for r in store.images()}
     disc = layout.discover(root, cfg, known=store.get_meta("layout_kind"))
     report.kind = disc.kind
     sig = _signature(cfg)
     revalidate = store.get_meta("scan_signature") != sig
-    dups = _dups(disc)
+    dups = duplicate_names(disc)
     writer = _Writer(project, report)
     total = len(disc.pairs)
     seen: set[str] = set()
     if progress is not None:
         progress(0, total)
-    hidden = _hidden_mask_dirs(root, cfg, disc.kind, disc.problems)
+    hidden = hidden_mask_dirs(root, cfg, disc.kind, disc.problems)
     # a move takes the row of an image that is gone: those rows by fingerprint, once
     found = {p.image for p in disc.pairs}
     vanished: dict[tuple, list] = {}
     for p, r in rows.items():
         if p not in found:
-            vanished.setdefault((r["img_size"], r["img_mtime_ns"]), []).append(r)
+            vanished.setdefault((r.img_size, r.img_mtime_ns), []).append(r)
     for n, pair in enumerate(disc.pairs, 1):
         row = rows.get(pair.image)
         if row is None:  # new here, or indexed by the engine meanwhile, or moved here
             row = store.image(pair.image) or (
-                _moved_here(root, store, pair, vanished) if vanished else None)
-        if _mask_out_of_sight(root, pair, row, hidden):
+                moved_here(root, store, pair, vanished) if vanished else None)
+        if mask_out_of_sight(root, pair, row, hidden):
             seen.add(pair.image)
             report.unchanged += 1
             continue
         try:
-            fields, sha = _evaluate(root, cfg, pair, row, dups.get(pair.image), report,
+            fields, sha = evaluate(root, cfg, pair, row, dups.get(pair.image), report,
                                     revalidate=revalidate or pair.image in recheck
                                     or pair.mask in recheck, rehash=rehash)
         except FileNotFoundError:
@@ -310,7 +175,7 @@ def scan(project: Project, *, rehash: bool = False,
             sha = None
         seen.add(pair.image)
         if fields is not None and row is not None and all(
-                row[k] == v for k, v in fields.items()):
+                getattr(row, k) == v for k, v in fields.items()):
             fields = None  # re-read (revalidate, --rehash) and found as it was
         if fields is None:
             report.unchanged += 1
@@ -327,7 +192,7 @@ def scan(project: Project, *, rehash: bool = False,
     unreadable = [p for p, k, _m in disc.problems if k == "unreadable"]
     gone = sorted(p for p in set(rows) - seen
                   if not any(d == "." or p.startswith(d + "/") for d in unreadable)
-                  and not _still_an_image(root, cfg, disc.kind, p))
+                  and not still_an_image(root, cfg, disc.kind, p))
     if gone:
         with store.tx():
             for p in gone:
@@ -346,90 +211,10 @@ def scan(project: Project, *, rehash: bool = False,
     return report
 
 
-def _moved_here(root: Path, store, pair: Pair, vanished: dict | None = None):
-    """The row of an image that moved to ``pair.image`` (renamed, or moved to another
-    folder), renamed to it; None for a new image. A move keeps size and mtime: rows with the
-    same fingerprint whose file is gone are candidates (``vanished``, by fingerprint, from a
-    scan; else a few from the store), and the content must match too."""
-    try:
-        fp = fingerprint(root / pair.image)
-    except OSError:
-        return None
-    if vanished is not None:
-        cands = vanished.get(fp, [])
-    elif not store.images_by_fingerprint(*fp, limit=1):
-        return None
-    else:  # the watcher: same fingerprint and content (an unpacked batch shares mtimes)
-        try:
-            cands = store.images_by_fingerprint(*fp, sha256=sha256_file(root / pair.image))
-        except OSError:
-            return None
-    sha = None
-    for cand in cands:
-        if cand["path"] == pair.image or (root / cand["path"]).exists():
-            continue
-        try:
-            sha = sha or sha256_file(root / pair.image)
-        except OSError:
-            return None
-        if cand["img_sha256"] != sha or not store.move_image(cand["path"], pair.image,
-                                                             pair.mask):
-            continue
-        if vanished is not None:
-            vanished[fp].remove(cand)
-        log.info("%s moved to %s: its row goes along", cand["path"], pair.image)
-        return store.image(pair.image)
-    return None
-
-
-def _still_an_image(root: Path, cfg, kind: str, rel: str) -> bool:
-    """True for an image created again since the walk passed it (the engine indexed it
-    meanwhile); a file that stopped being data (a new ignore pattern, an extension dropped)
-    is not one, and its row goes."""
-    return (root / rel).is_file() and layout.classify(rel, cfg, kind)[0] == "image"
-
-
-def _hidden_mask_dirs(root: Path, cfg, kind: str, problems) -> list[str]:
-    """Folders whose masks cannot be seen now: a split layout's masks folder that is missing,
-    and every folder that could not be listed."""
-    dirs = [p for p, k, _m in problems if k == "unreadable"]
-    masks_dir = layout.norm_rel(cfg.layout.masks_dir)
-    if kind == "split" and not (Path(root) / masks_dir).is_dir():
-        dirs.append(masks_dir)
-    return dirs
-
-
-def _mask_out_of_sight(root: Path, pair, row, hidden: list[str]) -> bool:
-    """A row whose mask lies in a folder that cannot be seen keeps its mask, hash and the
-    person's decision: without this, a masks folder on a disk unmounted for a moment turned
-    every row 'no-mask', and 'unreviewed' when it came back (accepted and flagged lost)."""
-    if pair.mask is not None or row is None or not row["mask_path"]:
-        return False
-    m = row["mask_path"]
-    if any(d == "." or m == d or m.startswith(d + "/") for d in hidden):
-        return True
-    # the watcher's re-index sees no folder problems: a mask folder that cannot be listed
-    # now (permissions, I/O) or lies behind a broken link (an unmounted disk) hides the mask
-    # too; a folder simply deleted or renamed does not
-    folder = root / os.path.dirname(m)
-    try:
-        with os.scandir(folder):
-            return False
-    except FileNotFoundError:
-        p = folder
-        while p != root and root in p.parents:
-            if p.is_symlink() and not p.exists():
-                return True
-            p = p.parent
-        return False
-    except OSError:
-        return True
-
-
 def _finish(report: ScanReport, store, t0: float) -> None:
     report.counts = store.status_counts()
     report.total = sum(report.counts.values())
-    report.errors = [(r["path"], r["error"] or "error") for r in store.images(["error"])]
+    report.errors = [(r.path, r.error or "error") for r in store.images(["error"])]
     report.elapsed = time.monotonic() - t0
 
 
@@ -451,7 +236,7 @@ def index_one(project: Project, relpath: str, *, revalidate: bool = False,
         return None
     disc = layout.discover_one(root, cfg, rel, kind)
     report = ScanReport(root=str(root), kind=kind)
-    dups = _dups(disc)
+    dups = duplicate_names(disc)
     writer = _Writer(project, report)
     touched: str | None = None
     images_now = {p.image for p in disc.pairs}
@@ -460,15 +245,15 @@ def index_one(project: Project, relpath: str, *, revalidate: bool = False,
     group_paths = {rel} | images_now | {p.mask for p in disc.pairs if p.mask} \
         | set(disc.orphan_masks)
     store.delete_problems(group_paths)
-    hidden = _hidden_mask_dirs(root, cfg, kind, [])
+    hidden = hidden_mask_dirs(root, cfg, kind, [])
     kept: set[str] = set()
     for pair in disc.pairs:
-        row = store.image(pair.image) or _moved_here(root, store, pair)
-        if _mask_out_of_sight(root, pair, row, hidden):
+        row = store.image(pair.image) or moved_here(root, store, pair)
+        if mask_out_of_sight(root, pair, row, hidden):
             kept.add(pair.image)
             continue
         try:
-            fields, sha = _evaluate(root, cfg, pair, row, dups.get(pair.image), report,
+            fields, sha = evaluate(root, cfg, pair, row, dups.get(pair.image), report,
                                     revalidate=revalidate)
         except FileNotFoundError:
             continue
@@ -488,9 +273,9 @@ def index_one(project: Project, relpath: str, *, revalidate: bool = False,
         store.delete_image(rel)
         touched = rel
     if role == "mask" and touched is None and before is not None \
-            and before["path"] not in kept:
+            and before.path not in kept:
         # the mask went (or moved away): its image row was re-evaluated above if it exists
-        touched = before["path"]
+        touched = before.path
     _catch_up_history(project, [store.image(p.image) for p in disc.pairs], disc, report,
                       whole=False)
     for m in disc.orphan_masks:
@@ -504,7 +289,7 @@ def index_one(project: Project, relpath: str, *, revalidate: bool = False,
 def recheck_mask(project: Project, rel_mask: str, *, status: str | None = None
                  ) -> str | None:
     """Index a mask segtriage has just written itself (revert/undo, write_mask) the way a scan
-    of that file would: read and validated with the scan's own rules (_evaluate), so an
+    of that file would: read and validated with the scan's own rules (evaluate), so an
     unusable mask makes its row ``error`` with the reason and a usable one clears an earlier
     error. Writers must not put the new fingerprint into the row themselves: a scan or the
     watcher would then take the row for unchanged and never look at the file (a restored or

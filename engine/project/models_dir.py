@@ -35,7 +35,7 @@ def _referenced(store: Store) -> set[str]:
     """Every file a model row names: its weights and their sidecars."""
     names: set[str] = set()
     for m in store.models():
-        for w in m["weights"] or []:
+        for w in m.weights:
             names.update((w, f"{w}.json"))
     return names
 

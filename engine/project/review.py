@@ -65,12 +65,12 @@ def prediction_mask(state_dir: Path, prob_rel: str, shape: tuple[int, int] | Non
 
 
 def _shape(row) -> tuple[int, int] | None:
-    return (row["height"], row["width"]) if row["height"] and row["width"] else None
+    return (row.height, row.width) if row.height and row.width else None
 
 
 def _prob_rel(store, image_id: int) -> str | None:
     score = store.score(image_id)
-    return score.get("prob_path") if score else None
+    return score.prob_path if score else None
 
 
 def nudge_index(project: Project, rel_mask: str) -> None:
@@ -88,17 +88,17 @@ def replace_with_prediction(project: Project, image_id: int) -> str:
     row = _image_row(project.store, image_id)
     prob_rel = _prob_rel(project.store, image_id)
     if not prob_rel:
-        raise ReviewError(f"{row['path']}: no prediction yet (predict it first)")
+        raise ReviewError(f"{row.path}: no prediction yet (predict it first)")
     mask = prediction_mask(project.state, prob_rel, _shape(row))
     history.write_mask(project, row, mask, source="prediction")  # re-indexes the row
-    return f"{row['path']}: mask replaced by the prediction"
+    return f"{row.path}: mask replaced by the prediction"
 
 
 def undo(project: Project, image_id: int) -> str:
     from . import history
 
     row = _image_row(project.store, image_id)
-    result = history.revert(project, row["mask_path"] or row["path"])  # re-indexes
+    result = history.revert(project, row.mask_path or row.path)  # re-indexes
     return f"{result['path']}: back to version {result['version']} (u again undoes the undo)"
 
 
@@ -109,7 +109,7 @@ def prepare_edit(project: Project, image_id: int) -> tuple[Path, Path]:
 
     store, root = project.store, project.root
     row = _image_row(store, image_id)
-    if not row["mask_path"] or not (root / row["mask_path"]).exists():
+    if not row.mask_path or not (root / row.mask_path).exists():
         prob_rel = _prob_rel(store, image_id)
         if prob_rel and (project.state / prob_rel).exists():
             mask = prediction_mask(project.state, prob_rel, _shape(row))
@@ -118,13 +118,13 @@ def prepare_edit(project: Project, image_id: int) -> tuple[Path, Path]:
             from .imageio import read_image
             from .segment import threshold_mask
 
-            mask = threshold_mask(read_image(root / row["path"]), "otsu")
+            mask = threshold_mask(read_image(root / row.path), "otsu")
             source = "segment"
         history.write_mask(project, row, mask, source=source)
         row = _image_row(store, image_id)
-        if not row["mask_path"]:
-            raise ReviewError(f"{row['path']}: a mask was written but the project does not "
+        if not row.mask_path:
+            raise ReviewError(f"{row.path}: a mask was written but the project does not "
                                   "know its path")
     else:
-        versions.save_mask_version(project, row["mask_path"], source="editor")
-    return root / row["mask_path"], root / row["path"]
+        versions.save_mask_version(project, row.mask_path, source="editor")
+    return root / row.mask_path, root / row.path

@@ -61,7 +61,7 @@ def _follow_destination(obj: ObjectStore, store: Store) -> None:
     sources = [d for d in dict.fromkeys(pending + [prev]) if d and d != new]
     still = []
     if sources:
-        wanted = {r["sha256"] for r in store.mask_version_refs()}
+        wanted = {sha for _id, _path, sha in store.mask_version_refs()}
         with obj.lock():
             for src in sources:
                 old = ObjectStore(src)
@@ -110,13 +110,13 @@ def save_version(project: Project, rel_mask: str, source: str,
         sha, _added = obj.put_file(project.root / rel_mask)
         versions = store.mask_versions(rel_mask)
         prev = versions[-1] if versions else None
-        if prev is not None and prev["sha256"] == sha:
+        if prev is not None and prev.sha256 == sha:
             return None, sha
-        pixels, dice = (_compare(obj, project.cfg.project.codes, prev["sha256"], sha)
+        pixels, dice = (_compare(obj, project.cfg.project.codes, prev.sha256, sha)
                         if prev else (None, None))
         if image_id is None:
             row = store.image_by_mask(rel_mask)
-            image_id = row["id"] if row is not None else None
+            image_id = row.id if row is not None else None
         vid = store.add_mask_version(rel_mask, sha, source, image_id=image_id,
                                      pixels_changed=pixels, dice_prev=dice)
     return vid, sha

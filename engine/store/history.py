@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Iterable
 
 from . import db
 from .db import Database
+from .rows import BackupRow, MaskVersion
 
 class HistoryTables(Database):
     # -- mask history ----------------------------------------------------------------------
@@ -19,9 +19,10 @@ class HistoryTables(Database):
                 " pixels_changed, dice_prev) VALUES(?,?,?,?,?,?,?)",
                 (image_id, path, sha256, db.now(), source, pixels_changed, dice_prev)).lastrowid
 
-    def mask_versions(self, path: str) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM mask_versions WHERE path=? ORDER BY id",
-                                 (path,)).fetchall()
+    def mask_versions(self, path: str) -> list[MaskVersion]:
+        """The versions of a mask, oldest first."""
+        return [MaskVersion.from_row(r) for r in self.conn.execute(
+            "SELECT * FROM mask_versions WHERE path=? ORDER BY id", (path,))]
 
     def latest_mask_shas(self, paths: Iterable[str] | None = None
                          ) -> dict[str, tuple[str, float]]:
@@ -56,20 +57,22 @@ class HistoryTables(Database):
                 (db.now(), destination, snapshot, files, bytes_added, masks_changed, job_id,
                  note, int(partial))).lastrowid
 
-    def backups(self) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM backups ORDER BY id").fetchall()
+    def backups(self) -> list[BackupRow]:
+        return [BackupRow.from_row(r)
+                for r in self.conn.execute("SELECT * FROM backups ORDER BY id")]
 
-    def last_backup(self) -> sqlite3.Row | None:
+    def last_backup(self) -> BackupRow | None:
         """The newest whole snapshot (not what a restore kept)."""
-        return self.conn.execute("SELECT * FROM backups WHERE partial = 0 "
-                                 "ORDER BY id DESC LIMIT 1").fetchone()
+        r = self.conn.execute("SELECT * FROM backups WHERE partial = 0 "
+                              "ORDER BY id DESC LIMIT 1").fetchone()
+        return None if r is None else BackupRow.from_row(r)
 
     # -- backup/history helpers --------------------------------------------------------------
     # (owned by engine/backup.py and engine/history.py)
-    def mask_version_refs(self) -> list[sqlite3.Row]:
+    def mask_version_refs(self) -> list[tuple[int, str, str]]:
         """(id, path, sha256) of every mask version: objects prune must never delete."""
-        return self.conn.execute(
-            "SELECT id, path, sha256 FROM mask_versions ORDER BY id").fetchall()
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT id, path, sha256 FROM mask_versions ORDER BY id")]
 
     def delete_backups(self, destination: str, snapshots: Iterable[str]) -> int:
         """Forget the rows of snapshots whose manifests prune deleted."""

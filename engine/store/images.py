@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any, Iterable
 
 from . import db
 from .db import Database, _dumps
-from .rows import STATUSES
+from .rows import STATUSES, ImageRow, ProblemRow
+
 
 class ImagesTable(Database):
     # -- images ----------------------------------------------------------------------------
@@ -37,32 +37,39 @@ class ImagesTable(Database):
                           [*fields.values(), now, r["id"]])
             return r["id"]
 
-    def image(self, key: int | str) -> sqlite3.Row | None:
+    def image(self, key: int | str) -> ImageRow | None:
+        """An image by id or by path."""
         col = "id" if isinstance(key, int) else "path"
-        return self.conn.execute(f"SELECT * FROM images WHERE {col}=?", (key,)).fetchone()
+        r = self.conn.execute(f"SELECT * FROM images WHERE {col}=?", (key,)).fetchone()
+        return None if r is None else ImageRow.from_row(r)
 
-    def image_by_mask(self, mask_path: str) -> sqlite3.Row | None:
-        return self.conn.execute("SELECT * FROM images WHERE mask_path=?",
-                                 (mask_path,)).fetchone()
+    def image_by_mask(self, mask_path: str) -> ImageRow | None:
+        r = self.conn.execute("SELECT * FROM images WHERE mask_path=?", (mask_path,)).fetchone()
+        return None if r is None else ImageRow.from_row(r)
 
-    def images(self, status: Iterable[str] | None = None) -> list[sqlite3.Row]:
+    def images(self, status: Iterable[str] | None = None) -> list[ImageRow]:
+        """Every image (or those with one of ``status``), by path."""
         if status is None:
-            return self.conn.execute("SELECT * FROM images ORDER BY path").fetchall()
-        st = list(status)
-        return self.conn.execute(
-            f"SELECT * FROM images WHERE status IN ({','.join('?' * len(st))}) ORDER BY path",
-            st).fetchall()
+            rows = self.conn.execute("SELECT * FROM images ORDER BY path")
+        else:
+            st = list(status)
+            rows = self.conn.execute(
+                f"SELECT * FROM images WHERE status IN ({','.join('?' * len(st))}) "
+                "ORDER BY path", st)
+        return [ImageRow.from_row(r) for r in rows]
 
     def image_paths(self) -> set[str]:
         return {r[0] for r in self.conn.execute("SELECT path FROM images")}
 
     def images_by_fingerprint(self, size: int, mtime_ns: int, *, sha256: str | None = None,
-                              limit: int = -1) -> list[sqlite3.Row]:
+                              limit: int = -1) -> list[ImageRow]:
         if sha256 is None:
-            return self.conn.execute("SELECT * FROM images WHERE img_size=? AND "
-                                     "img_mtime_ns=? LIMIT ?", (size, mtime_ns, limit)).fetchall()
-        return self.conn.execute("SELECT * FROM images WHERE img_size=? AND img_mtime_ns=? AND "
-                                 "img_sha256=? LIMIT ?", (size, mtime_ns, sha256, limit)).fetchall()
+            rows = self.conn.execute("SELECT * FROM images WHERE img_size=? AND "
+                                     "img_mtime_ns=? LIMIT ?", (size, mtime_ns, limit))
+        else:
+            rows = self.conn.execute("SELECT * FROM images WHERE img_size=? AND img_mtime_ns=? "
+                                     "AND img_sha256=? LIMIT ?", (size, mtime_ns, sha256, limit))
+        return [ImageRow.from_row(r) for r in rows]
 
     def move_image(self, old: str, new: str, new_mask: str | None) -> bool:
         """The row of ``old`` becomes the row of ``new`` (same id: decision, scores and
@@ -111,8 +118,9 @@ class ImagesTable(Database):
             c.executemany("INSERT OR REPLACE INTO problems(path, kind, message, seen_at) "
                           "VALUES(?,?,?,?)", [(p, k, m, now) for p, k, m in problems])
 
-    def problems(self) -> list[sqlite3.Row]:
-        return self.conn.execute("SELECT * FROM problems ORDER BY path").fetchall()
+    def problems(self) -> list[ProblemRow]:
+        return [ProblemRow.from_row(r)
+                for r in self.conn.execute("SELECT * FROM problems ORDER BY path")]
 
     # -- index helpers (layout/scan) -------------------------------------------------------
     def upsert_problem(self, path: str, kind: str, message: str) -> None:

@@ -6,7 +6,7 @@ from typing import Any, Iterable
 
 from . import db
 from .db import Database, _dumps, _loads
-from .rows import ACTIVE_JOB_STATES, JOB_KINDS, Job
+from .rows import ACTIVE_JOB_STATES, JOB_KINDS, Event, Job
 
 class JobsTable(Database):
     # -- jobs ------------------------------------------------------------------------------
@@ -151,7 +151,7 @@ class JobsTable(Database):
                              (db.now(), job_id, kind, _dumps(data))).lastrowid
 
     def events(self, *, job_id: int | None = None, kind: str | None = None,
-               after_id: int = 0, limit: int = 1000) -> list[dict]:
+               after_id: int = 0, limit: int = 1000) -> list[Event]:
         where, vals = ["id > ?"], [after_id]
         if job_id is not None:
             where.append("job_id = ?"); vals.append(job_id)
@@ -160,9 +160,9 @@ class JobsTable(Database):
         rows = self.conn.execute(
             f"SELECT * FROM events WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
             (*vals, limit))
-        return [{**dict(r), "data": _loads(r["data"])} for r in rows]
+        return [Event.from_row(r) for r in rows]
 
-    def last_event(self, kind: str) -> dict | None:
+    def last_event(self, kind: str) -> Event | None:
         r = self.conn.execute("SELECT * FROM events WHERE kind=? ORDER BY id DESC LIMIT 1",
                               (kind,)).fetchone()
-        return None if r is None else {**dict(r), "data": _loads(r["data"])}
+        return None if r is None else Event.from_row(r)

@@ -6,7 +6,8 @@ import sqlite3
 from typing import Any
 
 from . import db
-from .db import Database, StoreError, _dumps, _loads
+from .db import Database, StoreError, _dumps
+from .rows import ModelRow
 
 class ModelsTable(Database):
     # -- models ----------------------------------------------------------------------------
@@ -47,21 +48,14 @@ class ModelsTable(Database):
     def current_model_id(self) -> int | None:
         return self.get_meta("current_model")
 
-    def model(self, model_id: int) -> dict | None:
+    def model(self, model_id: int) -> ModelRow | None:
         r = self.conn.execute("SELECT * FROM models WHERE id=?", (model_id,)).fetchone()
-        return None if r is None else self._model_dict(r)
+        return None if r is None else ModelRow.from_row(r)
 
-    def current_model(self) -> dict | None:
+    def current_model(self) -> ModelRow | None:
         mid = self.current_model_id()
         return None if mid is None else self.model(mid)
 
-    def models(self) -> list[dict]:
-        return [self._model_dict(r) for r in
+    def models(self) -> list[ModelRow]:
+        return [ModelRow.from_row(r) for r in
                 self.conn.execute("SELECT * FROM models ORDER BY id")]
-
-    @staticmethod
-    def _model_dict(r: sqlite3.Row) -> dict:
-        d = dict(r)
-        for k in ("weights", "config", "manifest", "info"):
-            d[k] = _loads(d[k])
-        return d

@@ -40,8 +40,8 @@ def _project(root):
     Image.fromarray(np.where(pred, 230, 20).astype(np.uint8), "L").save(
         cfg.state_path(root) / "preds" / "one.png")
     row = store.image("one.png")
-    store.put_score(row["id"], mid, fold=None, image_sha256=row["img_sha256"],
-                    mask_sha256=row["mask_sha256"], precision="fp32", prob_path="preds/one.png",
+    store.put_score(row.id, mid, fold=None, image_sha256=row.img_sha256,
+                    mask_sha256=row.mask_sha256, precision="fp32", prob_path="preds/one.png",
                     category="disagrees", metrics={"dice": 0.5})
     store.close()
     return root, mask > 0, pred
@@ -73,8 +73,8 @@ def test_fix_applies_the_operations_in_order_through_history_and_revert_undoes(
     assert np.array_equal(read(root / "one_mask.png"), want)
     store = Project.open(root).store
     row = store.image("one.png")
-    assert row["status"] == "edited"
-    assert [v["source"] for v in store.mask_versions("one_mask.png")] == ["scan", "editor"]
+    assert row.status == "edited"
+    assert [v.source for v in store.mask_versions("one_mask.png")] == ["scan", "editor"]
     rc, out, _ = run(capsys, "revert", root, "one.png")
     assert rc == 0 and np.array_equal(read(root / "one_mask.png"), mask)
     # grow then shrink: the 4x4 square and the 3x3 square come back as they were, hole filled

@@ -131,12 +131,12 @@ async def test_save_in_a_project_goes_through_history_and_rescores(project):
     cfg = load_config(project)
     store = Store(cfg.state_path(project) / "state.db")
     row = store.image("alpha.png")
-    assert row["status"] == "edited"
+    assert row.status == "edited"
     saved = np.asarray(Image.open(project / "alpha_mask.png"))
     assert (saved[19:22, 19:22] == 255).tolist() == [[False, True, False], [True, True, True],
                                                       [False, True, False]]  # radius 1
-    assert store.mask_versions("alpha_mask.png")[-1]["source"] == "editor"
-    assert store.score(row["id"])["mask_sha256"] == row["mask_sha256"]    # re-scored
+    assert store.mask_versions("alpha_mask.png")[-1].source == "editor"
+    assert store.score(row.id).mask_sha256 == row.mask_sha256    # re-scored
     history.revert(Project(project, cfg, store), "alpha_mask.png")
     assert (project / "alpha_mask.png").read_bytes() == original
 

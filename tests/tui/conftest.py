@@ -98,10 +98,10 @@ def build_project(root: Path, monkeypatch) -> Path:
         Image.fromarray(prob, "L").save(preds / f"{name}.png")
         metrics = dict(metrics)
         category = metrics.pop("category")
-        mask_sha = row["mask_sha256"]
+        mask_sha = row.mask_sha256
         if name == "charlie":
             mask_sha = "0" * 64  # scored against an older mask: stale
-        store.put_score(row["id"], mid, fold=None, image_sha256=row["img_sha256"],
+        store.put_score(row.id, mid, fold=None, image_sha256=row.img_sha256,
                         mask_sha256=mask_sha, precision="fp32", prob_path=rel,
                         category=category, metrics={**metrics, "solidity": 0.93})
     store.close()

@@ -149,7 +149,7 @@ async def test_accept_writes_the_status_and_moves_on(project):
         await pilot.press("a")
         assert cursor_name(app) == "delta.png"
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "accepted"
+        assert db(project).image("alpha.png").status == "accepted"
         assert "1 accepted" in header(app)
 
 
@@ -159,17 +159,17 @@ async def test_flag_toggles(project):
         await settle(pilot)
         await pilot.press("x")
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "flagged"
+        assert db(project).image("alpha.png").status == "flagged"
         assert cursor_name(app) == "delta.png"     # flagging moves on, like accepting
         await pilot.press("k", "x")
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "unreviewed"
+        assert db(project).image("alpha.png").status == "unreviewed"
         # unflagging stays: a second x is the same row again, not the next one flagged
         assert cursor_name(app) == "alpha.png"
         await pilot.press("x", "k", "x", "x")
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "flagged"
-        assert db(project).image("delta.png")["status"] == "no-mask"  # untouched
+        assert db(project).image("alpha.png").status == "flagged"
+        assert db(project).image("delta.png").status == "no-mask"  # untouched
 
 
 async def test_next_needing_review(project):
@@ -187,7 +187,7 @@ async def test_next_needing_review(project):
         assert cursor_name(app) == "charlie.png"
         await pilot.press("k", "x")                 # unflagged: no mask, so 'no-mask' again
         await settle(pilot)
-        assert db(project).image("delta.png")["status"] == "no-mask"
+        assert db(project).image("delta.png").status == "no-mask"
 
 
 async def test_changes_from_other_processes_appear(project):
@@ -195,8 +195,8 @@ async def test_changes_from_other_processes_appear(project):
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
         other = db(project)
-        other.set_status([other.image("bravo.png")["id"]], "accepted", by="cli")
-        await wait_until(pilot, lambda: app.model.by_id[other.image("bravo.png")["id"]].status
+        other.set_status([other.image("bravo.png").id], "accepted", by="cli")
+        await wait_until(pilot, lambda: app.model.by_id[other.image("bravo.png").id].status
                          == "accepted", "reload after an outside write")
         assert cursor_name(app) == "alpha.png"      # the cursor stays where it was
 
@@ -227,10 +227,10 @@ async def test_edit_runs_the_editor_and_marks_the_row_edited(project, monkeypatc
         after = mask_array(project / "alpha_mask.png")
         assert after[0, 0] == 1 and (after != before).sum() == 1
         store = db(project)
-        assert store.image("alpha.png")["status"] == "edited"
-        sources = [v["source"] for v in store.mask_versions("alpha_mask.png")]
+        assert store.image("alpha.png").status == "edited"
+        sources = [v.source for v in store.mask_versions("alpha_mask.png")]
         assert sources[-1] == "editor" and "scan" in sources
-        await wait_until(pilot, lambda: app.model.by_id[store.image("alpha.png")["id"]].status
+        await wait_until(pilot, lambda: app.model.by_id[store.image("alpha.png").id].status
                          == "edited", "row turns edited")
 
 
@@ -247,8 +247,8 @@ async def test_edit_without_a_mask_makes_one_first(project, monkeypatch):
             await settle(pilot)
         assert calls and calls[0][-1] == str(project / "foxtrot_mask.png")
         store = db(project)
-        assert store.image("foxtrot.png")["mask_path"] == "foxtrot_mask.png"
-        assert store.mask_versions("foxtrot_mask.png")[0]["source"] == "segment"
+        assert store.image("foxtrot.png").mask_path == "foxtrot_mask.png"
+        assert store.mask_versions("foxtrot_mask.png")[0].source == "segment"
         assert mask_array(project / "foxtrot_mask.png").sum() > 0   # a threshold found the disk
         # delta has no mask but a prediction: its first mask is the prediction
         await pilot.press("g", "j")
@@ -257,7 +257,7 @@ async def test_edit_without_a_mask_makes_one_first(project, monkeypatch):
             await settle(pilot)
         prob = np.asarray(Image.open(project / ".segtriage/preds/delta.png"))
         assert (mask_array(project / "delta_mask.png") == (prob > 127)).all()
-        assert store.mask_versions("delta_mask.png")[0]["source"] == "prediction"
+        assert store.mask_versions("delta_mask.png")[0].source == "prediction"
 
 
 async def test_edit_where_the_terminal_cannot_suspend_says_so(project, monkeypatch):
@@ -305,12 +305,12 @@ async def test_replace_with_prediction_confirms_and_undo_restores(project):
         prob = np.asarray(Image.open(project / ".segtriage/preds/alpha.png"))
         assert (mask_array(project / "alpha_mask.png") == (prob > 127)).all()
         store = db(project)
-        assert store.mask_versions("alpha_mask.png")[-1]["source"] == "prediction"
-        assert store.image("alpha.png")["status"] == "edited"
+        assert store.mask_versions("alpha_mask.png")[-1].source == "prediction"
+        assert store.image("alpha.png").status == "edited"
         await pilot.press("u")
         await settle(pilot)
         assert (project / "alpha_mask.png").read_bytes() == original
-        assert store.mask_versions("alpha_mask.png")[-1]["source"] == "revert"
+        assert store.mask_versions("alpha_mask.png")[-1].source == "revert"
         assert any("back to version 1" in n.message for n in app._notifications)
 
 
@@ -451,10 +451,10 @@ async def test_keymap_from_config_rebinds_and_help_follows(project):
         assert any("keymap.nope: no such action" in n.message for n in app._notifications)
         await pilot.press("a")
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "unreviewed"
+        assert db(project).image("alpha.png").status == "unreviewed"
         await pilot.press("A")
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "accepted"
+        assert db(project).image("alpha.png").status == "accepted"
         assert cursor_name(app) == "delta.png"
         await pilot.press("j")                       # rebound away: j does nothing now
         assert cursor_name(app) == "delta.png"
@@ -477,7 +477,7 @@ async def test_command_palette_runs_actions(project):
         await settle(pilot)
         await pilot.press("enter")
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "accepted"
+        assert db(project).image("alpha.png").status == "accepted"
 
 
 async def test_theme_cycles_and_overlay_toggles(project):

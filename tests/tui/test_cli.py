@@ -284,17 +284,17 @@ def test_review_decisions_and_use_prediction_work_headless(project, capsys, monk
     Image.new("L", (3, 3)).save(project / "echo_mask.png")
     run(capsys, "scan", project)
     st = Project.open(project).store
-    assert st.image("echo.png")["status"] == "error"
+    assert st.image("echo.png").status == "error"
     rc, out, _ = run(capsys, "accept", project, "echo.png")
     assert rc == 1 and "echo.png: left as it is: its mask is unusable" in out
     run(capsys, "flag", project, "echo.png")
     run(capsys, "flag", project, "echo.png", "--clear")
-    assert st.image("echo.png")["status"] == "error"
+    assert st.image("echo.png").status == "error"
     store = Project.open(project).store
-    assert [store.image(f"{n}.png")["status"] for n in ("alpha", "bravo", "charlie")] == [
+    assert [store.image(f"{n}.png").status for n in ("alpha", "bravo", "charlie")] == [
         "accepted", "accepted", "unreviewed"]
-    decisions = [e for e in store.events() if e["kind"] == "decision"]
-    assert decisions and all(e["data"]["by"] == "cli" for e in decisions)
+    decisions = [e for e in store.events() if e.kind == "decision"]
+    assert decisions and all(e.data["by"] == "cli" for e in decisions)
     # a name that is not an image: a message, no decision at all
     rc, _, err = run(capsys, "accept", project, "alpha.png", "nope.png")
     assert rc == 2 and "nope.png" in err
@@ -302,7 +302,7 @@ def test_review_decisions_and_use_prediction_work_headless(project, capsys, monk
     rc, out, _ = run(capsys, "use-prediction", project, "alpha.png")
     assert rc == 0 and "alpha.png: mask replaced by the prediction" in out
     assert "segtriage revert" in out and (project / "alpha_mask.png").read_bytes() != before
-    assert [v["source"] for v in store.mask_versions("alpha_mask.png")] == ["scan", "prediction"]
+    assert [v.source for v in store.mask_versions("alpha_mask.png")] == ["scan", "prediction"]
     rc, out, err = run(capsys, "use-prediction", project, "echo.png")  # never predicted
     assert rc == 1 and "echo.png: no prediction yet" in err
 

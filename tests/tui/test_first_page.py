@@ -90,7 +90,7 @@ async def test_a_decision_during_the_load_is_not_undone_by_its_older_snapshot(pr
         await wait_until(pilot, lambda: app.model.view, "the first page")
         await wait_until(pilot, gate.read.is_set, "the full load read the store")
         await pilot.press("a")                              # alpha: after the loader's read
-        assert db(project).image("alpha.png")["status"] == "accepted"
+        assert db(project).image("alpha.png").status == "accepted"
         gate.open.set()
         await wait_until(pilot, lambda: app.loaded, "the whole list")
         await settle(pilot)

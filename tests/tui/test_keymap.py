@@ -141,7 +141,7 @@ async def test_a_key_taken_from_the_list_accepts_and_the_footer_shows_it(project
         assert "j Accept" in screen_text(app).splitlines()[-1]
         await pilot.press("j")
         await settle(pilot)
-        assert db(project).image("alpha.png")["status"] == "accepted"
+        assert db(project).image("alpha.png").status == "accepted"
         assert app.current_row.name == "delta.png"   # accept moves on
         await pilot.press("down")                    # cursor_down keeps its arrow
         assert app.current_row.name == "charlie.png"

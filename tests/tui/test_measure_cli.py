@@ -58,8 +58,8 @@ def project(tmp_path):
         prob = np.where(_disk(9 + i, 12, 5), 230, 20).astype(np.uint8)
         prob[0:3, :] = 128
         Image.fromarray(prob, "L").save(cfg.state_path(root) / "preds" / f"{name}.png")
-        store.put_score(row["id"], mid, fold=None, image_sha256=row["img_sha256"],
-                        mask_sha256=row["mask_sha256"], precision="fp32",
+        store.put_score(row.id, mid, fold=None, image_sha256=row.img_sha256,
+                        mask_sha256=row.mask_sha256, precision="fp32",
                         prob_path=f"preds/{name}.png", category="agrees", metrics={})
     store.close()
     return root
@@ -74,7 +74,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 def review(project, decisions: dict[str, str]) -> None:
     store = Project.open(project).store
     for name, status in decisions.items():
-        store.set_status([store.image(f"{name}.png")["id"]], status)
+        store.set_status([store.image(f"{name}.png").id], status)
     store.close()
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from segtriage.tui.app.data import CATEGORY_ORDER, SORTS, ReviewModel, rows_from_dicts
+from dataclasses import fields
+
+from segtriage.engine.store.rows import ListRow
+from segtriage.tui.app.data import CATEGORY_ORDER, SORTS, ReviewModel, rows_from_list
+
+
+def rows_from_dicts(dicts):
+    """List rows from the columns a test cares about (the rest empty)."""
+    empty = {f.name: None for f in fields(ListRow)} | {"status": "unreviewed", "stale": False}
+    return rows_from_list([ListRow(**(empty | d)) for d in dicts])
 
 
 def _rows():

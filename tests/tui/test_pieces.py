@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from segtriage.tui.app.widgets.preview import Layers, compose
@@ -95,8 +97,8 @@ def test_status_lines():
                                     "heartbeat": 1000.0},
             "running": _Job(), "queued": [], "curve": [
                 {"train_loss": 0.9, "valid_dice": 0.2}, {"train_loss": 0.5, "valid_dice": 0.6}],
-            "model": {"id": 3, "created_at": 1000.0 - 7200, "n_train": 40,
-                      "valid_dice": 0.8123, "kind": "plain"},
+            "model": SimpleNamespace(id=3, created_at=1000.0 - 7200, n_train=40,
+                                     valid_dice=0.8123, kind="plain"),
             "edits_since_train": 5, "backup_at": None, "edits_since_backup": 2}
     text = format_status(info, 1030.0)
     lines = text.splitlines()

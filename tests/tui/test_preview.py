@@ -25,10 +25,10 @@ def row_line(app) -> str:
 def rescore(store: Store, name: str, category: str) -> None:
     """What the engine does after a mask change: a fresh score row for the current mask."""
     row = store.image(name)
-    old = store.score(row["id"])
-    store.put_score(row["id"], old["model_id"], fold=None, image_sha256=row["img_sha256"],
-                    mask_sha256=row["mask_sha256"], precision="fp32",
-                    prob_path=old["prob_path"], category=category,
+    old = store.score(row.id)
+    store.put_score(row.id, old.model_id, fold=None, image_sha256=row.img_sha256,
+                    mask_sha256=row.mask_sha256, precision="fp32",
+                    prob_path=old.prob_path, category=category,
                     metrics={"dice": 0.99, "confidence": 0.97})
 
 
@@ -38,7 +38,7 @@ async def test_a_decision_from_another_client_reaches_the_preview(project):
         await settle(pilot)
         assert note(app).startswith("unreviewed · disagrees")
         other = db(project)  # another app on the same folder: pressing a there
-        alpha = other.image("alpha.png")["id"]
+        alpha = other.image("alpha.png").id
         other.set_status([alpha], "accepted", by="tui")
         await wait_until(pilot, lambda: app.model.by_id[alpha].status == "accepted",
                          "reload after another client's decision")
@@ -52,7 +52,7 @@ async def test_use_prediction_then_rescoring_and_undo_keep_the_preview_in_step(p
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
         store = db(project)
-        alpha = store.image("alpha.png")["id"]
+        alpha = store.image("alpha.png").id
         await pilot.press("P")
         await settle(pilot)
         await pilot.press("y")
@@ -67,7 +67,7 @@ async def test_use_prediction_then_rescoring_and_undo_keep_the_preview_in_step(p
         assert "agrees" in str(app.query_one("#metrics").render())
         assert note(app).startswith("edited · agrees")
         await pilot.press("u")                      # back to the thresholded mask
-        await wait_until(pilot, lambda: store.mask_versions("alpha_mask.png")[-1]["source"]
+        await wait_until(pilot, lambda: store.mask_versions("alpha_mask.png")[-1].source
                          == "revert", "undo")
         rescore(store, "alpha.png", "uncertain")
         await wait_until(pilot, lambda: app.model.by_id[alpha].category == "uncertain",

@@ -151,8 +151,8 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
                     "the train job")
         assert job.params == {"epochs": 1, "gpus": 1}
         _wait(lambda: store.current_model_id() is not None, 600, "the first model")
-        _wait(lambda: all(r["model_id"] == store.current_model_id() and not r["stale"]
-                          for r in store.review_rows() if r["status"] != "error"),
+        _wait(lambda: all(r.model_id == store.current_model_id() and not r.stale
+                          for r in store.review_rows() if r.status != "error"),
               600, "every row scored")
         first.wait_for(lambda s: "model v1" in s, 30, "the model in the status pane")
         # the fake editor changes a mask: the row turns edited and is re-scored. Which row `e`
@@ -161,28 +161,28 @@ def test_a_review_session_in_a_real_terminal(e2e_root, tmp_path):
         # the editor was given rather than a screen line.
         # the list catches up with the store on its own poll: wait until it shows the scored
         # review order (priority descending, ties by name) before going to the top
-        by_priority = sorted((r for r in store.review_rows() if r["priority"] is not None),
-                             key=lambda r: (-r["priority"], r["path"]))
-        expected = [Path(r["path"]).name for r in by_priority[:3]]
+        by_priority = sorted((r for r in store.review_rows() if r.get("priority") is not None),
+                             key=lambda r: (-r.get("priority"), r.path))
+        expected = [Path(r.path).name for r in by_priority[:3]]
         first.wait_for(lambda s: top_names(s, 3) == expected, 30, "the scored review order")
         first.keys("g")
         time.sleep(0.5)
         top_two = set(top_names(first.screen(), 2))
-        before = {r["path"]: store.score(r["id"]) for r in store.review_rows()}
+        before = {r.path: store.score(r.id) for r in store.review_rows()}
         first.keys("e")
         marker = _wait(lambda: next(root.rglob("*.edited-by-test"), None), 30, "the editor ran")
         mask_rel = str(marker.relative_to(root))[: -len(".edited-by-test")]
-        image = next(r for r in store.review_rows() if r["mask_path"] == mask_rel)
-        row_name = Path(image["path"]).name
+        image = next(r for r in store.review_rows() if r.mask_path == mask_rel)
+        row_name = Path(image.path).name
         assert row_name in top_two, (row_name, top_two)  # `g` put the cursor on the top row
-        mask = np.asarray(Image.open(root / image["mask_path"]).convert("L"))
+        mask = np.asarray(Image.open(root / image.mask_path).convert("L"))
         assert (mask[2:8, 2:8] == 255).all()
         first.wait_for(lambda s: re.search(rf"{re.escape(row_name)}\s+edited", s), 10,
                        "the row turns edited")
-        now_sha = store.image(row_name)["mask_sha256"]
-        after = _wait(lambda: (sc := store.score(image["id"])) and
-                      sc["mask_sha256"] == now_sha and sc, 60, "the re-score")
-        assert after["computed_at"] > before[image["path"]]["computed_at"]
+        now_sha = store.image(row_name).mask_sha256
+        after = _wait(lambda: (sc := store.score(image.id)) and
+                      sc.mask_sha256 == now_sha and sc, 60, "the re-score")
+        assert after.computed_at > before[image.path].computed_at
         # r queues a retrain; then the terminal goes away
         first.keys("r")
         first.wait_for(lambda s: "Retrain the model" in s, 10, "the retrain dialog")

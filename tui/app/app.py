@@ -37,11 +37,10 @@ from .widgets.preview import Preview, Renderer, select_renderer
 from .widgets.result_list import ResultList
 from .widgets.status import StatusPane
 
-from ...engine.daemon.control import engine_pid, ensure_engine  # lifecycle helpers: no torch
+from ...engine.daemon.control import DeadEngineRule, engine_pid, ensure_engine
 
 DEFAULT_THEME = "segtriage-dark"
 DETAIL_DELAY_S = 0.04
-ENGINE_RESTART_S = 60.0  # at most one restart of a dead engine a minute
 # the loader waits at most this long for the first page to be drawn before it reads the rest
 # (building 100k rows holds the GIL most of the time: the first frame goes first)
 FIRST_FRAME_WAIT_S = 0.5
@@ -121,8 +120,7 @@ class SegtriageApp(App[int]):
         self.client_id: int | None = None
         self.engine_pid: int | None = None
         self.engine_starting = False
-        self._dead_engine_seen = 0
-        self._engine_restarted_at = -ENGINE_RESTART_S
+        self._dead_engine = DeadEngineRule()  # when the app starts a dead engine again
         self.first_page = first_page
         self.loaded = False          # every row is in (not only the first page)
         self._loading = False
@@ -367,7 +365,8 @@ class SegtriageApp(App[int]):
         score = None
         if row is not None and row.model_id is not None:
             try:
-                score = self.store.score(row.id)
+                sc = self.store.score(row.id)
+                score = sc.as_dict() if sc is not None else None
             except Exception as e:  # noqa: BLE001
                 score = {"error": f"cannot read scores: {e}"}
         summary = self.summary
@@ -411,17 +410,12 @@ class SegtriageApp(App[int]):
         self.status_pane.show(info, self.clock())
 
     def _restart_a_dead_engine(self, running) -> None:
-        """A job still 'running' with no engine holding the lock: the engine died in it
-        (kill -9, out of memory). Start it again, as the app started it at launch: its
-        recovery re-queues the job (and fails it after repeated crashes). Seen twice in a row
-        first, and at most once a minute. A stopped engine marks its job interrupted, so
-        `segtriage engine stop` is not undone here."""
-        dead = self.engine_pid is None and running is not None and not self.engine_starting
-        self._dead_engine_seen = self._dead_engine_seen + 1 if dead else 0
-        if (self._dead_engine_seen < 2 or not self.start_engine
-                or time.monotonic() - self._engine_restarted_at < ENGINE_RESTART_S):
+        """Start the engine again when it died in a job (the rule: DeadEngineRule), as the
+        app started it at launch."""
+        if not self.start_engine or not self._dead_engine.restart_now(
+                job_running=running is not None and running.state == "running",
+                engine_alive=self.engine_pid is not None or self.engine_starting):
             return
-        self._engine_restarted_at = time.monotonic()
         self.notify(f"the engine stopped while {running.kind} #{running.id} ran: starting it "
                     "again (the job resumes)", severity="warning", timeout=8)
         self._start_engine_worker()

@@ -14,6 +14,8 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
+from ...engine.store.rows import ListRow
+
 NUMERIC = ("priority", "confidence", "region_confidence", "label_quality", "dice", "iou", "ce")
 # statuses that still need a person's look; `n` jumps to the next of these
 NEEDS_REVIEW = ("unreviewed", "no-mask")
@@ -37,28 +39,28 @@ class Row:
                  "n_pred", "n_mask", "outline_bias", "stale", "model_id", "prob_path",
                  "score_error")
 
-    def __init__(self, d: dict, name: str):
-        self.id: int = d["id"]
-        self.path: str = d["path"]
+    def __init__(self, r: ListRow, name: str):
+        self.id: int = r.id
+        self.path: str = r.path
         self.name = name
-        self.mask_path: str | None = d.get("mask_path")
-        self.status: str = d.get("status") or "unreviewed"
-        self.error: str | None = d.get("error")
-        self.category: str | None = d.get("category")
-        self.priority = d.get("priority")
-        self.confidence = d.get("confidence")
-        self.region_confidence = d.get("region_confidence")
-        self.label_quality = d.get("label_quality")
-        self.dice = d.get("dice")
-        self.iou = d.get("iou")
-        self.ce = d.get("ce")
-        self.n_pred = d.get("n_pred")
-        self.n_mask = d.get("n_mask")
-        self.outline_bias = d.get("outline_bias")
-        self.stale = bool(d.get("stale"))
-        self.model_id = d.get("model_id")
-        self.prob_path: str | None = d.get("prob_path")
-        self.score_error: str | None = d.get("score_error")
+        self.mask_path: str | None = r.mask_path
+        self.status: str = r.status or "unreviewed"
+        self.error: str | None = r.error
+        self.category: str | None = r.category
+        self.priority = r.priority
+        self.confidence = r.confidence
+        self.region_confidence = r.region_confidence
+        self.label_quality = r.label_quality
+        self.dice = r.dice
+        self.iou = r.iou
+        self.ce = r.ce
+        self.n_pred = r.n_pred
+        self.n_mask = r.n_mask
+        self.outline_bias = r.outline_bias
+        self.stale = bool(r.stale)
+        self.model_id = r.model_id
+        self.prob_path: str | None = r.prob_path
+        self.score_error: str | None = r.score_error
 
     @property
     def objects_diff(self) -> int | None:
@@ -104,18 +106,17 @@ def common_dir(paths: Sequence[str]) -> str:
     return common + "/" if common else ""
 
 
-def rows_from_dicts(dicts: Iterable[dict]) -> list[Row]:
-    dicts = list(dicts)
-    prefix = common_dir([d["path"] for d in dicts])
-    n = len(prefix)
-    rows = [Row(d, d["path"][n:]) for d in dicts]
+def rows_from_list(list_rows: Iterable[ListRow]) -> list[Row]:
+    list_rows = list(list_rows)
+    n = len(common_dir([r.path for r in list_rows]))
+    rows = [Row(r, r.path[n:]) for r in list_rows]
     rows.sort(key=lambda r: r.path)  # name order: the stable tie-break of every sort
     return rows
 
 
 def load_rows(store) -> list[Row]:
     """Every row, streamed from the store's lean query (no list of dicts held at once)."""
-    rows = [Row(d, d["path"]) for d in store.list_rows()]
+    rows = [Row(r, r.path) for r in store.list_rows()]
     n = len(common_dir([r.path for r in rows]))
     if n:
         for r in rows:
@@ -130,11 +131,11 @@ def load_head(store, limit: int = FIRST_PAGE) -> tuple[list[Row], int]:
     the same names: the folder every path shares is the one the smallest and the largest path
     share (the longest common prefix of a set of strings is that of its min and max)."""
     head = store.list_head(limit)
-    bounds = [p for p in (head["first_path"], head["last_path"]) if p is not None]
+    bounds = [p for p in (head.first_path, head.last_path) if p is not None]
     n = len(common_dir(bounds))
-    rows = [Row(d, d["path"][n:]) for d in head["rows"]]
+    rows = [Row(r, r.path[n:]) for r in head.rows]
     rows.sort(key=lambda r: r.path)
-    return rows, head["total"]
+    return rows, head.total
 
 
 def _order_small(raw: list, descending: bool) -> list[int]:
@@ -403,25 +404,13 @@ class ChangeWatch:
 # -- the status pane's facts (one read of the store; cheap: a handful of indexed queries) -------
 
 def gather_status(store) -> dict:
-    """Engine, jobs, model, edits and backup facts for the status pane."""
-    jobs = store.jobs(limit=20)
-    active = [j for j in jobs if j.active]
-    running = next((j for j in active if j.state == "running"), None)
-    curve: list[dict] = []
-    if running is not None and running.kind in ("train", "crossval"):
-        curve = [e["data"] or {} for e in store.events(job_id=running.id, kind="epoch",
-                                                        limit=5000)]
-    model = store.current_model()
-    backup = store.last_backup()
-    backup_at = backup["created_at"] if backup is not None else None
-    return {
-        "engine": store.engine_state(),
-        "running": running,
-        "queued": [j for j in active if j.state == "queued"],
-        "last_job": next((j for j in jobs if not j.active), None),
-        "curve": curve,
-        "model": model,
-        "edits_since_train": store.mask_edits_since(model["created_at"] if model else None),
-        "backup_at": backup_at,
-        "edits_since_backup": store.mask_edits_since(backup_at),
-    }
+    """The status pane's facts (engine, jobs, model, edits, backup; engine.project.queries
+    gathers them for every client) as the pane reads them."""
+    from ...engine.project.queries import status_facts
+
+    st = status_facts(store, curve=True)
+    return {"engine": st.engine, "running": st.running, "queued": st.queued,
+            "last_job": st.last_job, "curve": st.curve, "model": st.model,
+            "edits_since_train": st.edits_since_train,
+            "backup_at": st.last_backup.created_at if st.last_backup else None,
+            "edits_since_backup": st.edits_since_backup}

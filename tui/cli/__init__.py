@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 COMMANDS = (
@@ -382,11 +383,11 @@ def follow_job(store, job_id: int, *, console=None, root: Path | None = None) ->
     with how it goes on, instead of a bar that never moves."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from ...engine.daemon.control import engine_pid
+    from ...engine.daemon.control import DeadEngineRule, engine_pid
 
     console = console or _console()
     client = store.register_client("cli")
-    last_event, dead_seen, restarts = 0, 0, 0
+    last_event, dead_engine = 0, DeadEngineRule()
     try:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(),
                       TextColumn("{task.percentage:>5.1f}%"), TimeRemainingColumn(),
@@ -399,11 +400,11 @@ def follow_job(store, job_id: int, *, console=None, root: Path | None = None) ->
                 job = store.job(job_id)
                 prog.update(task, completed=job.progress, msg=escape(job.message or job.state))
                 for ev in store.events(job_id=job_id, after_id=last_event):
-                    last_event = ev["id"]
-                    d = ev["data"] or {}
-                    if ev["kind"] == "log" and d.get("message"):  # backup, epochs, skipped
+                    last_event = ev.id
+                    d = ev.data or {}
+                    if ev.kind == "log" and d.get("message"):  # backup, epochs, skipped
                         prog.console.print(f"  {escape(str(d['message']))}")
-                    if ev["kind"] != "epoch":
+                    if ev.kind != "epoch":
                         continue
                     fold = f"fold {d['fold'] + 1} " if d.get("fold") is not None else ""
                     prog.console.print(
@@ -423,11 +424,8 @@ def follow_job(store, job_id: int, *, console=None, root: Path | None = None) ->
                 now = time.monotonic()
                 if root is not None and now - checked > ENGINE_CHECK_S:
                     checked = now
-                    dead = job.state == "running" and engine_pid(root) is None
-                    dead_seen = dead_seen + 1 if dead else 0
-                    if dead_seen >= 2 and restarts < store.MAX_CRASHES:
-                        restarts += 1
-                        dead_seen = 0
+                    if dead_engine.restart_now(job_running=job.state == "running",
+                                               engine_alive=engine_pid(root) is not None):
                         prog.console.print(f"the engine stopped while job {job_id} ran: "
                                            "starting it again (the job resumes)")
                         _need_engine(root)
@@ -684,8 +682,8 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
     Links are taken as written first (an indexed folder may be a link), then resolved;
     ``given``: DIR as typed, when it is a link to ``root``."""
     rows = store.images()
-    image_of = {r["mask_path"]: r["path"] for r in rows if r["mask_path"]}
-    image_of.update((r["path"], r["path"]) for r in rows)
+    image_of = {r.mask_path: r.path for r in rows if r.mask_path}
+    image_of.update((r.path, r.path) for r in rows)
     bases = list(dict.fromkeys([root, Path(os.path.abspath(os.path.expanduser(given or root)))]))
     # here as the shell says it ($PWD keeps the links getcwd() resolves), if it is here
     here, pwd = os.getcwd(), os.environ.get("PWD")
@@ -710,7 +708,7 @@ def _image_paths(root: Path, store, args: list[str], given: str | None = None) -
     from ..app.data import common_dir
 
     # the names the app shows: the folder every image shares left out ("images/" when split)
-    shown = common_dir([r["path"] for r in rows])
+    shown = common_dir([r.path for r in rows])
     out, unknown = [], []
     for arg in args:
         found = next((image_of[r] for r in rels(arg) if r in image_of), None)
@@ -772,28 +770,6 @@ def cmd_cancel(a) -> int:
     return 0
 
 
-def report_rows(root: Path, store) -> list[dict]:
-    """Rows for `report`: image, mask, status, model, stale, prob and every score column."""
-    cfg = _cfg(root)
-    state = cfg.state_path(root)
-    out = []
-    for r in store.review_rows(full=True):
-        d = {"image": r["path"], "mask": r["mask_path"], "status": r["status"],
-             "error": r["error"] or r.get("score_error"), "category": r["category"] or (
-                 "no-model" if r["model_id"] is None else None),
-             "model": r["model_id"], "fold": r["fold"], "precision": r["precision"],
-             "stale": r["stale"],
-             "prob": (os.path.relpath(state / r["prob_path"], root) if r["prob_path"] else None)}
-        skip = {"id", "path", "mask_path", "status", "error", "category", "model_id", "fold",
-                "precision", "stale", "prob_path", "img_sha256", "cur_mask_sha", "s_img_sha",
-                "s_mask_sha", "score_error", "updated_at", "reviewed_at", "computed_at",
-                "width", "height"}
-        d["width"], d["height"] = r["width"], r["height"]
-        d.update({k: v for k, v in r.items() if k not in skip})
-        out.append(d)
-    return out
-
-
 def sort_rows(rows: list[dict], key: str, reverse: bool = False) -> list[dict]:
     """Rows in the column's own direction (SORT_KEYS: the rows most worth a look first);
     ``reverse`` flips it. Rows without a value stay last either way."""
@@ -813,7 +789,9 @@ def cmd_report(a) -> int:
     root = _root(a.dir)
     from ...engine.project import scoring
 
-    rows = report_rows(root, _store(root, create=False))
+    from ...engine.project.queries import report_rows
+
+    rows = report_rows(_project(root, create=False))
     columns = report_columns(rows)
     if a.sort not in columns and a.sort not in scoring.SORT_KEYS:
         return _err(f"unknown sort column {a.sort!r}; columns: {', '.join(columns)}")
@@ -859,8 +837,8 @@ def cmd_models(a) -> int:
     store = _store(_root(a.dir), create=False)
     models, cur = store.models(), store.current_model_id()
     if a.json:
-        print(json.dumps([{k: v for k, v in m.items() if k != "manifest"} | {
-            "current": m["id"] == cur} for m in models], indent=2, default=str))
+        print(json.dumps([{k: v for k, v in asdict(m).items() if k != "manifest"} | {
+            "current": m.id == cur} for m in models], indent=2, default=str))
         return 0
     from rich.table import Table
 
@@ -869,9 +847,9 @@ def cmd_models(a) -> int:
               "valid Dice", ""):
         t.add_column(c)
     for m in models:
-        t.add_row(str(m["id"]), m["kind"], m["arch"] or "", _ago(m["created_at"]),
-                  _fmt(m["epochs"]), _fmt(m["n_train"]), _fmt(m["valid_loss"]),
-                  _fmt(m["valid_dice"]), "current" if m["id"] == cur else "")
+        t.add_row(str(m.id), m.kind, m.arch or "", _ago(m.created_at),
+                  _fmt(m.epochs), _fmt(m.n_train), _fmt(m.valid_loss),
+                  _fmt(m.valid_dice), "current" if m.id == cur else "")
     _console().print(t)
     return 0
 
@@ -895,30 +873,30 @@ def cmd_rollback(a) -> int:
 
 
 def status_dict(root: Path) -> dict:
+    """`status --json`: the project's status facts, with the engine's pid."""
     from ...engine.daemon.control import engine_pid
+    from ...engine.project.queries import status_facts
 
-    store = _store(root, create=False)
+    st = status_facts(_store(root, create=False))  # a bad state_dir is reported here
     pid = engine_pid(root)
-    eng = store.engine_state() if pid else {}
-    model = store.current_model()
-    last_bk = store.last_backup()
+    eng = st.engine if pid else {}
+    m, b = st.model, st.last_backup
     return {
         "folder": str(root),
         "engine": {"running": pid is not None, "pid": pid, "state": eng.get("state"),
                    "device": eng.get("device"), "watcher": eng.get("watcher"),
                    "last_event": eng.get("last_event")},
-        "images": store.status_counts(),
-        "problems": len(store.problems()),
-        "model": None if model is None else {
-            "version": model["id"], "kind": model["kind"], "created_at": model["created_at"],
-            "n_train": model["n_train"], "valid_dice": model["valid_dice"]},
-        "edits_since_train": store.mask_edits_since(model["created_at"] if model else None),
-        "backup": {"last": None if last_bk is None else last_bk["created_at"],
-                   "snapshot": None if last_bk is None else last_bk["snapshot"],
-                   "edits_since": store.mask_edits_since(
-                       last_bk["created_at"] if last_bk else None)},
+        "images": st.images,
+        "problems": st.problems,
+        "model": None if m is None else {
+            "version": m.id, "kind": m.kind, "created_at": m.created_at,
+            "n_train": m.n_train, "valid_dice": m.valid_dice},
+        "edits_since_train": st.edits_since_train,
+        "backup": {"last": None if b is None else b.created_at,
+                   "snapshot": None if b is None else b.snapshot,
+                   "edits_since": st.edits_since_backup},
         "jobs": [{"id": j.id, "kind": j.kind, "state": j.state, "progress": j.progress,
-                  "message": j.message, "eta": j.eta} for j in store.active_jobs()],
+                  "message": j.message, "eta": j.eta} for j in st.active],
     }
 
 
@@ -1107,7 +1085,7 @@ def _decide(a, decide) -> int:
     new status, or ``(None, why)`` to leave the row as it is."""
     root = _root(a.dir)
     store = _store(root, create=False)
-    rows = {r["path"]: r for r in store.images()}
+    rows = {r.path: r for r in store.images()}
     left, by_status = 0, {}
     for p in _image_paths(root, store, a.images, a.dir):
         status, why = decide(rows[p])
@@ -1115,7 +1093,7 @@ def _decide(a, decide) -> int:
             left += 1
             print(f"{p}: left as it is: {why}")
         else:
-            by_status.setdefault(status, []).append(rows[p]["id"])
+            by_status.setdefault(status, []).append(rows[p].id)
             print(f"{p}: {status}")
     for status, ids in by_status.items():  # one transaction each, not one per image
         store.set_status(ids, status, by="cli")
@@ -1126,7 +1104,7 @@ def cmd_accept(a) -> int:
     from ...engine.project.review import accept_problem
 
     def decide(r):
-        why = accept_problem(r["mask_path"], r["error"])
+        why = accept_problem(r.mask_path, r.error)
         return (None, why) if why else ("accepted", None)
 
     return _decide(a, decide)
@@ -1138,9 +1116,9 @@ def cmd_flag(a) -> int:
     def decide(r):
         if not a.clear:
             return "flagged", None
-        if r["status"] != "flagged":
-            return None, f"{r['status']}, not flagged"
-        return unflagged_status(r["mask_path"], r["error"]), None
+        if r.status != "flagged":
+            return None, f"{r.status}, not flagged"
+        return unflagged_status(r.mask_path, r.error), None
 
     return _decide(a, decide)
 
@@ -1152,11 +1130,11 @@ def cmd_use_prediction(a) -> int:
     root = _root(a.dir)
     project = _project(root, create=False)
     store = project.store
-    rows = {r["path"]: r for r in store.images()}
+    rows = {r.path: r for r in store.images()}
     failed = 0
     for p in _image_paths(root, store, a.images, a.dir):
         try:
-            print(replace_with_prediction(project, rows[p]["id"])
+            print(replace_with_prediction(project, rows[p].id)
                   + f" (`segtriage revert {a.dir} {p}` undoes)")
         except (ReviewError, BackupError, OSError, ValueError) as e:
             failed += 1

@@ -180,16 +180,15 @@ def open_document(mask: Path | str, image: Path | str | None = None,
             try:
                 row = store.image_by_mask(rel)
                 if row is not None:
-                    sc = store.score(row["id"])
-                    prob_rel = sc.get("prob_path") if sc else None
-                    row = dict(row)
+                    sc = store.score(row.id)
+                    prob_rel = sc.prob_path if sc else None
             finally:
                 store.close()
             if row is None:
                 note = f"not a mask of the project {root}: saved as a plain file"
     codes = cfg.project.codes if cfg is not None else default_config().project.codes
     img_path = Path(image) if image is not None else (
-        root / row["path"] if row is not None else None)
+        root / row.path if row is not None else None)
     picture = None
     if img_path is not None:
         if not img_path.exists():
@@ -217,4 +216,4 @@ def open_document(mask: Path | str, image: Path | str | None = None,
         prob_arr = _read_prob(prob_path, m.shape)
     return Document(mask_path=mask, image=picture, mask=m, prob=prob_arr, image_path=img_path,
                     prob_path=prob_path, root=root if row is not None else None, cfg=cfg,
-                    image_id=row["id"] if row is not None else None, note=note)
+                    image_id=row.id if row is not None else None, note=note)

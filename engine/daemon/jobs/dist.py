@@ -136,7 +136,7 @@ def train_spec(*, job_id: int, root: Path, pairs: list[tuple[str, str]], codes,
 def _train_spec(ctx: JobContext, rows, mcfg: ModelConfig, out: Path, device: str,
                 valid_idx: list[int] | None) -> dict:
     return train_spec(job_id=ctx.job.id, root=ctx.root,
-                      pairs=[(r["path"], r["mask_path"]) for r in rows],
+                      pairs=[(r.path, r.mask_path) for r in rows],
                       codes=ctx.cfg.project.codes, mcfg=mcfg, out_name=out.name, device=device,
                       valid_idx=valid_idx)
 
@@ -147,8 +147,8 @@ def predict_spec(*, job_id: int, root: Path, items: list[dict], codes, mcfg: Mod
     """spec.json of a prediction run: items are {id, path (relative to root), sha, fold};
     `model` is the model row (weights, arch, id)."""
     return {"kind": "predict", "job": job_id, "root": str(root), "items": items,
-            "codes": list(codes), "model": asdict(mcfg), "weights": list(model["weights"]),
-            "arch": model["arch"], "model_id": model["id"], "device": device,
+            "codes": list(codes), "model": asdict(mcfg), "weights": list(model.weights),
+            "arch": model.arch, "model_id": model.id, "device": device,
             "heartbeat_timeout_s": HEARTBEAT_TIMEOUT_S}
 
 
@@ -224,7 +224,7 @@ def train_folds_parallel(ctx: JobContext, rows, mcfg: ModelConfig, folds: dict[s
     state = ctx.project.state
     launches, tails, fracs = [], [], [0.0] * k
     for f in range(k):
-        held_out = [i for i, r in enumerate(rows) if folds[r["path"]] == f]
+        held_out = [i for i, r in enumerate(rows) if folds[r.path] == f]
         run = RunFolder.create(state, ctx.job.id, f"fold-{f}")
         run.write_spec(_train_spec(ctx, rows, mcfg, out_for(f), "cuda", held_out))
 
@@ -273,7 +273,7 @@ def store_prediction(project: Project, model_id: int, row, rec: dict) -> str | N
         return err
     # a bad mask is recorded in the row by score_and_store, not counted as a prediction error
     # (as in the predict job)
-    score_and_store(project, project.store.image(row["id"]) or row, model_id=model_id,
+    score_and_store(project, project.store.image(row.id) or row, model_id=model_id,
                     fold=fold, prob=prob, precision=prec, prob_rel=rec["prob"])
     return None
 
@@ -284,8 +284,8 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg: ModelConfig, gpu
     cfg = ctx.cfg
     state = ctx.project.state
     folds = fold_of(m)  # out-of-fold, as in the predict job
-    items = [{"id": r["id"], "path": r["path"], "sha": r["img_sha256"],
-              "fold": folds.get(r["path"])} for r in rows]
+    items = [{"id": r.id, "path": r.path, "sha": r.img_sha256,
+              "fold": folds.get(r.path)} for r in rows]
     device = _job_device(ctx, mcfg, gpus)
     if device != "auto":
         # decided once here: ranks measuring bf16 speed each on a busy machine could disagree,
@@ -297,7 +297,7 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg: ModelConfig, gpu
     run = RunFolder.create(state, ctx.job.id)
     run.write_spec(predict_spec(job_id=ctx.job.id, root=ctx.root, items=items,
                                 codes=cfg.project.codes, mcfg=mcfg, model=m, device=device))
-    by_id = {r["id"]: r for r in rows}
+    by_id = {r.id: r for r in rows}
     seen: set[int] = set()
     tails: dict[Path, JsonlTail] = {}
     n, t0 = len(rows), time.monotonic()
@@ -312,7 +312,7 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg: ModelConfig, gpu
             return
         seen.add(iid)
         c["precision"] = c["precision"] or rec.get("precision")
-        if store_prediction(ctx.project, m["id"], by_id[iid], rec) is not None:
+        if store_prediction(ctx.project, m.id, by_id[iid], rec) is not None:
             c["errors"] += 1
 
     def tick() -> None:
@@ -333,7 +333,7 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg: ModelConfig, gpu
         raise RuntimeError(f"the ranks reported {len(seen)} of {n} images (first missing: "
                            f"{by_id[missing[0]]['path']}); see {run.path}")
     ranks = run.ranks()  # what actually ran (external launches decide it themselves)
-    return {"model": m["id"], "predicted": len(seen), "errors": c["errors"],
+    return {"model": m.id, "predicted": len(seen), "errors": c["errors"],
             "precision": c["precision"], "seconds": round(time.monotonic() - t0, 1),
             "ranks": len(ranks) or gpus,
             "device": ",".join(sorted({str(r.get("device")).split(":")[0]

@@ -16,9 +16,9 @@ def fold_assignment(paths: list[str], k: int, seed: int) -> dict[str, int]:
 def fold_of(model: dict) -> dict[str, int]:
     """image path → the fold model of a crossval ``model`` that never saw its mask (images
     outside its manifest: new, or without a mask then, are predicted by every fold model)."""
-    if model["kind"] != "crossval":
+    if model.kind != "crossval":
         return {}
-    return {e["path"]: e["fold"] for e in model["manifest"] or []}
+    return {e["path"]: e["fold"] for e in model.manifest or []}
 
 
 def fold_groups(model: dict, rows: list) -> list[tuple[int | None, list]]:
@@ -26,5 +26,5 @@ def fold_groups(model: dict, rows: list) -> list[tuple[int | None, list]]:
     of = fold_of(model)
     groups: dict[int | None, list] = {}
     for r in rows:
-        groups.setdefault(of.get(r["path"]), []).append(r)
+        groups.setdefault(of.get(r.path), []).append(r)
     return sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))

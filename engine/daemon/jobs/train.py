@@ -23,8 +23,8 @@ EXCLUDED_FROM_TRAINING = ("flagged", "error", "no-mask")
 
 def training_rows(store: Store) -> list:
     """The rows whose masks a training learns from."""
-    return [r for r in store.images() if r["mask_path"]
-            and r["status"] not in EXCLUDED_FROM_TRAINING]
+    return [r for r in store.images() if r.mask_path
+            and r.status not in EXCLUDED_FROM_TRAINING]
 
 
 def _backup_before_train(ctx: JobContext) -> None:
@@ -54,9 +54,9 @@ def _rel(root: Path, p) -> str:
 
 
 def _manifest(rows, folds: dict[str, int] | None = None) -> list[dict]:
-    return [{"path": r["path"], "mask": r["mask_path"], "image_sha256": r["img_sha256"],
-             "mask_sha256": r["mask_sha256"],
-             **({"fold": folds[r["path"]]} if folds is not None else {})} for r in rows]
+    return [{"path": r.path, "mask": r.mask_path, "image_sha256": r.img_sha256,
+             "mask_sha256": r.mask_sha256,
+             **({"fold": folds[r.path]} if folds is not None else {})} for r in rows]
 
 
 def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, float],
@@ -65,7 +65,7 @@ def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, flo
     from ...ml.train import TrainCancelled, train
 
     lo, hi = span
-    items = [(ctx.root / r["path"], ctx.root / r["mask_path"]) for r in rows]
+    items = [(ctx.root / r.path, ctx.root / r.mask_path) for r in rows]
 
     def on_progress(frac: float, msg: str, eta: float | None) -> None:
         ctx.progress(lo + (hi - lo) * frac, f"{label}{msg}", eta)
@@ -136,7 +136,7 @@ def job_crossval(ctx: JobContext) -> dict:
     slots, ranks = (dist.crossval_plan(gpus, k, dist.rank_device(mcfg, gpus))
                     if gpus > 1 else (1, 1))
     _backup_before_train(ctx)
-    folds = fold_assignment([r["path"] for r in rows], k, mcfg.seed)
+    folds = fold_assignment([r.path for r in rows], k, mcfg.seed)
     mid = ctx.store.next_model_id()
     models_dir = ctx.project.state / "models"
     weights, results = [], []
@@ -154,7 +154,7 @@ def job_crossval(ctx: JobContext) -> dict:
             ctx.check()
             # fold f is held out: the model trains on the others and validates on it, so its
             # valid Dice is an honest out-of-fold figure
-            held_out = [i for i, r in enumerate(rows) if folds[r["path"]] == f]
+            held_out = [i for i, r in enumerate(rows) if folds[r.path] == f]
             out = models_dir / f"m{mid:04d}_f{f}.pt"
             if ranks > 1:
                 res = dist.train_one(ctx, rows, mcfg, out, gpus=ranks,

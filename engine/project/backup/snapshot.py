@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from ...store import Store
@@ -20,9 +21,9 @@ def _data_files(project: Project) -> tuple[list[str], set[str]]:
     images: set[str] = set()
     masks: set[str] = set()
     for r in project.store.images():
-        images.add(r["path"])
-        if r["mask_path"]:
-            masks.add(r["mask_path"])
+        images.add(r.path)
+        if r.mask_path:
+            masks.add(r.mask_path)
     disc = discover(project.root, project.cfg)
     for pair in disc.pairs:
         images.add(pair.image)
@@ -93,7 +94,8 @@ def snapshot(project: Project, *, dest: Path | str | None = None,
             added += n
             if i % 16 == 0 or into is model_entries:
                 report(i / total, f"stored {i}/{total} files")
-        meta = json.dumps({"current": store.current_model_id(), "models": store.models()},
+        meta = json.dumps({"current": store.current_model_id(),
+                           "models": [asdict(m) for m in store.models()]},
                           sort_keys=True, default=str).encode("utf-8")
         meta_sha, n = obj.put_bytes(meta)
         added += n
@@ -146,14 +148,14 @@ def list_snapshots(root: Path | str, cfg, dest: Path | str | None = None, *,
     good, bad = obj.manifests()
     rows = {}
     if store is not None:
-        rows = {r["snapshot"]: r for r in store.backups()}
+        rows = {b.snapshot: b for b in store.backups()}
     out = []
     for m in good:
         s = _summary(m, obj.dest)
-        r = rows.get(m["id"])
-        s["recorded"] = r is not None
-        if r is not None and s["note"] is None:
-            s["note"] = r["note"]
+        row = rows.get(m["id"])
+        s["recorded"] = row is not None
+        if row is not None and s["note"] is None:
+            s["note"] = row.note
         out.append(s)
     out += [{"id": Path(b["file"]).stem, "error": b["error"], "destination": str(obj.dest)}
             for b in bad]
@@ -163,10 +165,10 @@ def list_snapshots(root: Path | str, cfg, dest: Path | str | None = None, *,
 def backup_status(store: Store) -> dict:
     """For `status` and the TUI's status pane: the last snapshot and masks changed since."""
     last = store.last_backup()
-    since = last["created_at"] if last is not None else None
-    return {"last_snapshot": last["snapshot"] if last is not None else None,
+    since = last.created_at if last is not None else None
+    return {"last_snapshot": last.snapshot if last is not None else None,
             "last_time": utc_iso(since) if since is not None else None,
-            "last_ts": since, "destination": last["destination"] if last is not None else None,
+            "last_ts": since, "destination": last.destination if last is not None else None,
             "masks_changed_since": store.mask_edits_since(since)}
 
 

@@ -55,8 +55,8 @@ def references(manifests: list[dict], store: Store | None) -> dict[str, list[str
         for rel, e in models.get("files", {}).items():
             refs.setdefault(e["sha"], []).append(f"{m['id']}:models/{rel}")
     if store is not None:
-        for r in store.mask_version_refs():
-            refs.setdefault(r["sha256"], []).append(f"history:{r['path']}#{r['id']}")
+        for vid, path, sha in store.mask_version_refs():
+            refs.setdefault(sha, []).append(f"history:{path}#{vid}")
     return refs
 
 

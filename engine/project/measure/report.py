@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from .. import imageio
+from ...store.rows import ModelRow
 from ..project import Project
 from .shapes import (IMAGE_COLUMNS, OBJECT_COLUMNS, REVIEWED, SOURCES, Settings, grey,
                      measure_mask, settings_from, summarize)
@@ -50,23 +51,23 @@ class MeasureError(RuntimeError):
 
 
 def _shape(row) -> tuple[int, int] | None:
-    return (row["height"], row["width"]) if row["height"] and row["width"] else None
+    return (row.height, row.width) if row.height and row.width else None
 
 
 def _prediction_target(project: Project, row, model_id: int | None) -> Target:
-    t = Target(row["id"], row["path"], row["status"], "prediction", None, None,
+    t = Target(row.id, row.path, row.status, "prediction", None, None,
                model=model_id, shape=_shape(row))
     if model_id is None:
         t.error = "no model yet (train one first): no prediction to measure"
         return t
-    sc = project.store.score(row["id"], model_id)
-    if sc is None or not sc.get("prob_path"):
+    sc = project.store.score(row.id, model_id)
+    if sc is None or not sc.prob_path:
         t.error = f"no prediction of model v{model_id} yet (predict it first)"
         return t
-    if sc.get("image_sha256") != row["img_sha256"]:
+    if sc.image_sha256 != row.img_sha256:
         t.error = f"the image changed since model v{model_id} predicted it (predict it again)"
         return t
-    t.path = project.state / sc["prob_path"]
+    t.path = project.state / sc.prob_path
     t.shown = (str(t.path.relative_to(project.root)) if t.path.is_relative_to(project.root)
                else str(t.path))
     return t
@@ -85,7 +86,7 @@ def plan(project: Project, source: str) -> list[Target]:
         raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
     model_id = project.store.current_model_id()
     out = []
-    for row in sorted(project.store.images(), key=lambda r: r["path"]):
+    for row in sorted(project.store.images(), key=lambda r: r.path):
         t = target_for(project, row, source, model_id=model_id)
         if t is not None:
             out.append(t)
@@ -98,18 +99,18 @@ def target_for(project: Project, row, source: str, *,
     leaves the image out."""
     if model_id == "current":
         model_id = project.store.current_model_id()
-    reviewed = row["status"] in REVIEWED
+    reviewed = row.status in REVIEWED
     if source == "reviewed" and not reviewed:
         return None
-    if source == "masks" and (not row["mask_path"] or row["status"] == "flagged"):
+    if source == "masks" and (not row.mask_path or row.status == "flagged"):
         return None
     if source in ("reviewed", "masks") or (source == "best" and reviewed):
-        t = Target(row["id"], row["path"], row["status"],
-                   "reviewed" if reviewed else "mask", project.path(row["mask_path"])
-                   if row["mask_path"] else None, row["mask_path"], shape=_shape(row))
-        if row["error"]:
-            t.error = row["error"]
-        elif not row["mask_path"]:
+        t = Target(row.id, row.path, row.status,
+                   "reviewed" if reviewed else "mask", project.path(row.mask_path)
+                   if row.mask_path else None, row.mask_path, shape=_shape(row))
+        if row.error:
+            t.error = row.error
+        elif not row.mask_path:
             t.error = "no mask"
         return t
     return _prediction_target(project, row, model_id)
@@ -132,12 +133,12 @@ def _sha256(path: Path) -> str:
     return imageio.sha256_file(path)
 
 
-def model_sha256(state: Path, model: dict | None) -> str | None:
+def model_sha256(state: Path, model: ModelRow | None) -> str | None:
     """sha256 over the model's weight files (their own hashes, in order), or None."""
-    if not model or not model.get("weights"):
+    if model is None or not model.weights:
         return None
     h = hashlib.sha256()
-    for w in model["weights"]:
+    for w in model.weights:
         p = state / "models" / w
         try:
             h.update(_sha256(p).encode())

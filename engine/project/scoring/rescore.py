@@ -18,12 +18,12 @@ from .probs import load_prob
 
 def read_current_mask(project: Project, image_row) -> np.ndarray | None:
     """The image's mask as a foreground boolean map, or None when it has none."""
-    if not image_row["mask_path"]:
+    if not image_row.mask_path:
         return None
     expect = None
-    if image_row["height"] and image_row["width"]:
-        expect = (image_row["height"], image_row["width"])
-    m = imageio.read_mask(project.path(image_row["mask_path"]), project.cfg.project.codes,
+    if image_row.height and image_row.width:
+        expect = (image_row.height, image_row.width)
+    m = imageio.read_mask(project.path(image_row.mask_path), project.cfg.project.codes,
                           expect_shape=expect)
     return (m > 0).astype(np.uint8)
 
@@ -32,8 +32,8 @@ def store_score_error(store: Store, image_row, *, model_id: int, fold: int | Non
                       precision: str, prob_rel: str | None, error: str) -> None:
     """The score row of an image that could not be scored: the reason, no figures. The one
     place such a row is written (a failed prediction, an unreadable map, an unusable mask)."""
-    store.put_score(image_row["id"], model_id, fold=fold, image_sha256=image_row["img_sha256"],
-                    mask_sha256=image_row["mask_sha256"], precision=precision,
+    store.put_score(image_row.id, model_id, fold=fold, image_sha256=image_row.img_sha256,
+                    mask_sha256=image_row.mask_sha256, precision=precision,
                     prob_path=prob_rel, category=None, metrics={}, error=error)
 
 
@@ -51,12 +51,12 @@ def score_and_store(project: Project, image_row, *, model_id: int, fold: int | N
         return failed(str(e))
     if mask is not None and mask.shape != prob.shape:
         # predictions come back at native resolution; a mismatch means the mask is bad
-        return failed(f"{image_row['mask_path']}: mask is {mask.shape[1]}×{mask.shape[0]}, "
+        return failed(f"{image_row.mask_path}: mask is {mask.shape[1]}×{mask.shape[0]}, "
                       f"image is {prob.shape[1]}×{prob.shape[0]}")
     metrics = score_image(prob, mask, cfg_scoring=project.cfg.scoring)
-    project.store.put_score(image_row["id"], model_id, fold=fold,
-                            image_sha256=image_row["img_sha256"],
-                            mask_sha256=image_row["mask_sha256"], precision=precision,
+    project.store.put_score(image_row.id, model_id, fold=fold,
+                            image_sha256=image_row.img_sha256,
+                            mask_sha256=image_row.mask_sha256, precision=precision,
                             prob_path=prob_rel, category=metrics.get("category"),
                             metrics=metrics)
     return metrics
@@ -73,14 +73,14 @@ def rescore_image(project: Project, image_id: int, *, force: bool = False) -> bo
     if row is None:
         return False
     sc = store.score(image_id)
-    if sc is None or not sc.get("prob_path") or sc.get("image_sha256") != row["img_sha256"]:
+    if sc is None or not sc.prob_path or sc.image_sha256 != row.img_sha256:
         return False
-    if not force and sc.get("mask_sha256") == row["mask_sha256"] and not sc.get("error"):
+    if not force and sc.mask_sha256 == row.mask_sha256 and not sc.error:
         return True  # already current
     try:
-        prob = load_prob(project.state, sc["prob_path"])
+        prob = load_prob(project.state, sc.prob_path)
     except OSError:
         return False
-    score_and_store(project, row, model_id=sc["model_id"], fold=sc.get("fold"), prob=prob,
-                    precision=sc.get("precision") or "", prob_rel=sc["prob_path"])
+    score_and_store(project, row, model_id=sc.model_id, fold=sc.fold, prob=prob,
+                    precision=sc.precision or "", prob_rel=sc.prob_path)
     return True

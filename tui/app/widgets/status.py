@@ -116,9 +116,9 @@ def model_line(info: dict, now: float) -> str:
                     if j is not None and j.kind in ("train", "crossval")]
         hint = f"{training[0].kind} #{training[0].id} makes one" if training else "r trains one"
         return f"[$foreground-muted]no model yet ({hint})[/] · {_edits(edits)}"
-    kind = " crossval" if m.get("kind") == "crossval" else ""
-    text = (f"model [b]v{m['id']}[/b]{kind} · {age(now - m['created_at'])} ago · "
-            f"{m.get('n_train') or 0} masks · valid Dice {_num(m.get('valid_dice'))}")
+    kind = " crossval" if m.kind == "crossval" else ""
+    text = (f"model [b]v{m.id}[/b]{kind} · {age(now - m.created_at)} ago · "
+            f"{m.n_train or 0} masks · valid Dice {_num(m.valid_dice)}")
     colour = "$warning" if edits else "$foreground-muted"
     return text + f" · [{colour}]{_edits(edits)} since[/]"
 

@@ -51,10 +51,8 @@ def fix_mask(mask, pred, *, drop_unseen=False, add_predicted=False, fill_holes=F
         m = ops.add_unseen_predicted(m, pred)
     if fill_holes:
         m = ops.fill_holes(m)
-    if grow:
-        m = ops.grow(m, px=grow)
-    if shrink:
-        m = ops.shrink(m, px=shrink)
+    if grow or shrink:  # one go: grow then shrink gives an object cut by the frame back
+        m = ops.grow_shrink(m, [grow or 0, -(shrink or 0)])
     return m
 
 
@@ -78,7 +76,7 @@ def run(a) -> int:
     root = cli._root(a.dir)
     project = cli._project(root, create=False)
     store = project.store
-    rows = {r["path"]: r for r in store.images()}
+    rows = {r.path: r for r in store.images()}
     failed = 0
 
     def fail(p: str, why: str) -> None:
@@ -88,11 +86,11 @@ def run(a) -> int:
 
     for p in cli._image_paths(root, store, a.images, a.dir):
         row = rows[p]
-        if not row["mask_path"]:
+        if not row.mask_path:
             fail(p, "it has no mask yet (`segtriage use-prediction` or the editor makes one)")
             continue
-        if row["error"]:
-            fail(p, f"its mask is unusable: {row['error']}")
+        if row.error:
+            fail(p, f"its mask is unusable: {row.error}")
             continue
         try:
             mask = read_current_mask(project, row).astype(bool)
@@ -101,12 +99,12 @@ def run(a) -> int:
             continue
         pred = None
         if needs_pred:
-            score = store.score(row["id"])
-            if not score or not score.get("prob_path"):
+            score = store.score(row.id)
+            if not score or not score.prob_path:
                 fail(p, "no prediction yet (train a model, or `segtriage predict` it)")
                 continue
             try:
-                pred = prediction_mask(project.state, score["prob_path"],
+                pred = prediction_mask(project.state, score.prob_path,
                                        mask.shape).astype(bool)
             except ReviewError as e:
                 fail(p, str(e))
