@@ -237,3 +237,32 @@ def test_the_template_shows_pixel_size_commented_and_round_trips(tmp_path):
     (tmp_path / "segtriage.toml").write_text(text.replace("# pixel_size = 0.65",
                                                           "pixel_size = 0.65"))
     assert load_config(tmp_path).project.pixel_size == 0.65
+
+
+# -- one image of a project, for the app's metrics pane ---------------------------------------
+
+def test_measure_target_counts_the_components_before_the_split(tmp_path):
+    """Two disks of radius 6 whose edges share one pixel: one connected component, two
+    objects after the watershed; ``components`` says both (and equals ``objects`` unsplit)."""
+    from PIL import Image
+
+    from segtriage.engine.project.index import scan
+    from segtriage.engine.project.project import Project
+
+    m = disk((40, 40), 20, 14, 6) | disk((40, 40), 20, 26, 6)
+    assert m.sum() == 113 + 113 - 1  # Gauss's circle count N(6) = 113, one pixel shared
+    Image.fromarray(np.where(m, 200, 30).astype(np.uint8), "L").save(tmp_path / "pair.png")
+    Image.fromarray(m.astype(np.uint8) * 255, "L").save(tmp_path / "pair_mask.png")
+    project = Project.open(tmp_path)
+    scan(project)
+    row = project.store.image("pair.png")
+    project.store.set_status([row.id], "accepted")
+    t = measure.target_for(project, project.store.image(row.id), "best")
+    assert t.source == "reviewed"
+    split = measure.Settings(split="watershed")
+    _objs, img = measure.measure_target(project, t, split, components=True)
+    assert (img["components"], img["objects"], img["area_fraction"]) == (1, 2, 225 / 1600)
+    _objs, img = measure.measure_target(project, t, measure.Settings(), components=True)
+    assert (img["components"], img["objects"]) == (1, 1)
+    assert "components" not in measure.measure_target(project, t, split)[1]
+    project.close()

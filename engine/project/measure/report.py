@@ -17,6 +17,7 @@ import numpy as np
 from .. import imageio
 from ...store.rows import ModelRow
 from ..project import Project
+from ..scoring import objects
 from .shapes import (IMAGE_COLUMNS, OBJECT_COLUMNS, REVIEWED, SOURCES, Settings, grey,
                      measure_mask, settings_from, summarize)
 
@@ -168,8 +169,13 @@ def read_target(project: Project, t: Target) -> tuple[np.ndarray, np.ndarray]:
 
 
 def measure_target(project: Project, t: Target, settings: Settings,
-                   model_shas: dict | None = None) -> tuple[list[dict], dict]:
-    """(object rows, image row) of one target; a problem becomes the image row's error."""
+                   model_shas: dict | None = None, *,
+                   components: bool = False) -> tuple[list[dict], dict]:
+    """(object rows, image row) of one target; a problem becomes the image row's error.
+
+    ``components``: the image row also holds ``components``, the count of connected
+    components before any split (equal to ``objects`` without one), so a person sees what
+    the watershed did (the app's metrics pane; not a report column)."""
     base = {"image": t.image, "source": t.source, "status": t.status, "mask": t.shown,
             "model": t.model, "mask_sha256": None,
             "model_sha256": (model_shas or {}).get(t.model)}
@@ -179,6 +185,9 @@ def measure_target(project: Project, t: Target, settings: Settings,
         mask, intensity = read_target(project, t)
         base["mask_sha256"] = _sha256(t.path)
         objs, stats = measure_mask(mask, intensity, settings)
+        if components:
+            stats["components"] = (stats["objects"] if settings.split == "none"
+                                   else objects.label(mask)[1])
     except (imageio.ImageError, imageio.MaskError, OSError, ValueError) as e:
         return [], dict.fromkeys(IMAGE_COLUMNS) | base | {"error": str(e)}
     head = {"image": t.image, "source": t.source, "model": t.model}
