@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from segtriage.tui import cli
+from segtriage.tui.cli import common, follow
 from segtriage.engine.project.project import Project
 
 EXE = [sys.executable, "-m", "segtriage.tui.cli"]
@@ -128,13 +129,13 @@ def test_files_and_bad_sizes_given_where_a_folder_is_made(tmp_path, capsys):
 def test_predict_takes_image_paths_as_a_shell_gives_them(project, monkeypatch):
     store = Project.open(project).store
     monkeypatch.chdir(project.parent)
-    got = cli._image_paths(project, store, [f"{project.name}/alpha.png",      # from here
+    got = common.image_paths(project, store, [f"{project.name}/alpha.png",      # from here
                                             "bravo.png",                       # from DIR
                                             str(project / "charlie_mask.png"),  # a mask
                                             "alpha.png"])                      # twice
     assert got == ["alpha.png", "bravo.png", "charlie.png"]
     with pytest.raises(SystemExit) as e:
-        cli._image_paths(project, store, ["alpha.png", "zulu.png", "/etc/passwd"])
+        common.image_paths(project, store, ["alpha.png", "zulu.png", "/etc/passwd"])
     assert e.value.code == 2
 
 
@@ -191,7 +192,7 @@ def test_predict_takes_paths_through_linked_folders_as_written(project, tmp_path
     store = Project.open(project).store
     index.scan(Project(project, load_config(project), store))
     monkeypatch.chdir(project)
-    got = cli._image_paths(project, store, ["linked/x.png", str(project / "linked/x_mask.png"),
+    got = common.image_paths(project, store, ["linked/x.png", str(project / "linked/x_mask.png"),
                                             "lnk.png"])
     assert got == ["linked/x.png", "lnk.png"]
 
@@ -210,7 +211,7 @@ def test_predict_takes_a_path_typed_inside_a_linked_folder(project, tmp_path, mo
     index.scan(Project(project, load_config(project), store))
     monkeypatch.chdir(project / "linked")           # the shell's PWD keeps the link
     monkeypatch.setenv("PWD", str(project / "linked"))
-    assert cli._image_paths(project, store, ["x.png"]) == ["linked/x.png"]
+    assert common.image_paths(project, store, ["x.png"]) == ["linked/x.png"]
 
 
 def test_demo_reopens_its_folder_and_replaces_it_only_when_asked(tmp_path, capsys):
@@ -315,7 +316,7 @@ def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
 
     from segtriage.engine.daemon import control
 
-    monkeypatch.setattr(cli, "ENGINE_CHECK_S", 0.05)
+    monkeypatch.setattr(follow, "ENGINE_CHECK_S", 0.05)
     store = Project.open(project).store
     jid = store.submit_job("train", {"epochs": 1})
     store.claim_job(999_999)                           # the engine that died in it
@@ -333,8 +334,8 @@ def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
         threading.Timer(0.3, run).start()
         return 4242
 
-    monkeypatch.setattr(cli, "_need_engine", engine_start)
-    assert cli.follow_job(store, jid, root=project) == 0
+    monkeypatch.setattr(follow, "need_engine", engine_start)
+    assert follow.follow_job(store, jid, root=project) == 0
     out = capsys.readouterr().out
     assert f"the engine stopped while job {jid} ran: starting it again" in out
     assert f"job {jid} was interrupted; it goes on as job {jid + 1}" in out
@@ -350,8 +351,8 @@ def test_a_follower_says_how_a_job_an_engine_stop_interrupted_goes_on(project, c
     store.claim_job(4242)
     store.recover_interrupted()                         # `segtriage engine stop`
     monkeypatch.setattr(control, "engine_pid", lambda root: None)
-    monkeypatch.setattr(cli, "_need_engine", lambda root: pytest.fail("must not start it"))
-    assert cli.follow_job(store, jid, root=project) == 1
+    monkeypatch.setattr(follow, "need_engine", lambda root: pytest.fail("must not start it"))
+    assert follow.follow_job(store, jid, root=project) == 1
     out = capsys.readouterr().out
     assert f"job {jid} is queued again as job {jid + 1} and runs when it starts" in out
 
@@ -375,7 +376,7 @@ def test_a_follower_prints_what_the_job_logs(project, capsys):
                                        "(4 steps/epoch)"}, job_id=jid)
     store.add_event("epoch", {"epoch": 1, "train_loss": 0.5}, job_id=jid)
     store.finish_job(jid, "done")
-    assert cli.follow_job(store, jid) == 0
+    assert follow.follow_job(store, jid) == 0
     out = capsys.readouterr().out
     assert "epochs raised to 50 to reach min_steps 200" in out and "epoch 1: train loss" in out
 

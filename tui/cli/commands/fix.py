@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..common import folder, image_paths, open_project
+from ..output import err
+from . import Command
+
 ORDER = ("drop_unseen", "add_predicted", "fill_holes", "grow", "shrink")
 
 
@@ -65,16 +69,15 @@ def run(a) -> int:
     from ....engine.project.scoring.objects import label
     from ....engine.project.scoring.rescore import read_current_mask
     from ....engine.project.review import ReviewError, prediction_mask
-    from ... import cli
 
     wanted = dict(drop_unseen=a.drop_unseen, add_predicted=a.add_predicted,
                   fill_holes=a.fill_holes, grow=a.grow, shrink=a.shrink)
     if not any(wanted.values()):
-        return cli._err("fix: nothing to do: give at least one of --drop-unseen, "
-                        "--add-predicted, --fill-holes, --grow N, --shrink N")
+        return err("fix: nothing to do: give at least one of --drop-unseen, "
+                   "--add-predicted, --fill-holes, --grow N, --shrink N")
     needs_pred = a.drop_unseen or a.add_predicted
-    root = cli._root(a.dir)
-    project = cli._project(root, create=False)
+    root = folder(a.dir)
+    project = open_project(root, create=False)
     store = project.store
     rows = {r.path: r for r in store.images()}
     failed = 0
@@ -84,7 +87,7 @@ def run(a) -> int:
         failed += 1
         print(f"segtriage: {p}: left as it is: {why}", file=sys.stderr)
 
-    for p in cli._image_paths(root, store, a.images, a.dir):
+    for p in image_paths(root, store, a.images, a.dir):
         row = rows[p]
         if not row.mask_path:
             fail(p, "it has no mask yet (`segtriage use-prediction` or the editor makes one)")
@@ -126,3 +129,9 @@ def run(a) -> int:
             continue
         print(f"{p}: {change} (`segtriage revert {a.dir} {p}` undoes)")
     return 1 if failed else 0
+
+
+COMMANDS = [
+    Command("fix", "fix masks headless: drop unseen, add predicted, fill holes, grow/shrink",
+            add_arguments, run),
+]

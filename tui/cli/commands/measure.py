@@ -1,5 +1,5 @@
 """`segtriage measure DIR`: object size, shape and number density, per object, per image and
-over the data set (engine/measure.py does the measuring; this module only parses and prints).
+over the data set (engine/project/measure/ does the measuring; this module parses and prints).
 
 Only argparse at the top: the parser is built at every start of the command line.
 """
@@ -7,6 +7,10 @@ Only argparse at the top: the parser is built at every start of the command line
 from __future__ import annotations
 
 import argparse
+
+from ..common import folder, open_project
+from ..output import err, escape, new_console
+from . import Command
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -37,22 +41,21 @@ def run(a) -> int:
     import sys
     from pathlib import Path
 
-    from ... import cli
     from ....engine.project import measure
 
-    root = cli._root(a.dir)
-    project = cli._project(root, create=False)
+    root = folder(a.dir)
+    project = open_project(root, create=False)
     settings = measure.settings_from(project.cfg, split=a.split)
     if a.source in ("predictions",) and project.store.current_model_id() is None:
-        return cli._err(f"{root}: no model yet, so no predictions to measure (train one "
-                        "first, or use --source masks)")
+        return err(f"{root}: no model yet, so no predictions to measure (train one "
+                   "first, or use --source masks)")
     out = Path(a.out).expanduser() if a.out else None
     fmt = a.format or ((("json" if out.suffix.lower() == ".json" else "csv") if out
                         else "table"))
     if fmt == "table" and out is not None:
-        return cli._err("--out writes csv or json (--format csv|json), not a table")
+        return err("--out writes csv or json (--format csv|json), not a table")
     per = a.per or "object"
-    console = cli._console()
+    console = new_console()
     show_progress = sys.stderr.isatty() and fmt == "table"
 
     def progress(done: int, total: int) -> None:
@@ -81,10 +84,10 @@ def run(a) -> int:
             for path, what in written:
                 atomic_write_bytes(path, write(report, what).encode("utf-8"), sync=False)
         except OSError as e:
-            return cli._err(f"cannot write {out}: {e}")
+            return err(f"cannot write {out}: {e}")
         for path, what in written:
             print(f"{what} rows → {path}", file=sys.stderr)
-    _print_summary(console, report, cli.escape)
+    _print_summary(console, report, escape)
     return 0
 
 
@@ -136,3 +139,9 @@ def _print_summary(console, report, escape) -> None:
     if h["exclude_border_from_sizes"]:
         console.print("[dim]sizes leave out objects touching the border; every object counts "
                       "for density[/dim]")
+
+
+COMMANDS = [
+    Command("measure", "object size, shape and number density per object, image and data set",
+            add_arguments, run),
+]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import Command
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("mask", help="the mask to edit (PNG; 0/1, 0/255 or a palette)")
@@ -16,7 +18,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", metavar="DIR",
                    help="the project folder (default: the nearest folder above the mask with "
                         "segtriage.toml or .segtriage/)")
-
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,3 +35,9 @@ def run(args: argparse.Namespace) -> int:
     app = PaintApp(doc)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)
+
+
+COMMANDS = [
+    Command("paint", "edit a mask in the terminal (zoom, brush, object fixes, undo)",
+            add_arguments, run),
+]
