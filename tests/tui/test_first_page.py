@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from segtriage.tui.app import app as app_mod
+from segtriage.tui.app import feed as feed_mod
 
 from .conftest import make_app, screen_text, settle, wait_until
 from .test_app import REVIEW_ORDER, cursor_name, db, header, shown
@@ -19,7 +19,7 @@ class Gate:
         self.read = threading.Event()
         self.open = threading.Event()
         self.calls = 0
-        real = app_mod.load_rows
+        real = feed_mod.load_rows
 
         def gated(store):
             self.calls += 1
@@ -28,7 +28,7 @@ class Gate:
             assert self.open.wait(20), "the test never let the full load finish"
             return rows
 
-        monkeypatch.setattr(app_mod, "load_rows", gated)
+        monkeypatch.setattr(feed_mod, "load_rows", gated)
 
 
 async def test_first_page_in_review_order_then_the_whole_list_keeps_the_cursor(project,
