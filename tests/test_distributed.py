@@ -304,12 +304,13 @@ def test_supervise_waits_for_external_ranks_and_a_cancel_ends_the_wait(tmp_path)
 
 def test_cli_passes_gpus_and_launch_to_the_jobs(monkeypatch, tmp_path):
     from segtriage.tui import cli
+    from segtriage.tui.cli.commands import jobs
 
     got = []
     # params may be a function of the store (predict IMAGE … resolves paths after the scan)
-    monkeypatch.setattr(cli, "_submit_and_follow", lambda root, kind, params, detach: got.append(
+    monkeypatch.setattr(jobs, "submit_and_follow", lambda root, kind, params, detach: got.append(
         (kind, params(None) if callable(params) else params)) or 0)
-    monkeypatch.setattr(cli, "_root", lambda d, **k: Path(d))
+    monkeypatch.setattr(jobs, "folder", lambda d, **k: Path(d))
     for argv in (["train", str(tmp_path), "--gpus", "2"],
                  ["crossval", str(tmp_path), "--gpus", "4", "--folds", "3"],
                  ["predict", str(tmp_path), "--all", "--gpus", "2", "--launch", "external"],
