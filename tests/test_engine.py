@@ -336,7 +336,8 @@ def fake_training(tmp_path, monkeypatch):
     index.scan(Project(root, cfg, store))
     fail: dict = {}
 
-    def train_one(ctx, rows, mcfg, out, *, span, label, fold=None, valid_idx=None):
+    def train_one(ctx, rows, mcfg, out, *, span, label, fold=None, valid_idx=None,
+                  early=False):
         kind = fail.get(fold)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(b"weights" * 100)

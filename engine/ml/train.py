@@ -20,12 +20,12 @@ import numpy as np
 
 from ..project import imageio
 from ..project.config import ModelConfig
-from .callbacks import cpu_bf16_callback, fmt, job_callback
+from .callbacks import Checkpoint, cpu_bf16_callback, early_ranking_callback, fmt, job_callback
 from .device import pick_device, pick_precision, set_cpu_threads
 from .frozen import frozen_masks
 from .infer import Predictor
 from .learner import TrainError, build_learner, check_items, resolve_image_size
-from .weights import InputSpec, save_weights
+from .weights import InputSpec, create_model, save_weights
 
 
 class TrainCancelled(Exception):
@@ -60,7 +60,8 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: ModelC
           should_cancel: Callable[[], bool] | None = None,
           log: Callable[[str], None] | None = None,
           fit_context: Callable[[Any], ContextManager] | None = None,
-          extra_cbs: Sequence[Any] = (), save: bool = True) -> TrainResult:
+          extra_cbs: Sequence[Any] = (), save: bool = True,
+          on_checkpoint: Callable[[Checkpoint], None] | None = None) -> TrainResult:
     """Train a U-Net with fit_one_cycle and write its weights atomically to `out_path`.
 
     Unusable pairs are skipped (listed in `TrainResult.skipped` and logged). `valid_idx`
@@ -69,17 +70,22 @@ def train(items: Sequence[tuple[Path, Path]], codes: Sequence[str], mcfg: ModelC
     For data-parallel ranks (``ml.dist.ranks``): `fit_context(learn)` wraps the fit (e.g.
     ``learn.distrib_ctx``), `extra_cbs` join it, and `save=False` (ranks other than 0) skips
     writing the weights and the valid Dice (``valid_dice`` is then None).
+
+    ``on_checkpoint`` (one process only, ``mcfg.early_ranking_s > 0``): called with a
+    ``callbacks.Checkpoint`` when an early ranking is due (``callbacks.RankingSchedule``); the
+    fit goes on afterwards exactly as it would have without it.
     """
     items = [(Path(a), Path(b)) for a, b in items]
     with frozen_masks(items, Path(out_path).parent) as frozen:
         return _train(frozen, [m for _, m in items], codes, mcfg, out_path, epochs=epochs,
                       valid_idx=valid_idx, on_progress=on_progress, on_epoch=on_epoch,
                       should_cancel=should_cancel, log=log, fit_context=fit_context,
-                      extra_cbs=extra_cbs, save=save)
+                      extra_cbs=extra_cbs, save=save, on_checkpoint=on_checkpoint)
 
 
 def _train(items, mask_names, codes, mcfg, out_path, *, epochs, valid_idx, on_progress,
-           on_epoch, should_cancel, log, fit_context, extra_cbs, save) -> TrainResult:
+           on_epoch, should_cancel, log, fit_context, extra_cbs, save,
+           on_checkpoint) -> TrainResult:
     t0 = time.monotonic()
     say = log or (lambda msg: None)
     out_path = Path(out_path)
@@ -124,9 +130,20 @@ def _train(items, mask_names, codes, mcfg, out_path, *, epochs, valid_idx, on_pr
         + (f", {threads} CPU thread{'s' if threads != 1 else ''}" if threads else ""))
 
     cb = job_callback(n_epochs, on_progress, on_epoch, should_cancel, log)
+    cbs = [cb, *extra_cbs]
+    if on_checkpoint is not None and mcfg.early_ranking_s > 0 and fit_context is None:
+        spec_, codes_ = learn.segtriage_spec, codes
+
+        def make_predictor(model):
+            own = create_model(mcfg.arch, len(codes_), spec_.image_size).to(dev)
+            return Predictor.from_models([own], codes_, spec_, device=dev, precision=prec)
+
+        cbs.append(early_ranking_callback(
+            mcfg.early_ranking_s, make_predictor, on_checkpoint,
+            [items[i][0] for i in learn.segtriage_valid_idx], log))
     try:
         with fit_context(learn) if fit_context is not None else nullcontext():
-            learn.fit_one_cycle(n_epochs, lr_max=lr, cbs=[cb, *extra_cbs])
+            learn.fit_one_cycle(n_epochs, lr_max=lr, cbs=cbs)
     except (RuntimeError, ValueError, OSError) as e:
         raise TrainError(f"training failed: {type(e).__name__}: {e}") from e
     finally:

@@ -27,6 +27,10 @@ class StatusFacts:
     last_backup: BackupRow | None
     edits_since_backup: int
     curve: list[dict] = field(default_factory=list)  # the running training's epochs
+    # the early ranking (docs/scoring.md): the newest checkpoint whose scores some images
+    # show (no model version scored them yet), and how many images show a checkpoint's score
+    checkpoint: ModelRow | None = None
+    checkpoint_rows: int = 0
 
     @property
     def active(self) -> list[Job]:
@@ -45,6 +49,7 @@ def status_facts(store: Store, *, curve: bool = False) -> StatusFacts:
                                                        limit=5000)]
     model = store.current_model()
     backup = store.last_backup()
+    shown = store.checkpoint_shown()  # {} without checkpoints: one index probe
     return StatusFacts(
         engine=store.engine_state(), images=store.status_counts(),
         problems=len(store.problems()), running=running,
@@ -53,25 +58,30 @@ def status_facts(store: Store, *, curve: bool = False) -> StatusFacts:
         edits_since_train=store.mask_edits_since(model.created_at if model else None),
         last_backup=backup,
         edits_since_backup=store.mask_edits_since(backup.created_at if backup else None),
-        curve=epochs)
+        curve=epochs, checkpoint=store.model(min(shown)) if shown else None,
+        checkpoint_rows=sum(shown.values()))
 
 
 # the columns of a report row, before the score's figures; the review row's own fields that
 # are not shown as they are (hashes, times) are left out
-REPORT_HEAD = ("image", "mask", "status", "error", "category", "model", "fold", "precision",
-               "stale", "prob", "width", "height")
+REPORT_HEAD = ("image", "mask", "status", "error", "category", "model", "checkpoint", "fold",
+               "precision", "stale", "prob", "width", "height")
 
 
 def report_rows(project: Project) -> list[dict]:
-    """One record per image for `segtriage report`: its files, status, shown score (model,
-    fold, precision, whether stale, the probability map's path from the folder) and every
-    figure of that score."""
+    """One record per image for `segtriage report`: its files, status, shown score (model
+    version, or ``checkpoint``: the training step of the early ranking that scored it, the
+    model then None; fold, precision, whether stale, the probability map's path from the
+    folder) and every figure of that score."""
     out = []
+    steps = {m.id: m.info.get("step") for m in project.store.checkpoints()}
     for r in project.store.review_rows(full=True):
         d = {"image": r.path, "mask": r.mask_path, "status": r.status,
              "error": r.error or r.score_error,
              "category": r.category or ("no-model" if r.model_id is None else None),
-             "model": r.model_id, "fold": r.fold, "precision": r.precision, "stale": r.stale,
+             "model": None if r.checkpoint else r.model_id,
+             "checkpoint": steps.get(r.model_id) if r.checkpoint else None,
+             "fold": r.fold, "precision": r.precision, "stale": r.stale,
              "prob": (os.path.relpath(project.state / r.prob_path, project.root)
                       if r.prob_path else None),
              "width": r.width, "height": r.height}

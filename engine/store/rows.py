@@ -111,10 +111,11 @@ class ProblemRow(_FromRow):
 
 @dataclass(frozen=True, slots=True)
 class ModelRow:
-    """A model version: what it was trained on, how, and its weight files."""
+    """A model version: what it was trained on, how, and its weight files; or an early
+    ranking's checkpoint (kind ``checkpoint``, negative id, no weights; info: step, steps)."""
     id: int
     created_at: float
-    kind: str                 # plain | crossval
+    kind: str                 # plain | crossval | checkpoint
     arch: str | None
     weights: list[str]        # relative to the models folder
     config: dict
@@ -178,7 +179,9 @@ class ScoreRow:
 @dataclass(frozen=True, slots=True)
 class ListRow:
     """An image as the review list shows it: its status and the promoted columns of its
-    shown score (the current model's, else its newest), ``stale`` worked out in SQL."""
+    shown score (the current model's, else its newest), ``stale`` worked out in SQL;
+    ``checkpoint``: that score comes from an early ranking's checkpoint, not a model version
+    (``model_id`` is then the checkpoint's negative id)."""
     id: int
     path: str
     mask_path: str | None
@@ -199,10 +202,11 @@ class ListRow:
     n_mask: int | None
     outline_bias: float | None
     stale: bool
+    checkpoint: bool = False
 
     @classmethod
     def from_tuple(cls, t: tuple) -> "ListRow":
-        return cls(*t[:-1], bool(t[-1]))
+        return cls(*t[:-2], bool(t[-2]), bool(t[-1]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +244,7 @@ class ReviewRow:
     score_error: str | None
     stale: bool
     metrics: dict              # the promoted columns, and every figure with ``full``
+    checkpoint: bool = False   # the score is an early ranking's (model_id < 0)
 
     def get(self, name: str) -> Any:
         """A column by name: a field of the row, else a figure of its score."""

@@ -3,7 +3,9 @@
 The score an image shows (the list, the report, re-scoring an edited mask) is its *shown*
 score: the current model's, when that model scored it, else its newest. So a rollback brings
 back the rolled-back-to model's scores at once, and a new model's rows stay readable (stale)
-until it has predicted them.
+until it has predicted them. An early ranking's checkpoint (negative model id, models.py)
+loses to every model version, so its score shows only where no version scored the image; it
+is then marked ``checkpoint`` and is not stale for being from another model than the current.
 """
 
 from __future__ import annotations
@@ -18,8 +20,9 @@ from .rows import (SCORE_COLUMNS, ImageRow, ListHead, ListRow, ReviewRow, ScoreR
 _SHOWN = """s.model_id = COALESCE(
     (SELECT c.model_id FROM scores c WHERE c.image_id = {img} AND c.model_id = :cur),
     (SELECT MAX(n.model_id) FROM scores n WHERE n.image_id = {img}))"""
-_STALE = """(s.model_id IS NOT NULL AND (s.model_id IS NOT :cur OR s.image_sha256 IS NOT
-     i.img_sha256 OR s.mask_sha256 IS NOT i.mask_sha256))"""
+_STALE = """(s.model_id IS NOT NULL AND ((s.model_id IS NOT :cur AND s.model_id > 0)
+     OR s.image_sha256 IS NOT i.img_sha256 OR s.mask_sha256 IS NOT i.mask_sha256))"""
+_CHECKPOINT = "COALESCE(s.model_id < 0, 0)"
 
 
 class ScoresTable(Database):
@@ -65,7 +68,8 @@ class ScoresTable(Database):
                i.img_sha256, i.mask_sha256 AS cur_mask_sha, i.updated_at, i.reviewed_at,
                s.model_id, s.fold, s.precision, s.prob_path, s.category, s.computed_at,
                s.image_sha256 AS s_img_sha, s.mask_sha256 AS s_mask_sha, s.error AS score_error,
-               {_STALE} AS stale, {','.join('s.' + k for k in SCORE_COLUMNS)}
+               {_STALE} AS stale, {_CHECKPOINT} AS checkpoint,
+               {','.join('s.' + k for k in SCORE_COLUMNS)}
                {', s.metrics' if full else ''}
         FROM images i
         LEFT JOIN scores s ON s.image_id = i.id AND {_SHOWN.format(img="i.id")}
@@ -75,6 +79,7 @@ class ScoresTable(Database):
         for r in self.conn.execute(sql, {"cur": self.current_model_id()}):
             d = {k: r[k] for k in names}
             d["stale"] = bool(d["stale"])
+            d["checkpoint"] = bool(d["checkpoint"])
             metrics = {k: r[k] for k in SCORE_COLUMNS}
             if full:
                 metrics.update(_loads(r["metrics"]) or {})
@@ -84,7 +89,8 @@ class ScoresTable(Database):
     _LIST_COLS = f"""
         i.id, i.path, i.mask_path, i.status, i.error,
         s.model_id, s.category, s.prob_path, s.error AS score_error,
-        {','.join('s.' + k for k in SCORE_COLUMNS)}, {_STALE} AS stale"""
+        {','.join('s.' + k for k in SCORE_COLUMNS)}, {_STALE} AS stale,
+        {_CHECKPOINT} AS checkpoint"""
     _LIST_SQL = f"""
         SELECT {_LIST_COLS}
         FROM images i

@@ -122,6 +122,27 @@ def test_status_lines():
     assert "no model yet (r trains one)" in format_status(info, 1030.0).splitlines()[2]
 
 
+def test_status_names_the_checkpoint_an_early_ranking_comes_from():
+    ck = SimpleNamespace(id=-2, valid_dice=0.41234, info={"step": 15, "steps": 200})
+    info = {"model": None, "running": _Job(), "queued": [], "edits_since_train": 0,
+            "checkpoint": ck, "checkpoint_rows": 96}
+    line = format_status(info | {"pid": 1, "engine": {}, "backup_at": None,
+                                 "edits_since_backup": 0}, 1030.0).splitlines()[2]
+    assert line == ("[$warning]c[/] ranking from checkpoint (step 15 of 200) · valid Dice "
+                    "0.412 · train #7 makes the model · 0 mask edits")
+    # the final model has scored 90 of them: the other 6 still show the checkpoint's
+    info.update(model=SimpleNamespace(id=1, created_at=1000.0, n_train=77, valid_dice=0.8,
+                                      kind="plain"), checkpoint_rows=6, running=None)
+    line = format_status(info | {"pid": 1, "engine": {}, "backup_at": None,
+                                 "edits_since_backup": 0}, 1030.0).splitlines()[2]
+    assert line == ("model [b]v1[/b] · 30s ago · 77 masks · valid Dice 0.800 · [$warning]c[/] "
+                    "6 from checkpoint (step 15 of 200) · [$foreground-muted]0 mask edits "
+                    "since[/]")
+    info.update(checkpoint=None, checkpoint_rows=0)
+    assert "checkpoint" not in format_status(info | {"pid": 1, "engine": {}, "backup_at": None,
+                                                     "edits_since_backup": 0}, 1030.0)
+
+
 def test_halfcell_lines_match_textual_image_halfcell():
     """The built-in half-cell lines draw what textual-image's half-cell renderable draws."""
     import io

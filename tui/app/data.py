@@ -37,7 +37,7 @@ class Row:
     __slots__ = ("id", "path", "name", "mask_path", "status", "error", "category", "priority",
                  "confidence", "region_confidence", "label_quality", "dice", "iou", "ce",
                  "n_pred", "n_mask", "outline_bias", "stale", "model_id", "prob_path",
-                 "score_error")
+                 "score_error", "checkpoint")
 
     def __init__(self, r: ListRow, name: str):
         self.id: int = r.id
@@ -61,6 +61,7 @@ class Row:
         self.model_id = r.model_id
         self.prob_path: str | None = r.prob_path
         self.score_error: str | None = r.score_error
+        self.checkpoint = bool(r.checkpoint)  # scored by an early ranking's checkpoint
 
     @property
     def objects_diff(self) -> int | None:
@@ -413,4 +414,5 @@ def gather_status(store) -> dict:
             "last_job": st.last_job, "curve": st.curve, "model": st.model,
             "edits_since_train": st.edits_since_train,
             "backup_at": st.last_backup.created_at if st.last_backup else None,
-            "edits_since_backup": st.edits_since_backup}
+            "edits_since_backup": st.edits_since_backup,
+            "checkpoint": st.checkpoint, "checkpoint_rows": st.checkpoint_rows}

@@ -11,6 +11,7 @@ from ...project.scoring.rescore import rescore_image, score_and_store, store_sco
 from . import dist
 from .context import JobContext
 from .folds import fold_groups
+from .early import drop_rankings
 from .train import model_cfg
 
 def _rows_to_predict(ctx: JobContext, model_id: int) -> list:
@@ -35,12 +36,20 @@ def _rows_to_predict(ctx: JobContext, model_id: int) -> list:
 
 
 def job_predict(ctx: JobContext) -> dict:
+    """Predict and score with the current model; then the early rankings (jobs.early) that
+    no image shows any more (a model version has scored each of their images) are dropped."""
+    m = ctx.store.current_model()
+    if m is None:
+        raise ValueError("no model yet: train one first (segtriage train DIR)")
+    res = _predict(ctx, m)
+    gone = drop_rankings(ctx, keep=ctx.store.checkpoint_shown())
+    return {**res, "checkpoints_dropped": len(gone)} if gone else res
+
+
+def _predict(ctx: JobContext, m) -> dict:
     from ...ml import infer
 
     store, cfg = ctx.store, ctx.cfg
-    m = store.current_model()
-    if m is None:
-        raise ValueError("no model yet: train one first (segtriage train DIR)")
     rows = _rows_to_predict(ctx, m.id)
     if not rows:
         return {"model": m.id, "predicted": 0}

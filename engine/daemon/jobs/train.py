@@ -13,6 +13,7 @@ from ...project.config import ModelConfig
 from ...project.models_dir import weights_of_run
 from ...store import Store
 from . import dist
+from . import early as early_ranking
 from .context import JobCancelled, JobContext
 from .folds import fold_assignment
 
@@ -60,15 +61,19 @@ def _manifest(rows, folds: dict[str, int] | None = None) -> list[dict]:
 
 
 def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, float],
-               label: str, fold: int | None = None, valid_idx: list[int] | None = None) -> object:
+               label: str, fold: int | None = None, valid_idx: list[int] | None = None,
+               early: bool = False) -> object:
+    """One model's training; ``early``: with the early ranking (``jobs.early``)."""
     from ...ml.callbacks import EPOCH_LINE
     from ...ml.train import TrainCancelled, train
 
     lo, hi = span
     items = [(ctx.root / r.path, ctx.root / r.mask_path) for r in rows]
+    at = [lo]  # the job's progress now: an early ranking's messages keep it
 
     def on_progress(frac: float, msg: str, eta: float | None) -> None:
-        ctx.progress(lo + (hi - lo) * frac, f"{label}{msg}", eta)
+        at[0] = lo + (hi - lo) * frac
+        ctx.progress(at[0], f"{label}{msg}", eta)
 
     def on_epoch(d: dict) -> None:
         ctx.event("epoch", {**d, **({"fold": fold} if fold is not None else {})})
@@ -81,7 +86,9 @@ def _train_one(ctx: JobContext, rows, mcfg, out: Path, *, span: tuple[float, flo
     try:
         return train(items, ctx.cfg.project.codes, mcfg, out, epochs=mcfg.epochs,
                            valid_idx=valid_idx, on_progress=on_progress, on_epoch=on_epoch,
-                           should_cancel=ctx.should_cancel, log=say)
+                           should_cancel=ctx.should_cancel, log=say,
+                           on_checkpoint=early_ranking.ranking_pass(ctx, mcfg, lambda: at[0])
+                           if early else None)
     except TrainCancelled:
         ctx.check()  # raises the right one of cancelled / interrupted
         raise JobCancelled() from None
@@ -106,7 +113,7 @@ def job_train(ctx: JobContext) -> dict:
         if gpus > 1:  # torchrun ranks; rank 0 writes the weights, the model row is added below
             res = dist.train_one(ctx, rows, mcfg, out, gpus=gpus, span=(0.0, 1.0), label="")
         else:
-            res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="")
+            res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="", early=True)
         ctx.check()
         info = {"device": str(res.device), "seconds": round(time.monotonic() - t0, 1),
                 "history": res.history, "batch_size": getattr(res, "batch_size", None),

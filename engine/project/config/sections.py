@@ -125,6 +125,10 @@ class ModelConfig(Section):
     cpu_threads: int = key(0, c.integer(0, 1024),
         "torch threads on the CPU; 0 = auto: one per core, but one core left free in bf16 "
         "(docs/benchmarks.md, CPU threads)")
+    early_ranking_s: float = key(30.0, c.number(0.0, 1e6),
+        "seconds into a training before a checkpoint ranks the images it has no model score "
+        "for (again at twice the time while under half the steps; docs/scoring.md, Early "
+        "ranking); 0: no early ranking")
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("stale", "~", 1, "<", lambda r: "~" if r.stale else " ", None),
+    Column("stale", "~", 1, "<",  # c: scored by an early ranking's checkpoint
+           lambda r: "c" if r.checkpoint else "~" if r.stale else " ", None),
     Column("name", "name", 0, "<", lambda r: r.name, "name"),
     Column("status", "status", 10, "<", lambda r: r.status, "status"),
     Column("category", "category", 11, "<", lambda r: r.category or "·", "category", drop=4),
@@ -280,7 +281,7 @@ class ResultList(ScrollView, can_focus=True, inherit_bindings=False):
             style = base
             if col.id == "status":
                 style = base + styles.get(row.status, styles["unreviewed"])
-            elif col.id == "stale" and row.stale:
+            elif col.id == "stale" and (row.stale or row.checkpoint):
                 style = base + styles["stale"]
             elif text.strip() == "·":
                 style = base + styles["missing"]

@@ -108,17 +108,33 @@ def job_line(info: dict, now: float, width: int = 80) -> str:
     return " · ".join(parts) + q
 
 
+def checkpoint_text(ck) -> str:
+    """Which checkpoint an early ranking comes from: "checkpoint (step 40 of 200)"."""
+    info = getattr(ck, "info", None) or {}
+    return f"checkpoint (step {info.get('step', '?')} of {info.get('steps', '?')})"
+
+
 def model_line(info: dict, now: float) -> str:
+    """The model the ranking comes from: a model version, or an early ranking's checkpoint
+    (the rows it scored are marked c in the list) until the final model has scored them."""
     m = info.get("model")
     edits = info.get("edits_since_train", 0)
+    ck, ck_rows = info.get("checkpoint"), info.get("checkpoint_rows", 0)
     if m is None:
         training = [j for j in [info.get("running"), *(info.get("queued") or [])]
                     if j is not None and j.kind in ("train", "crossval")]
+        if ck is not None and ck_rows:
+            then = (f"{training[0].kind} #{training[0].id} makes the model" if training
+                    else "no training running")
+            return (f"[$warning]c[/] ranking from {checkpoint_text(ck)} · valid Dice "
+                    f"{_num(ck.valid_dice)} · {then} · {_edits(edits)}")
         hint = f"{training[0].kind} #{training[0].id} makes one" if training else "r trains one"
         return f"[$foreground-muted]no model yet ({hint})[/] · {_edits(edits)}"
     kind = " crossval" if m.kind == "crossval" else ""
     text = (f"model [b]v{m.id}[/b]{kind} · {age(now - m.created_at)} ago · "
             f"{m.n_train or 0} masks · valid Dice {_num(m.valid_dice)}")
+    if ck is not None and ck_rows:
+        text += f" · [$warning]c[/] {ck_rows} from {checkpoint_text(ck)}"
     colour = "$warning" if edits else "$foreground-muted"
     return text + f" · [{colour}]{_edits(edits)} since[/]"
 
