@@ -228,3 +228,39 @@ def test_an_editor_that_does_not_exist_leaves_a_working_app(tmp_path, monkeypatc
         term.wait_for(lambda s: "alpha.png" not in s, 10, "the app quits")
     finally:
         term.kill_server()
+
+
+def test_e_opens_the_painter_which_paints_saves_and_u_undoes(tmp_path, monkeypatch):
+    # the default SSH set-up: $EDITOR is vim, and `e` opens segtriage's own painter
+    from segtriage.engine.project.project import Project
+
+    from .conftest import build_project
+
+    root = build_project(tmp_path / "p", monkeypatch)
+    store = Project.open(root).store
+    alpha = store.image("alpha.png")
+    original = (root / alpha.mask_path).read_bytes()
+    exe = Path(sys.executable).with_name("segtriage")
+    env = {"EDITOR": "vim", "PATH": os.environ.get("PATH", ""),
+           "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    term = Tmux(tmp_path / "sock")
+    try:
+        term.start(f"{exe} {root} --no-engine", env)
+        term.wait_for(lambda s: "alpha.png" in s and "sort: review order" in s, 30, "the list")
+        term.keys("g", "e")  # alpha is the top row of the review order
+        term.wait_for(lambda s: "zoom" in s and "alpha" in s, 30, "the painter")
+        term.keys("l", "l", "l", "l", "l", "Space", "w")  # off the object, paint, save
+        term.wait_for(lambda s: "saved" in s.lower(), 10, "the save")
+        term.keys("q")
+        term.wait_for(lambda s: re.search(r"alpha\.png\s+edited", s), 20, "the row turns edited")
+        row = store.image("alpha.png")
+        assert (root / row.mask_path).read_bytes() != original
+        score = _wait(lambda: (sc := store.score(row.id)) and
+                      sc.mask_sha256 == row.mask_sha256 and sc, 10, "the re-score")
+        assert score.mask_sha256 == row.mask_sha256
+        assert [v.source for v in store.mask_versions(row.mask_path)][-1] == "editor"
+        term.keys("u")  # the app's undo brings back the mask from before the painter
+        _wait(lambda: (root / row.mask_path).read_bytes() == original, 20, "the undo")
+        term.keys("q")
+    finally:
+        term.kill_server()
