@@ -76,3 +76,29 @@ async def test_no_model_yet_the_status_names_the_checkpoint(tmp_path, monkeypatc
         status = str(app.query_one("#status").render())
         assert ("c ranking from checkpoint (step 15 of 200) · valid Dice 0.412 · "
                 "no training running") in status
+
+
+def test_report_and_status_say_which_rows_a_checkpoint_scored(project, capsys):
+    import json
+
+    from segtriage.tui import cli
+
+    store = db(project)
+    ck = store.add_checkpoint(arch="resnet18", config={}, step=40, steps=200, job_id=9)
+    store.finish_checkpoint(ck, valid_dice=0.5, info={})
+    _score(store, "echo.png", ck, 0.20)
+    assert cli.main(["report", str(project), "--format", "json"]) == 0
+    rows = {r["image"]: r for r in json.loads(capsys.readouterr().out)}
+    assert (rows["echo.png"]["checkpoint"], rows["echo.png"]["model"]) == (40, None)
+    assert (rows["alpha.png"]["checkpoint"], rows["alpha.png"]["model"]) == (None, 1)
+    assert cli.main(["report", str(project)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert next(x for x in lines if "echo.png" in x).startswith("c echo.png")
+    assert next(x for x in lines if "charlie.png" in x).startswith("~ charlie.png")  # stale
+    assert cli.main(["status", str(project)]) == 0
+    assert ("ranking  1 row(s) from the checkpoint at step 40 of 200, valid Dice 0.500\n"
+            in capsys.readouterr().out)
+    assert cli.main(["models", str(project), "--json"]) == 0
+    assert [m["id"] for m in json.loads(capsys.readouterr().out)] == [1]
+    assert cli.main(["rollback", str(project), str(ck)]) == 2
+    assert "an early ranking's checkpoint, not a model version" in capsys.readouterr().err

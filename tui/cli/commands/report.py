@@ -80,7 +80,8 @@ def _print_report_table(rows: list[dict]) -> None:
             "status", "category") else "right")
     for r in rows:
         objs = "–" if r.get("n_pred") is None else f"{r.get('n_pred')}/{fmt(r.get('n_mask'))}"
-        t.add_row("~" if r["stale"] else "", escape(r["image"]), r["status"],
+        mark = "c" if r.get("checkpoint") is not None else "~" if r["stale"] else ""
+        t.add_row(mark, escape(r["image"]), r["status"],
                   r["category"] or "–",
                   *(fmt(r.get(c)) for c in ("priority", "confidence", "label_quality",
                                             "dice", "iou", "ce")), objs)
@@ -156,6 +157,10 @@ def status_dict(root: Path) -> dict:
             "version": m.id, "kind": m.kind, "created_at": m.created_at,
             "n_train": m.n_train, "valid_dice": m.valid_dice},
         "edits_since_train": st.edits_since_train,
+        # an early ranking's checkpoint that some rows still show (no model scored them yet)
+        "checkpoint": None if st.checkpoint is None else {
+            "step": st.checkpoint.info.get("step"), "steps": st.checkpoint.info.get("steps"),
+            "valid_dice": st.checkpoint.valid_dice, "rows": st.checkpoint_rows},
         "backup": {"last": None if b is None else b.created_at,
                    "snapshot": None if b is None else b.snapshot,
                    "edits_since": st.edits_since_backup},
@@ -187,6 +192,9 @@ def run_status(a) -> int:
     c.print("model    " + ("none yet" if m is None else
                            f"v{m['version']} ({m['kind']}), {ago(m['created_at'])}, "
                            f"{m['n_train']} masks, valid Dice {fmt(m['valid_dice'])}"))
+    if (ck := st["checkpoint"]) is not None:
+        c.print(f"ranking  {ck['rows']} row(s) from the checkpoint at step {ck['step']} of "
+                f"{ck['steps']}, valid Dice {fmt(ck['valid_dice'])}")
     c.print(f"edits    {st['edits_since_train']} mask(s) changed since the last train")
     b = st["backup"]
     c.print(f"backup   last {ago(b['last'])}" + (f" ({b['snapshot']})" if b["snapshot"] else "")
