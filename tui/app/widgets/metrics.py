@@ -1,6 +1,7 @@
-"""The metrics pane: the selected image's scores and object statistics, data-set summaries
-(means, a histogram of the sort column, counts per category and status), then every other
-number the scorer stored.
+"""The metrics pane: the selected image's scores and object statistics, its measured object
+figures (count, density, area fraction, sizes: tui/app/objects_feed.py measures them off the UI
+thread), data-set summaries (means, a histogram of the sort column, counts per category and
+status), then every other number the scorer stored.
 
 Metric names come from the engine's scorer (docs/scoring.md); known ones are shown first with
 short labels, pred/mask pairs side by side, and any other number it adds is listed last, so a
@@ -130,11 +131,132 @@ def summary_lines(summary: dict | None, hist: dict | None = None, width: int = 6
     return lines
 
 
+def num(v) -> str:
+    """A measured quantity with 3 significant digits (sizes, densities): 81, 20.2, 0.00188,
+    1.88e-05; 100 and more without decimals (112, 4096)."""
+    if v is None:
+        return "·"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    v = float(v)
+    if v != v:
+        return "nan"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:.0f}"
+    return f"{v:.3g}" if a >= 1e-4 or a == 0 else f"{v:.2e}"
+
+
+def _unit_part(v, unit: str | None, power: str = "²") -> str:
+    return f" ({num(v)} {escape(unit)}{power})" if unit and v is not None else ""
+
+
+def object_lines(figures: dict | None, width: int = 60, pending: bool = False) -> list[str]:
+    """The selected image's object figures (ObjectFigures: measure_target's image row with
+    ``components``, ``split`` and ``unit``), or a line saying they are being measured."""
+    head = "[$primary]── objects ──[/]"
+    if figures is None:
+        return [f"{head} [$foreground-muted]measuring…[/]"] if pending else []
+    if figures.get("error"):
+        return [f"{head} [$foreground-muted]{escape(str(figures['error']))}[/]"]
+    source = figures.get("source")
+    model = figures.get("model")
+    where = {"reviewed": "reviewed mask", "mask": "mask",
+             "prediction": f"model v{model} prediction" if model else "prediction"}
+    lines = [f"{head} {escape(where.get(source, str(source)))}"
+             + (" [$foreground-muted]…[/]" if pending else "")]
+    unit = figures.get("unit")
+    n = figures.get("objects")
+    chips = []
+    if figures.get("split", "none") != "none" and figures.get("components") is not None:
+        chips.append((f"objects {figures['components']} → {n} split",
+                      f"objects [b]{figures['components']}[/b] → [b]{n}[/b] split"))
+    else:
+        chips.append((f"objects {n}", f"objects [b]{n}[/b]"))
+    chips.append((f"border {figures.get('border_objects')}",
+                  f"border [b]{figures.get('border_objects')}[/b]"))
+    dens = f"{num(figures.get('density_px'))}/px²"
+    if unit and figures.get("density_unit") is not None:
+        dens += f" · {num(figures['density_unit'])}/{escape(unit)}²"
+    chips.append((f"density {dens}", f"density [b]{dens}[/b]"))
+    frac = figures.get("area_fraction")
+    area = "·" if frac is None else f"{frac:.1%}"
+    chips.append((f"area {area}", f"area [b]{area}[/b]"))
+    lines += pack(chips, width)
+    chips = []
+    for stat in ("mean", "median"):
+        v = figures.get(f"area_{stat}_px")
+        if v is None:
+            continue
+        text = f"{num(v)} px²" + _unit_part(figures.get(f"area_{stat}_unit"), unit)
+        chips.append((f"size {stat} {text}", f"size {stat} [b]{text}[/b]"))
+    sized = figures.get("sized_objects")
+    if sized is not None and sized != n:
+        chips.append((f"({sized} sized: border left out)",
+                      f"[$foreground-muted]({sized} sized: border left out)[/]"))
+    lines += pack(chips, width)
+    return lines
+
+
 class MetricsPane(Static):
+    """Scores, object figures and data-set summaries of the selected row.
+
+    ``show(score, row, summary, hist)`` draws the scores and summaries (the app calls it when
+    the row or the rows change). ``request_objects(row)`` asks for the row's object figures:
+    they are measured in a thread worker (ObjectFigures) and drawn when ready, below the
+    scores; until the app calls it the pane shows no object figures."""
+
+    def __init__(self, *args, project=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._project = project
+        self._feed = None
+        self._shown: tuple = (None, None, None, None)
+        self._objects_id: int | None = None
+        self._objects: dict | None = None
+        self._objects_pending = False
+
+    @property
+    def objects(self):
+        """The ObjectFigures feed of this pane (the project: given, else the app's)."""
+        if self._feed is None:
+            from ..objects_feed import ObjectFigures
+
+            project = self._project if self._project is not None else self.app.project
+            self._feed = ObjectFigures(self, project)
+        return self._feed
+
+    def request_objects(self, row) -> None:
+        """Measure the object figures of ``row`` (None: none) off the UI thread and show them
+        when ready; the figures last measured for it show meanwhile. Cheap when nothing
+        changed (two queries in the worker): call it whenever the selected row is shown."""
+        image_id = None if row is None else row.id
+        if image_id != self._objects_id:
+            self._objects = None
+        self._objects_id = image_id
+        known = self.objects.request(image_id)
+        if known is not None:
+            self._objects = known
+        self._objects_pending = image_id is not None
+        self._draw()
+
+    def on_object_figures_ready(self, message) -> None:
+        if message.image_id == self._objects_id:
+            self._objects = message.figures
+            self._objects_pending = False
+            self._draw()
+
     def show(self, score: dict | None, row, summary: dict | None, hist: dict | None) -> None:
+        self._shown = (score, row, summary, hist)
+        self._draw()
+
+    def _draw(self) -> None:
+        score, row, summary, hist = self._shown
         width = self.content_size.width or 40
         # a fixed-size pane: no layout pass when the selected row changes
-        lines = score_lines(score, row, width) + [""] + summary_lines(summary, hist, width)
+        lines = score_lines(score, row, width)
+        if row is not None and row.id == self._objects_id:
+            lines += object_lines(self._objects, width, self._objects_pending)
+        lines += [""] + summary_lines(summary, hist, width)
         more = other_lines(score, width)
         if more:
             lines += ["", "[$primary]── more ──[/]", *more]
