@@ -45,14 +45,44 @@ def test_malformed_key_strings_say_what_is_wrong(text, why):
         normalize_key(text)
 
 
-def test_default_keys_are_valid_and_distinct():
+def _default_keys(scopes) -> dict[str, str]:
     owner: dict[str, str] = {}
     for a in ACTIONS:
+        if a.scope not in scopes:
+            continue
         for k in a.keys.split(","):
             key = normalize_key(k)
             assert key not in owner, f"{key}: {owner.get(key)} and {a.id}"
             owner[key] = a.id
+    return owner
+
+
+def test_default_keys_are_valid_and_distinct_within_a_scope():
+    main = _default_keys(("app", "list"))
+    preview = _default_keys(("preview",))
     assert check_keymap({}) == ({}, [])
+    # the preview's keys shadow the app's and the list's on purpose, while it has the keys
+    assert {k: (main[k], preview[k]) for k in set(main) & set(preview)} == {
+        "j": ("cursor_down", "preview_down"), "down": ("cursor_down", "preview_down"),
+        "k": ("cursor_up", "preview_up"), "up": ("cursor_up", "preview_up"),
+        "n": ("next_review", "preview_next"), "c": ("cancel_job", "preview_splits"),
+        "escape": ("clear_filter", "preview_leave")}
+
+
+def test_the_preview_is_a_scope_of_its_own():
+    # an app key is free in the preview; a preview key moves within the preview
+    assert check_keymap({"preview_next": "x"}) == ({"preview_next": "x"}, [])
+    overrides, problems = check_keymap({"preview_next": "h"})
+    assert overrides == {"preview_next": "h", "preview_left": "left"}
+    assert problems == ['keymap.preview_next = "h": h was preview_left\'s key; now it runs '
+                        'preview_next and preview_left keeps left']
+    # c is the only key of cancel_job (the app) and of preview_splits (the preview): each
+    # scope refuses the one asking for it there
+    overrides, problems = check_keymap({"preview_one": "c", "accept": "c"})
+    assert overrides == {}
+    assert [p.split(";")[0] for p in problems] == [
+        'keymap.accept = "c": c is the only key of cancel_job',
+        'keymap.preview_one = "c": c is the only key of preview_splits']
 
 
 # -- resolving the keymap ----------------------------------------------------------------------

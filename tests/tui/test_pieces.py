@@ -1,4 +1,4 @@
-"""Pure pieces of the widgets: overlay composition, sparklines, status lines, columns."""
+"""Pure pieces of the widgets: the preview's overlays, sparklines, status lines, columns."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from segtriage.tui.app.widgets.preview import Layers, compose
+from segtriage.tui.paint.view import Layers, Scene, Viewport
 from segtriage.tui.app.widgets.result_list import COLUMNS, fmt_num, layout_columns
 from segtriage.tui.app.widgets.sparkline import bars, spark
 from segtriage.tui.app.widgets.status import age, duration, format_status, job_line
 
 COLORS = {"seg-mask": (0, 255, 0), "seg-pred": (255, 0, 255), "seg-uncertain": (255, 128, 0)}
+# what the preview shows by default: mask and prediction as outlines
+SHOWN = Layers(prediction=True, minimap=False)
 
 
 def _scene():
@@ -23,9 +25,14 @@ def _scene():
     return image, mask, prob
 
 
+def _one_to_one(h: int, w: int) -> Viewport:
+    """The whole image, one dot per pixel (half-cells: w columns, h / 2 rows)."""
+    return Viewport(h, w, cols=w, rows=h // 2, zoom=1.0)
+
+
 def test_outline_draws_the_boundary_only_and_mask_over_prediction():
     image, mask, prob = _scene()
-    out = np.asarray(compose(image, mask, prob, (8, 8), Layers(), COLORS))
+    out = Scene(image, mask, prob, colors=COLORS).render(_one_to_one(8, 8), SHOWN)
     assert out.shape == (8, 8, 3)
     assert tuple(out[2, 2]) == (0, 255, 0)          # mask corner: boundary
     assert tuple(out[3, 3]) == (100, 100, 100)      # mask inside: untouched
@@ -36,31 +43,35 @@ def test_outline_draws_the_boundary_only_and_mask_over_prediction():
 
 def test_tint_blends_and_toggles_hide_layers():
     image, mask, prob = _scene()
-    out = np.asarray(compose(image, mask, prob, (8, 8),
-                             Layers(prediction=False, outline=False), COLORS))
+    scene = Scene(image, mask, prob, colors=COLORS)
+    out = scene.render(_one_to_one(8, 8), Layers(outline=False, minimap=False))
     # 100 * 0.55 + 255 * 0.45 = 169.75 → 169 (truncated)
     assert tuple(out[3, 3]) == (55, 169, 55)
     assert tuple(out[7, 7]) == (100, 100, 100)
-    out = np.asarray(compose(image, mask, prob, (8, 8), Layers(mask=False, prediction=False),
-                             COLORS))
+    out = scene.render(_one_to_one(8, 8), Layers(mask=False, prediction=False, minimap=False))
     assert (out == 100).all()
 
 
 def test_uncertainty_map_marks_half_probabilities():
     image = np.full((4, 4, 3), 0, np.uint8)
     prob = np.array([[128] * 4, [0] * 4, [255] * 4, [64] * 4], np.uint8)
-    out = np.asarray(compose(image, None, prob, (4, 4),
-                             Layers(mask=False, prediction=False, uncertainty=True), COLORS))
+    out = Scene(image, None, prob, colors=COLORS).render(
+        _one_to_one(4, 4), Layers(mask=False, uncertainty=True, minimap=False))
+    # P 128/255: 1 - |2P - 1| = 0.996, blended at 0.9 × that; P 64/255: 0.50 → 0.45
     assert out[0, 0, 0] > 200 and (out[1] == 0).all() and (out[2] == 0).all()
     assert 0 < out[3, 0, 0] < out[0, 0, 0]
 
 
-def test_compose_fits_the_pane_keeping_the_aspect_ratio():
-    image = np.zeros((10, 40, 3), np.uint8)
-    pic = compose(image, None, None, (20, 30), Layers(), COLORS)
-    assert pic.size == (20, 4)   # 20 wide, 5 high → even for half-cells
-    pic = compose(image, None, None, (80, 100), Layers(), COLORS)
-    assert pic.size == (80, 20)
+def test_the_preview_fits_the_image_keeping_the_aspect_ratio():
+    image = np.full((10, 40, 3), 90, np.uint8)
+    outside = (7, 8, 9)                              # the theme's background
+    vp = Viewport(10, 40, cols=20, rows=15)          # 20 x 30 dots: half as wide as the image
+    assert vp.zoom == 0.5 and vp.window() == (0, 0, 10, 40)
+    out = Scene(image, colors={"outside": outside}).render(vp, Layers(minimap=False))
+    # 10 rows at half scale are 5 dot rows, centred in 30: rows 12..16, the full width
+    inside = (out == 90).all(axis=(1, 2))
+    assert np.flatnonzero(inside).tolist() == [12, 13, 14, 15, 16]
+    assert (out[~inside] == outside).all()
 
 
 def test_sparklines_and_histograms():
@@ -144,7 +155,8 @@ def test_status_names_the_checkpoint_an_early_ranking_comes_from():
 
 
 def test_halfcell_lines_match_textual_image_halfcell():
-    """The built-in half-cell lines draw what textual-image's half-cell renderable draws."""
+    """The viewer's half-cell lines draw what textual-image's half-cell renderable draws
+    (colours a multiple of 4: the viewer keeps 6 bits a channel)."""
     import io
 
     from PIL import Image
@@ -152,13 +164,13 @@ def test_halfcell_lines_match_textual_image_halfcell():
     from rich.segment import Segment
     from textual_image.renderable.halfcell import Image as TIHalfcell
 
-    from segtriage.tui.app.widgets.preview import halfcell_strips
+    from segtriage.tui.paint.scene import StripCache
 
     rng = np.random.default_rng(0)
-    a = rng.integers(0, 256, (6, 5, 3), dtype=np.uint8)
-    a[0:2, 0:3] = 7                                   # a run of equal cells: one segment
+    a = (rng.integers(0, 64, (6, 5, 3)) * 4).astype(np.uint8)
+    a[0:2, 0:3] = 8                                   # a run of equal cells: one segment
     pic = Image.fromarray(a, "RGB")
-    ours = halfcell_strips(pic)
+    ours = StripCache().strips(a)
     console = Console(file=io.StringIO(), width=5, height=3, color_system="truecolor")
     theirs = list(Segment.split_lines(console.render(TIHalfcell(pic, width=5, height=3),
                                                      console.options)))
@@ -174,9 +186,10 @@ def test_halfcell_lines_match_textual_image_halfcell():
 
 
 def test_renderer_choice():
-    from segtriage.tui.app.widgets.preview import halfcell_strips, select_renderer
+    from segtriage.tui.app.widgets.preview import select_renderer
 
-    assert select_renderer(None).strips is halfcell_strips
+    plain = select_renderer(None)                     # the viewer's own half-cell lines
+    assert (plain.name, plain.strips, plain.widget) == ("halfcell", None, None)
     assert select_renderer("kitty").widget.__name__ == "TGPImage"
     assert select_renderer("sixel").widget.__name__ == "Image"   # textual-image's Sixel widget
     from PIL import Image

@@ -1,5 +1,5 @@
 """Snapshot tests (pytest-textual-snapshot, Textual pinned): main screen, help, the retrain
-dialog and the 80×24 layout. Deterministic: fixed clock and data, no engine, half-cell
+dialog, the 80×24 layout and the preview zoomed in at 80×24. Deterministic: fixed clock and data, no engine, half-cell
 preview, cursor blink off, workers finished before the picture is taken.
 
 Update after a deliberate change: pytest tests/tui/test_snapshots.py --snapshot-update
@@ -43,3 +43,10 @@ def test_80x24(project, snap_compare):
 
 def test_80x24_zoomed(project, snap_compare):
     assert snap_compare(make_app(project), terminal_size=(80, 24), run_before=_ready("z"))
+
+
+def test_80x24_preview_zoomed_in(project, snap_compare):
+    # z, then two steps in: 4 cells a pixel around the image's centre, the cursor and the
+    # overview in the corner
+    assert snap_compare(make_app(project), terminal_size=(80, 24),
+                        run_before=_ready("z", "plus", "plus"))

@@ -23,14 +23,22 @@ class Action:
     action: str = ""  # Textual action string; default: the id
     footer: bool = False
     palette: bool = True
-    scope: str = "app"  # "app" or "list" (bound on the result list widget)
+    scope: str = "app"  # "app", "list" (bound on the result list) or "preview" (its viewer)
 
     @property
     def target(self) -> str:
         return self.action or self.id
 
 
-GROUPS = ("Review", "Masks", "Model and jobs", "View", "Move", "App")
+IN_PREVIEW = "In the preview (z, tab or a click)"   # its viewer has the keys
+GROUPS = ("Review", "Masks", "Model and jobs", "View", "Preview", IN_PREVIEW, "Move", "App")
+
+
+def _in_preview(id: str, keys: str, label: str, help: str, action: str) -> Action:
+    """An action bound on the preview's viewer: it works while the viewer has the keys."""
+    return Action(id, keys, label, help, IN_PREVIEW, action=action, palette=False,
+                  scope="preview")
+
 
 ACTIONS: tuple[Action, ...] = (
     # -- review --------------------------------------------------------------------------------
@@ -72,9 +80,47 @@ ACTIONS: tuple[Action, ...] = (
            "show or hide the model's uncertainty in the preview", "View"),
     Action("toggle_outline", "O", "Outline / tint", "draw overlays as outlines or as a tint",
            "View"),
-    Action("zoom", "z", "Zoom", "show the preview and metrics full screen, or the list again",
-           "View"),
+    Action("toggle_splits", "C", "Split outlines", "show or hide the split outlines of touching "
+           "objects in the preview (as [measure] splits them)", "View"),
+    Action("zoom", "z", "Zoom", "the preview large beside the metrics, with the preview's keys "
+           "on it; z or escape: the list again", "View"),
     Action("cycle_theme", "t", "Next theme", "switch to the next theme", "View"),
+    # -- the preview, from the list (read-only: nothing here changes a mask) -------------------
+    Action("zoom_in", "plus,equals_sign", "Zoom in", "zoom the preview in (around its cursor)",
+           "Preview"),
+    Action("zoom_out", "minus", "Zoom out", "zoom the preview out", "Preview"),
+    Action("zoom_fit", "0", "Fit", "fit the image to the preview", "Preview"),
+    Action("next_disagreement", "right_square_bracket", "Next disagreement",
+           "centre the preview on the next place the model and the mask disagree", "Preview"),
+    Action("prev_disagreement", "left_square_bracket", "Previous disagreement",
+           "centre the preview on the previous disagreement", "Preview"),
+    # -- the preview with the keys on it (bound on its viewer; its keys shadow the app's) -----
+    _in_preview("preview_left", "left,h", "Cursor left",
+                "move the preview's pixel cursor left (the view follows)", "move(0,-1)"),
+    _in_preview("preview_right", "right,l", "Cursor right",
+                "move the preview's pixel cursor right", "move(0,1)"),
+    _in_preview("preview_up", "up,k", "Cursor up", "move the preview's pixel cursor up",
+                "move(-1,0)"),
+    _in_preview("preview_down", "down,j", "Cursor down",
+                "move the preview's pixel cursor down", "move(1,0)"),
+    _in_preview("preview_pan_left", "shift+left,H", "Pan left", "pan the preview a screen left",
+                "page(0,-1)"),
+    _in_preview("preview_pan_right", "shift+right,L", "Pan right",
+                "pan the preview a screen right", "page(0,1)"),
+    _in_preview("preview_pan_up", "shift+up,K", "Pan up", "pan the preview a screen up",
+                "page(-1,0)"),
+    _in_preview("preview_pan_down", "shift+down,J", "Pan down", "pan the preview a screen down",
+                "page(1,0)"),
+    _in_preview("preview_one", "1", "1:1", "zoom the preview to 1:1 at its cursor",
+                "zoom_one"),
+    _in_preview("preview_next", "n", "Next disagreement", "the next disagreement (as ])",
+                "next_disagreement(1)"),
+    _in_preview("preview_prev", "N", "Previous disagreement",
+                "the previous disagreement (as [)", "next_disagreement(-1)"),
+    _in_preview("preview_splits", "c", "Split outlines", "show or hide split outlines (as C)",
+                "app.toggle_splits"),
+    _in_preview("preview_leave", "escape", "Back", "the keys back on the list (and out of z)",
+                "app.leave_preview"),
     # -- moving in the list (bound on the list; rebindable like the rest) ----------------------
     Action("cursor_down", "down,j", "Down", "next row", "Move", palette=False, scope="list"),
     Action("cursor_up", "up,k", "Up", "previous row", "Move", palette=False, scope="list"),
@@ -183,6 +229,10 @@ def _keys(keys: str) -> list[str]:
     return [k.strip() for k in keys.split(",")]
 
 
+# scopes whose keys must not clash (each group is checked alone)
+SCOPE_GROUPS = (("app", "list"), ("preview",))
+
+
 def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """Resolve the ``[keymap]`` of segtriage.toml against the registry.
 
@@ -193,11 +243,27 @@ def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     one another action has. A key given to one action that another action has by default goes
     to the action asked for: the other loses that key (the overrides rebind it to the keys it
     keeps) and the message says so. App and list bindings count as one scope: while the list
-    has focus its keys shadow the app's, so a shared key would run only the list's action.
+    has focus its keys shadow the app's, so a shared key would run only the list's action. The
+    preview's bindings are a scope of their own: while its viewer has the keys they shadow the
+    app's on purpose (``n`` is the next row to review in the list, the next disagreement in the
+    preview), so a key may be an app action's and a preview action's at once.
     """
     problems = [f"keymap.{k}: no such action (known: {', '.join(BY_ID)})"
                 for k in keymap if k not in BY_ID]
-    defaults = {a.id: [normalize_key(k) for k in _keys(a.keys)] for a in ACTIONS}
+    overrides: dict[str, str] = {}
+    for scopes in SCOPE_GROUPS:
+        group = [a for a in ACTIONS if a.scope in scopes]
+        ids = {a.id for a in group}
+        got, found = _resolve({k: v for k, v in keymap.items() if k in ids}, group)
+        overrides |= got
+        problems += found
+    return overrides, problems
+
+
+def _resolve(keymap: dict[str, str], group: list[Action]) -> tuple[dict[str, str], list[str]]:
+    """check_keymap for the known ids of one scope group."""
+    problems: list[str] = []
+    defaults = {a.id: [normalize_key(k) for k in _keys(a.keys)] for a in group}
 
     def said(action_id: str) -> str:
         return f'keymap.{action_id} = "{keymap[action_id]}"'
@@ -207,8 +273,6 @@ def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
     asked: dict[str, list[str]] = {}
     for action_id, text in keymap.items():
-        if action_id not in BY_ID:
-            continue
         parts = _keys(text)
         try:
             keys = []

@@ -118,7 +118,8 @@ def load_themes(dirs: list[Path] | None = None) -> tuple[list[Theme], list[str]]
 
 
 def preview_colors(theme: Theme) -> dict[str, tuple[int, int, int]]:
-    """RGB of the mask, prediction and uncertainty overlays for a theme (any theme)."""
+    """RGB of the mask, prediction and uncertainty overlays for a theme (any theme), and of
+    the preview's background around the image ("outside": the theme's background)."""
     out = {}
     for var, fallback in PREVIEW_VARIABLES.items():
         text = theme.variables.get(var) or getattr(theme, fallback, None) or theme.primary
@@ -127,4 +128,6 @@ def preview_colors(theme: Theme) -> dict[str, tuple[int, int, int]]:
         except ColorParseError:
             c = Color.parse(theme.primary)
         out[var] = (c.r, c.g, c.b)
+    bg = Color.parse(theme.to_color_system().generate()["background"])
+    out["outside"] = (bg.r, bg.g, bg.b)
     return out

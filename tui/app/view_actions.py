@@ -1,5 +1,6 @@
-"""View actions of the app: sort, filters, the preview's overlays and the zoomed layout,
-themes, help (a mixin of ``SegtriageApp``). None of them writes anything."""
+"""View actions of the app: sort, filters, the preview (overlays, zoom, pan, disagreements,
+the zoomed layout), themes, help (a mixin of ``SegtriageApp``). None of them writes
+anything."""
 
 from __future__ import annotations
 
@@ -93,10 +94,36 @@ class ViewActions:
     def action_toggle_outline(self) -> None:
         self.preview.outline = not self.preview.outline
 
+    def action_toggle_splits(self) -> None:
+        self.preview.show_splits = not self.preview.show_splits
+
     def action_zoom(self) -> None:
+        """The preview large, with the keys on it; again: the list."""
         self.screen.toggle_class("-zoom")
-        if not self.screen.has_class("-zoom"):
+        if self.screen.has_class("-zoom"):
+            self.call_after_refresh(self.preview.focus_viewer)   # shown once laid out
+        else:
             self.result_list.focus()
+
+    def action_leave_preview(self) -> None:
+        self.screen.remove_class("-zoom")
+        self.result_list.focus()
+
+    # read-only moves of the preview's viewer, from the list (the viewer has its own keys)
+    def action_zoom_in(self) -> None:
+        self.preview.viewer_action("zoom_in")
+
+    def action_zoom_out(self) -> None:
+        self.preview.viewer_action("zoom_out")
+
+    def action_zoom_fit(self) -> None:
+        self.preview.viewer_action("zoom_fit")
+
+    def action_next_disagreement(self) -> None:
+        self.preview.viewer_action("next_disagreement", 1)
+
+    def action_prev_disagreement(self) -> None:
+        self.preview.viewer_action("next_disagreement", -1)
 
     # -- looks and help --------------------------------------------------------------------
     def action_cycle_theme(self) -> None:

@@ -57,7 +57,8 @@ def help_table(app, keymap: dict[str, str]) -> Table:
 
 
 FOOT = ("ctrl+p: command palette (every action and the themes) · mouse: click a row, the wheel "
-        "scrolls · rebind any action in segtriage.toml under \\[keymap]: <id> = \"key\"")
+        "scrolls; in the preview a drag pans, the wheel pans (shift: sideways, ctrl: zoom) · "
+        "rebind any action in segtriage.toml under \\[keymap]: <id> = \"key\"")
 
 
 class HelpScreen(ModalScreen[None]):

@@ -1,14 +1,17 @@
-"""The preview pane: the selected image with its mask, the prediction and the uncertainty map.
+"""The preview pane: the selected image with its mask, the prediction and the uncertainty map,
+in the painter's viewer, read-only (widgets/viewer.py): zoom, pan, the minimap, the next
+disagreement between the mask and the model, split outlines.
 
-Decoding and composing run in a thread worker, sized to the pane (the overlay outline is drawn
-at display resolution, so it stays one pixel wide at any zoom), and so does turning the picture
-into terminal lines: the UI thread only copies finished lines.
+Reading the files and building the viewer's ``Scene`` run in a thread worker (scenes are kept
+for the last images shown, by file and mtime); drawing samples only the visible window. The
+viewer module (numpy) is imported by that worker: the list shows before numpy loads.
 
-Half-cell blocks are the default (every terminal, tmux, SSH, 256 colours): drawn here, because
-importing textual-image's renderables probes the terminal for Sixel and Kitty support first,
-which costs 0.3 s of every start inside tmux (two 0.1 s time-outs). Kitty (TGP), Sixel, "auto"
-and textual-image's unicode renderer are opt-in; for those ``select_renderer`` imports
-textual-image, and it must run before ``App.run()`` (the probe reads the terminal's answers).
+Half-cell blocks are the default (every terminal, tmux, SSH, 256 colours): drawn by the
+viewer, because importing textual-image's renderables probes the terminal for Sixel and Kitty
+support first, which costs 0.3 s of every start inside tmux (two 0.1 s time-outs). Kitty
+(TGP), Sixel, "auto" and textual-image's unicode renderer are opt-in; for those
+``select_renderer`` imports textual-image, and it must run before ``App.run()`` (the probe
+reads the terminal's answers).
 """
 
 from __future__ import annotations
@@ -18,18 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from rich.color import Color as RichColor
 from rich.segment import Segment
-from rich.style import Style
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Container
-from textual.geometry import Size
 from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
 from textual.strip import Strip
-from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
@@ -41,38 +40,9 @@ RENDERERS = ("halfcell", "auto", "kitty", "sixel", "unicode")
 @dataclass(frozen=True)
 class Renderer:
     name: str
-    strips: Callable | None = None  # picture (PIL) → terminal lines, run in the worker
+    strips: Callable | None = None  # picture (PIL) → terminal lines (unicode)
     widget: Any = None              # textual-image widget class (kitty, sixel, auto)
     cell_px: tuple[int, int] = (1, 2)  # picture pixels per cell (half-cell: 1 wide, 2 high)
-
-
-def halfcell_strips(picture) -> list[Strip]:
-    """Upper-half blocks: each cell shows two pixels (foreground above, background below).
-    Runs of equal cells become one segment; styles are shared per colour pair."""
-    import numpy as np
-
-    a = np.asarray(picture.convert("RGB"))
-    if a.shape[0] % 2:
-        a = np.concatenate([a, a[-1:]], axis=0)
-    styles: dict[tuple, Style] = {}
-    strips = []
-    for y in range(0, a.shape[0], 2):
-        pairs = np.concatenate([a[y], a[y + 1]], axis=1).tolist()  # [r, g, b, r2, g2, b2]
-        segments, run, prev = [], 0, None
-        for px in pairs:
-            key = tuple(px)
-            if key != prev and run:
-                segments.append(Segment("▀" * run, styles[prev]))
-                run = 0
-            if key not in styles:
-                styles[key] = Style(color=RichColor.from_rgb(*key[:3]),
-                                    bgcolor=RichColor.from_rgb(*key[3:]))
-            prev = key
-            run += 1
-        if run:
-            segments.append(Segment("▀" * run, styles[prev]))
-        strips.append(Strip(segments, a.shape[1]))
-    return strips
 
 
 def _renderable_strips(renderable_cls: Any) -> Callable:
@@ -99,7 +69,7 @@ def select_renderer(name: str | None) -> Renderer:
     if name not in RENDERERS:
         raise ValueError(f"unknown image renderer {name!r}; one of {', '.join(RENDERERS)}")
     if name == "halfcell":
-        return Renderer(name, strips=halfcell_strips)
+        return Renderer(name)
     if name == "unicode":
         from textual_image.renderable.unicode import Image as Unicode
 
@@ -110,78 +80,12 @@ def select_renderer(name: str | None) -> Renderer:
     cell = get_cell_size()
     cls = {"kitty": tiw.TGPImage, "sixel": tiw.SixelImage, "auto": tiw.Image}[name]
     if cls in (tiw.HalfcellImage, tiw.UnicodeImage):  # "auto" found no graphics protocol
-        return Renderer("halfcell", strips=halfcell_strips)
+        return Renderer("halfcell")
     return Renderer(name, widget=cls, cell_px=(cell.width, cell.height))
 
 
-# -- composing (numpy + Pillow, imported in the worker) -------------------------------------------
 
-@dataclass(frozen=True)
-class Layers:
-    mask: bool = True
-    prediction: bool = True
-    uncertainty: bool = False
-    outline: bool = True
-
-
-def _fit(w: int, h: int, max_w: int, max_h: int) -> tuple[int, int]:
-    scale = min(max_w / w, max_h / h)
-    return max(1, int(w * scale)), max(1, int(h * scale))
-
-
-def _edge(m):
-    """Inner boundary of a boolean map: pixels with a 4-neighbour outside it (the image border
-    counts as outside, so objects cut by the frame are closed)."""
-    import numpy as np
-
-    p = np.pad(m, 1)
-    inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return m & ~inner
-
-
-def compose(image, mask, prob, max_px: tuple[int, int], layers: Layers,
-            colors: dict[str, tuple[int, int, int]]):
-    """The picture to show: ``image`` (H,W,3 uint8) scaled to fit ``max_px`` with the mask
-    (H,W 0/1 or None), the prediction and the uncertainty from ``prob`` (H,W uint8 P(object)
-    ×255, or None) drawn over it. Returns a PIL RGB image."""
-    import numpy as np
-    from PIL import Image
-
-    h, w = image.shape[:2]
-    tw, th = _fit(w, h, *max_px)
-    th -= th % 2 if th > 1 else 0  # half-cells draw pixel rows in pairs
-    up = tw >= w
-    img = Image.fromarray(image).resize((tw, th), Image.NEAREST if up else Image.BOX)
-    out = np.asarray(img, dtype=np.float32)
-
-    def scaled(a, resample):
-        return np.asarray(Image.fromarray(a).resize((tw, th), resample))
-
-    def blend(where, rgb, alpha):
-        a = alpha if np.isscalar(alpha) else alpha[..., None]
-        out[where] = out[where] * (1 - (a if np.isscalar(a) else a[where])) + \
-            np.array(rgb, np.float32) * (a if np.isscalar(a) else a[where])
-
-    pred = None
-    if prob is not None and prob.shape[:2] == (h, w):
-        p = scaled(prob, Image.BILINEAR).astype(np.float32) / 255.0
-        if layers.uncertainty:
-            unc = 1.0 - np.abs(2.0 * p - 1.0)          # 1 at p = 0.5, 0 when sure
-            where = unc > 0.1
-            blend(where, colors["seg-uncertain"], np.clip(unc * 0.9, 0, 0.9))
-        pred = p > 0.5
-    m = None
-    if mask is not None and mask.shape[:2] == (h, w):
-        m = scaled((mask > 0).astype(np.uint8) * 255, Image.NEAREST if up else Image.BOX) >= 96
-    for on, layer, color in ((layers.prediction, pred, "seg-pred"), (layers.mask, m, "seg-mask")):
-        if not on or layer is None:
-            continue
-        if layers.outline:
-            out[_edge(layer)] = colors[color]
-        else:
-            blend(layer, colors[color], 0.45)
-    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8), "RGB")
-
+# -- the files of a row -----------------------------------------------------------------------
 
 def read_sources(root: Path, state_dir: Path, codes, row: Row):
     """(image, mask or None, prob or None, error or None) for a row; never raises."""
@@ -208,36 +112,11 @@ def read_sources(root: Path, state_dir: Path, codes, row: Row):
                 prob = np.asarray(im.convert("L"))
         except OSError as e:
             notes.append(f"prediction: {e}")
+        if prob is not None and prob.shape != image.shape[:2]:
+            notes.append(f"prediction: {prob.shape[1]}×{prob.shape[0]}, the image "
+                         f"{image.shape[1]}×{image.shape[0]}: not shown")
+            prob = None
     return image, mask, prob, "; ".join(notes) or None
-
-
-class Picture(Widget):
-    """Pre-rendered picture lines (Line API): cheap to show, sized to the picture."""
-
-    DEFAULT_CSS = "Picture { width: auto; height: auto; }"
-
-    def __init__(self, **kw) -> None:
-        super().__init__(**kw)
-        self._strips: list[Strip] = []
-        self._cells = (0, 0)
-
-    def show(self, strips: list[Strip], cells: tuple[int, int]) -> None:
-        if cells != self._cells:  # a new size needs a layout pass; the same size only a paint
-            self._cells = cells
-            self.styles.width, self.styles.height = cells
-        self._strips = strips
-        self.refresh()
-
-    def get_content_width(self, container: Size, viewport: Size) -> int:
-        return self._cells[0]
-
-    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
-        return self._cells[1]
-
-    def render_line(self, y: int) -> Strip:
-        if y < len(self._strips):
-            return self._strips[y]
-        return Strip.blank(self.size.width, self.rich_style)
 
 
 def _mtime(p: Path) -> int:
@@ -261,65 +140,80 @@ def info_line(row: Row, note: str | None = None) -> str:
 
 
 class Preview(Container):
-    """Shows the composed picture of one row."""
+    """The viewer on the selected row, with a line on the row (or, while the viewer has the
+    keys, on the pixel under its cursor) and the overlays in its border."""
 
     show_mask = reactive(True)
     show_prediction = reactive(True)
     show_uncertainty = reactive(False)
     outline = reactive(True)
+    show_splits = reactive(False)
 
-    class Composed(Message):
-        def __init__(self, row: Row, key: tuple, picture, note: str | None,
-                     strips: list[Strip] | None = None) -> None:
+    class Loaded(Message):
+        """A row's scene from the worker (``scene`` None: the image cannot be shown)."""
+
+        def __init__(self, row: Row, key: tuple, scene, note: str | None) -> None:
             super().__init__()
             self.row = row
             self.key = key
-            self.picture = picture
+            self.scene = scene
             self.note = note
-            self.strips = strips
 
-    def __init__(self, root: Path, state_dir: Path, codes, renderer: Renderer, **kw) -> None:
+    def __init__(self, root: Path, state_dir: Path, codes, renderer: Renderer, *,
+                 split_settings: dict | None = None, **kw) -> None:
+        """``split_settings``: the watershed's min_distance and compactness ([measure])."""
         super().__init__(**kw)
         self.root = root
         self.state_dir = state_dir
         self.codes = list(codes)
         self.renderer = renderer
+        self.split_settings = dict(split_settings or {})
         self.row: Row | None = None
-        self._sources: OrderedDict[tuple, tuple] = OrderedDict()   # decoded files, by mtime
-        self._shown_key: tuple | None = None
-        # the image id of the picture shown and the note its files gave (a read error): the
+        self.viewer = None          # widgets.viewer.PreviewViewer, made with the first scene
+        self._scenes: OrderedDict[tuple, tuple] = OrderedDict()   # (scene, note) by files
+        self._shown_key: tuple | None = None     # files and mtimes of the scene shown
+        self._asked_key: tuple | None = None     # ... and of the one being read
+        # the image id of the scene shown and the note its files gave (a read error): the
         # line under the title is drawn from them and the row's current data
         self._shown_id: int | None = None
         self._shown_note: str | None = None
         self._colors: dict[str, tuple[int, int, int]] = {}
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="preview-note")
-        with Container(id="preview-frame"):  # centres the picture in the pane
-            if self.renderer.widget is not None:
-                yield self.renderer.widget(id="preview-image")
-            else:
-                yield Picture(id="preview-image")
+        yield Static("", id="preview-note", markup=True)
+        yield Container(id="preview-frame")
 
     def on_mount(self) -> None:
         self.border_title = "preview"
         self._update_subtitle()
 
+    def on_resize(self) -> None:
+        self.refresh_picture()   # shown again (z on a narrow terminal): read what it missed
+
     # -- inputs ----------------------------------------------------------------------------
     def set_row(self, row: Row | None) -> None:
         """Show ``row``: another row, or the same one with new data (a reload, a decision).
-        The line under the title follows the row's data at once when its picture is the one
-        shown (status, category and scores change without touching its files); a new picture
-        brings its own line when it is composed."""
+        The line under the title follows the row's data at once when its image is the one
+        shown (status, category and scores change without touching its files); a new image
+        brings its own line when it is read."""
         self.row = row
         if row is not None and row.id == self._shown_id and self.is_mounted:
-            self._note(info_line(row, self._shown_note))
+            self._update_note()
         self.refresh_picture()
 
     def set_colors(self, colors: dict[str, tuple[int, int, int]]) -> None:
-        self._colors = colors
+        self._colors = dict(colors)
         self._update_subtitle()
-        self.refresh_picture()
+        if self.viewer is not None and self.viewer.scene is not None:
+            self.viewer.scene.colors.update(self._colors)
+            self.viewer.redraw()
+
+    def overlay_layers(self):
+        from ...paint.scene import Layers
+
+        return Layers(mask=self.show_mask, outline=self.outline,
+                      prediction=self.show_prediction, uncertainty=self.show_uncertainty,
+                      splits=self.show_splits, minimap=True)
 
     def watch_show_mask(self) -> None:
         self._changed()
@@ -333,114 +227,175 @@ class Preview(Container):
     def watch_outline(self) -> None:
         self._changed()
 
+    def watch_show_splits(self) -> None:
+        self._changed()
+
     def _changed(self) -> None:
-        if self.is_mounted:
-            self._update_subtitle()
-            self.refresh_picture()
+        if not self.is_mounted:
+            return
+        self._update_subtitle()
+        if self.viewer is not None:
+            self.viewer.overlays = self.overlay_layers()
+            self.viewer.redraw()
+            self._update_note()
 
-    def on_resize(self) -> None:
-        self.refresh_picture()
+    # -- what the viewer does, asked from the app ------------------------------------------
+    def viewer_action(self, action: str, *args) -> None:
+        """Run one of the viewer's actions (zoom_in, zoom_out, zoom_fit, next_disagreement)."""
+        if self.viewer is not None and self.viewer.scene is not None:
+            getattr(self.viewer, f"action_{action}")(*args)
 
+    def focus_viewer(self) -> bool:
+        if self.viewer is None or not self.display:
+            return False
+        self.viewer.focus()
+        return True
+
+    def on_paint_view_view_changed(self, message) -> None:
+        message.stop()
+        self._update_subtitle()
+        self._update_note()
+
+    def on_paint_view_cursor_moved(self, message) -> None:
+        message.stop()
+        self._update_note()
+
+    # -- the lines around the picture ------------------------------------------------------
     def _update_subtitle(self) -> None:
+        scene = self.viewer.scene if self.viewer is not None else None
+        colors = scene.colors if scene is not None else self._colors
+
         def chip(on: bool, var: str, label: str) -> str:
-            rgb = self._colors.get(var)
+            rgb = colors.get(var)
             mark = "■" if on else "□"
             colour = f"[rgb({rgb[0]},{rgb[1]},{rgb[2]})]{mark}[/]" if rgb and on else mark
             return f"{colour}{label}"
 
         parts = [chip(self.show_mask, "seg-mask", "mask"),
                  chip(self.show_prediction, "seg-pred", "pred"),
-                 chip(self.show_uncertainty, "seg-uncertain", "unc"),
-                 "outline" if self.outline else "tint"]
+                 chip(self.show_uncertainty, "seg-uncertain", "unc")]
+        if self.show_splits:   # off, it says nothing: the line fits 80 columns zoomed
+            parts.append(chip(True, "split", "split"))
+        parts.append("outline" if self.outline else "tint")
+        vp = self.viewer.vp if self.viewer is not None else None
+        if vp is not None:
+            parts.append("fit" if vp.is_fit() else vp.zoom_label())
         self.border_subtitle = " ".join(parts)
 
-    # -- composing -------------------------------------------------------------------------
-    def _target(self) -> tuple[int, int]:
-        region = self.content_region
-        cells_w, cells_h = region.width, max(1, region.height - 1)  # one line for the note
-        cw, ch = self.renderer.cell_px
-        return cells_w * cw, cells_h * ch
+    def _update_note(self) -> None:
+        v = self.viewer
+        if self._shown_id is None or self.row is None:
+            return
+        region = v.region_text() if v is not None else ""
+        if v is not None and v.has_focus and v.scene is not None:
+            sc, (y, x) = v.scene, v.cursor
+            parts = [f"x {x} y {y}"]
+            if sc.mask is not None:
+                parts.append(f"mask {int(sc.mask[y, x])}")
+            if sc.prob is not None:
+                parts.append(f"P {sc.prob[y, x] / 255:.2f}")
+            parts.append(f"value {sc.value_text(y, x)}")
+            if v.splits_note:
+                parts.append(v.splits_note)
+            text = " · ".join(parts)
+        else:
+            row = self.row if self.row.id == self._shown_id else None
+            text = info_line(row, self._shown_note) if row is not None else ""
+        if region:
+            text = f"[b]{escape(region)}[/b] · {text}"
+        self._note(text)
 
+    def _note(self, text: str) -> None:
+        self.query_one("#preview-note", Static).update(text, layout=False)  # one fixed line
+
+    # -- reading ---------------------------------------------------------------------------
     def refresh_picture(self) -> None:
         if not self.is_mounted:
             return
         row = self.row
         if row is None:
-            self._shown_key = self._shown_id = None
-            self._set_picture(None)
+            self._shown_key = self._asked_key = self._shown_id = None
+            if self.viewer is not None:
+                self.viewer.set_scene(None)
+            self.border_title = "preview"
             self._note("no image selected")
             return
-        px = self._target()
-        if px[0] < 2 or px[1] < 2:
+        region = self.content_region
+        if region.width < 2 or region.height < 2:   # hidden (a narrow terminal): on resize
             return
-        layers = Layers(self.show_mask, self.show_prediction, self.show_uncertainty, self.outline)
         files = (row.path, row.mask_path, row.prob_path)
         stamps = tuple(_mtime(p) for p in (self.root / row.path,
                                            self.root / row.mask_path if row.mask_path else None,
                                            self.state_dir / row.prob_path if row.prob_path
                                            else None) if p is not None)
-        key = (files, stamps, px, layers, tuple(sorted(self._colors.items())))
-        if key == self._shown_key:
+        key = (files, stamps)
+        if key == self._shown_key or key == self._asked_key:
             return
+        self._asked_key = key
         self.border_title = row.name
-        self._compose_worker(row, key, px, layers, dict(self._colors))
+        self._load_worker(row, key, dict(self._colors))
 
     @work(thread=True, exclusive=True, group="preview")
-    def _compose_worker(self, row: Row, key: tuple, px: tuple[int, int], layers: Layers,
-                        colors: dict) -> None:
+    def _load_worker(self, row: Row, key: tuple, colors: dict) -> None:
+        from ...paint.scene import Scene
+        from .viewer import make_viewer  # noqa: F401 - imported here, off the UI thread
+
         worker = get_current_worker()
-        src_key = key[:2]
-        sources = self._sources.get(src_key)
-        if sources is None:
-            sources = read_sources(self.root, self.state_dir, self.codes, row)
+        got = self._scenes.get(key)
+        if got is None:
+            image, mask, prob, note = read_sources(self.root, self.state_dir, self.codes, row)
+            scene = None
+            if image is not None:
+                try:
+                    scene = Scene(image, mask, prob, colors=colors)
+                    size = self.content_region.size
+                    # the zoomed-out levels the first frame samples, built here, not by it
+                    scene.level(_fit_level(scene, size.width, size.height,
+                                           self.renderer.cell_px))
+                except (ValueError, MemoryError) as e:   # an image it cannot draw
+                    scene, note = None, f"{row.path}: {e}"
+            got = (scene, note)
             if worker.is_cancelled:
                 return
-            self._sources[src_key] = sources
-            while len(self._sources) > 16:
-                self._sources.popitem(last=False)
-        image, mask, prob, note = sources
-        if image is None:
-            self.post_message(self.Composed(row, key, None, note))
-            return
-        if not colors:
-            colors = {"seg-mask": (0, 255, 0), "seg-pred": (255, 0, 255),
-                      "seg-uncertain": (255, 160, 0)}
-        picture = compose(image, mask, prob, px, layers, colors)
-        strips = None
-        if self.renderer.strips is not None and not worker.is_cancelled:
-            strips = self.renderer.strips(picture)
+            self._scenes[key] = got
+            while len(self._scenes) > 16:
+                self._scenes.popitem(last=False)
         if not worker.is_cancelled:
-            self.post_message(self.Composed(row, key, picture, note, strips))
+            self.post_message(self.Loaded(row, key, *got))
 
-    def _note(self, text: str) -> None:
-        self.query_one("#preview-note", Static).update(text, layout=False)  # one fixed line
-
-    def _cells(self, picture) -> tuple[int, int]:
-        cw, ch = self.renderer.cell_px
-        return max(1, picture.width // cw), max(1, picture.height // ch)
-
-    def on_preview_composed(self, message: Composed) -> None:
+    def on_preview_loaded(self, message: Loaded) -> None:
         message.stop()
-        self._shown_key = message.key
-        self._shown_id = message.row.id if message.picture is not None else None
+        if message.key != self._asked_key:   # a newer row was asked for meanwhile
+            return
+        same_image = message.row.id == self._shown_id
+        self._shown_key, self._asked_key = message.key, None
+        self._shown_id = message.row.id if message.scene is not None else None
         self._shown_note = message.note
-        if message.picture is None:
-            self._set_picture(None)
+        scene = message.scene
+        if scene is None:
+            if self.viewer is not None:
+                self.viewer.set_scene(None)
             self._note(f"[b]cannot show[/b] {escape(message.note or '')}")
             return
-        # the row as it is now when it is still this image (the compose read older data)
-        row = self.row if self.row is not None and self.row.id == message.row.id else message.row
-        self._note(info_line(row, message.note))
-        self._set_picture(message.picture, message.strips)
+        scene.colors.update(self._colors)
+        if self.viewer is None:
+            from .viewer import make_viewer
 
-    def _set_picture(self, picture, strips: list[Strip] | None = None) -> None:
-        target = self.query_one("#preview-image")
-        if self.renderer.widget is not None:  # kitty / sixel: textual-image's own widget
-            if picture is not None:
-                target.styles.width, target.styles.height = self._cells(picture)
-            target.image = picture
-            return
-        if picture is None or strips is None:
-            target.show([], (0, 0))
-        else:
-            target.show(strips, self._cells(picture))
+            self.viewer = make_viewer(self.renderer, layers=self.overlay_layers(),
+                                      id="preview-view")
+            self.viewer.split_settings = self.split_settings
+            self.query_one("#preview-frame").mount(self.viewer)
+            if self.screen.has_class("-zoom") and self.app.focused is None:
+                self.viewer.focus()   # z came before the first image: the keys go to it now
+        self.viewer.set_scene(scene, keep_view=same_image)
+        self._update_subtitle()
+        self._update_note()
+
+
+def _fit_level(scene, cols: int, rows: int, cell_px: tuple[int, int]) -> int:
+    """The pyramid level a fitted frame of ``cols`` × ``rows`` cells samples."""
+    import math
+
+    dw, dh = cell_px
+    scale = min(max(1, cols) * dw / scene.w, max(1, rows - 1) * dh / scene.h)
+    return max(0, math.floor(math.log2(1 / scale) + 1e-9)) if scale < 1 else 0
