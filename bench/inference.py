@@ -35,7 +35,8 @@ import torch
 
 from segtriage.engine.project import imageio
 from segtriage.engine.ml.device import autocast_dtype, pick_device, pick_precision
-from segtriage.engine.ml.infer import Predictor, ProbWriter, prob_relpath, save_prob_png
+from segtriage.engine.ml.infer import Predictor
+from segtriage.engine.project.scoring.probs import ProbWriter, prob_relpath, save_prob_png
 from segtriage.engine.ml.learner import build_learner
 from segtriage.engine.ml.train import train
 from segtriage.engine.ml.weights import load_model, read_sidecar, spec_from
