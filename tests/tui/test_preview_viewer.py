@@ -328,3 +328,20 @@ async def test_textual_images_own_kitty_widget_and_the_unicode_lines(tmp_path, m
         lines = [v.render_line(y) for y in range(19)]
         assert all(line.cell_length == 38 for line in lines)
         assert "▀" not in "".join(line.text for line in lines)   # not the half-cell lines
+
+
+async def test_the_scenes_kept_for_the_last_rows_stay_within_their_pixels(tmp_path,
+                                                                          monkeypatch):
+    from segtriage.tui.app.widgets import preview
+
+    root = build(tmp_path / "p", monkeypatch)
+    for budget, kept in ((40_000_000, 2), (N * N, 1)):   # room for both, then for one 96²
+        monkeypatch.setattr(preview, "SCENE_PIXELS", budget)
+        app = make_app(root)
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
+            await pilot.press("j")
+            await settle(pilot)
+            scenes = app.preview._scenes
+            assert len(scenes) == kept
+            assert [files[0] for (files, _stamps) in scenes][-1] == "two.png"

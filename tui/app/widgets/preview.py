@@ -34,6 +34,7 @@ from textual.worker import get_current_worker
 
 from ..data import Row
 
+SCENE_PIXELS = 40_000_000   # image pixels the scenes kept for the last rows hold together
 RENDERERS = ("halfcell", "auto", "kitty", "sixel", "unicode")
 
 
@@ -358,7 +359,10 @@ class Preview(Container):
             if worker.is_cancelled:
                 return
             self._scenes[key] = got
-            while len(self._scenes) > 16:
+            # the last images shown, at most 16 and SCENE_PIXELS pixels (a 4096² scene with
+            # its pyramid, mask and prediction holds about 110 MB)
+            while len(self._scenes) > 1 and (len(self._scenes) > 16 or sum(
+                    sc.h * sc.w for sc, _n in self._scenes.values() if sc) > SCENE_PIXELS):
                 self._scenes.popitem(last=False)
         if not worker.is_cancelled:
             self.post_message(self.Loaded(row, key, *got))
