@@ -16,23 +16,38 @@ T0 = 1_700_000_000.0   # every store timestamp in the fixture project
 NOW = T0 + 2 * 3600    # the app's clock in tests: two hours later
 SIZE = 24
 
-# name → (has mask, has prediction, metrics); circles of different radius and place
+# name → (has mask, what the model predicts); the masks are circles of different radius and
+# place, the scores are what the real scorer makes of each prediction and mask:
+# alpha   the mask lacks an object the model sees clearly: disagrees, priority 0.642
+# delta   no mask; the model sees two objects, one of them unsure: uncertain, 0.076
+# charlie the model agrees on the outline but is unsure inside: uncertain, 0.066 (and its
+#         score is from an older mask: stale)
+# bravo   the model agrees, sure of it: agrees, 0.004
+# echo    a mask, no prediction yet; foxtrot neither
 SPEC = {
-    "alpha": (True, True, dict(priority=2.41, confidence=0.71, region_confidence=0.55,
-                               label_quality=0.12, dice=0.52, iou=0.35, ce=0.81, n_pred=2,
-                               n_mask=1, missed=0, extra=1, category="disagrees")),
-    "bravo": (True, True, dict(priority=0.31, confidence=0.97, region_confidence=0.93,
-                               label_quality=0.88, dice=0.96, iou=0.92, ce=0.05, n_pred=1,
-                               n_mask=1, missed=0, extra=0, category="agrees")),
-    "charlie": (True, True, dict(priority=1.52, confidence=0.83, region_confidence=0.62,
-                                 label_quality=0.45, dice=0.81, iou=0.68, ce=0.33, n_pred=3,
-                                 n_mask=3, missed=1, extra=1, category="uncertain")),
-    "delta": (False, True, dict(priority=2.10, confidence=0.90, region_confidence=0.80,
-                                label_quality=0.30, dice=0.0, iou=0.0, ce=1.20, n_pred=2,
-                                n_mask=0, missed=0, extra=2, category="disagrees")),
-    "echo": (True, False, None),
-    "foxtrot": (False, False, None),
+    "alpha": (True, "extra"),
+    "bravo": (True, "sure"),
+    "charlie": (True, "unsure"),
+    "delta": (False, "two"),
+    "echo": (True, None),
+    "foxtrot": (False, None),
 }
+
+
+def _prediction(kind: str, mask: np.ndarray) -> np.ndarray:
+    """P(object) of the fixture's model for one image (see SPEC)."""
+    if kind == "extra":
+        p = np.where(mask, 0.97, 0.03)
+        p[2:7, 15:21] = 0.97
+    elif kind == "sure":
+        p = np.where(mask, 0.98, 0.02)
+    elif kind == "unsure":
+        p = np.where(mask, 0.70, 0.04)
+        p[9:11, 14:16] = 0.3  # and a small hole it half believes in
+    else:  # two: one object unsure, one sure
+        p = np.where(_disk(11, 12, 5), 0.62, 0.03)
+        p[3:7, 3:7] = 0.95
+    return p
 
 
 def pytest_configure(config):
@@ -67,13 +82,14 @@ def _disk(cx: float, cy: float, r: float) -> np.ndarray:
 def build_project(root: Path, monkeypatch) -> Path:
     """Seed layout (NAME.png beside NAME_mask.png), scanned, scored by model v1."""
     from segtriage.engine.store import db as store_db
+    from segtriage.engine.project import scoring
     from segtriage.engine.project.config import load_config
     from segtriage.engine.project.index import scan
     from segtriage.engine.store import Store
 
     monkeypatch.setattr(store_db, "now", lambda: T0)
     root.mkdir(parents=True)
-    for i, (name, (has_mask, _p, _m)) in enumerate(SPEC.items()):
+    for i, (name, (has_mask, _kind)) in enumerate(SPEC.items()):
         disk = _disk(8 + i, 12, 4 + i % 3)
         img = np.where(disk, 200, 40).astype(np.uint8)
         img = np.stack([img, (img * 0.8).astype(np.uint8), img // 2], axis=2)
@@ -88,22 +104,21 @@ def build_project(root: Path, monkeypatch) -> Path:
                           n_valid=8, manifest=[])
     preds = cfg.state_path(root) / "preds"
     preds.mkdir(exist_ok=True)
-    for i, (name, (_m, has_pred, metrics)) in enumerate(SPEC.items()):
-        if not has_pred:
+    for i, (name, (has_mask, kind)) in enumerate(SPEC.items()):
+        if kind is None:
             continue
         row = store.image(f"{name}.png")
-        prob = np.where(_disk(9 + i, 12, 5), 230, 20).astype(np.uint8)
-        prob[0:3, :] = 128  # a band of doubt for the uncertainty map
+        mask = _disk(8 + i, 12, 4 + i % 3)
+        png = np.rint(_prediction(kind, mask) * 255).astype(np.uint8)
         rel = f"preds/{name}.png"
-        Image.fromarray(prob, "L").save(preds / f"{name}.png")
-        metrics = dict(metrics)
-        category = metrics.pop("category")
+        Image.fromarray(png, "L").save(preds / f"{name}.png")
+        metrics = scoring.score_image(png / 255.0, mask.astype(np.uint8) if has_mask else None)
         mask_sha = row.mask_sha256
         if name == "charlie":
             mask_sha = "0" * 64  # scored against an older mask: stale
         store.put_score(row.id, mid, fold=None, image_sha256=row.img_sha256,
                         mask_sha256=mask_sha, precision="fp32", prob_path=rel,
-                        category=category, metrics={**metrics, "solidity": 0.93})
+                        category=metrics["category"], metrics=metrics)
     store.close()
     return root
 

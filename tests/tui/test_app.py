@@ -61,7 +61,7 @@ async def test_startup_shows_rows_in_review_order_and_engine_offline(project):
         assert "engine offline" in status and "model v1" in status
         assert "valid Dice 0.874" in status and "no backup yet" in status
         metrics = str(app.query_one("#metrics").render())
-        assert "Dice 0.520" in metrics and "disagrees" in metrics and "solidity 0.930" in metrics
+        assert "Dice 0.766" in metrics and "disagrees" in metrics and "outline_bias -0.021" in metrics
         # the client registered itself so the engine does not idle-exit under it
         assert db(project).live_clients(max_age_s=10 ** 10) == 1
     assert db(project).live_clients(max_age_s=10 ** 10) == 0
@@ -87,7 +87,7 @@ async def test_vim_keys_arrows_and_mouse_move_the_cursor(project):
         assert cursor_name(app) == "bravo.png"
         await settle(pilot)
         assert app.preview.row.name == "bravo.png"
-        assert "Dice 0.960" in str(app.query_one("#metrics").render())
+        assert "Dice 1.000" in str(app.query_one("#metrics").render())
 
 
 async def test_sort_cycles_and_reverses_keeping_the_selected_row(project):
@@ -97,12 +97,12 @@ async def test_sort_cycles_and_reverses_keeping_the_selected_row(project):
         await pilot.press("j")                      # delta
         await pilot.press("s")                      # confidence, least confident first
         assert app.model.sort.id == "confidence"
-        assert shown(app) == ["alpha.png", "charlie.png", "delta.png", "bravo.png", "echo.png",
+        assert shown(app) == ["charlie.png", "delta.png", "alpha.png", "bravo.png", "echo.png",
                               "foxtrot.png"]
         assert cursor_name(app) == "delta.png"
         assert "sort: confidence ▲" in header(app)
         await pilot.press("S")
-        assert shown(app)[:4] == ["bravo.png", "delta.png", "charlie.png", "alpha.png"]
+        assert shown(app)[:4] == ["bravo.png", "alpha.png", "delta.png", "charlie.png"]
         assert shown(app)[4:] == ["echo.png", "foxtrot.png"]   # unscored stay last
         assert "sort: confidence ▼" in header(app)
 
@@ -136,10 +136,10 @@ async def test_status_filter_dialog(project):
         await settle(pilot)
         options = app.screen.query_one("#filter-options")
         ids = [options.get_option_at_index(i).id for i in range(options.option_count)]
-        options.highlighted = ids.index("category:disagrees")
+        options.highlighted = ids.index("category:uncertain")
         await pilot.press("enter")
         await settle(pilot)
-        assert shown(app) == ["alpha.png", "delta.png"]
+        assert shown(app) == ["delta.png", "charlie.png"]
 
 
 async def test_accept_writes_the_status_and_moves_on(project):

@@ -38,9 +38,9 @@ def test_report_reverse_flips_the_columns_own_direction(project, capsys):
     _, out, _ = run(capsys, "report", project, "--format", "json", "--reverse")
     assert names(json.loads(out))[:4] == ["bravo.png", "charlie.png", "delta.png", "alpha.png"]
     _, out, _ = run(capsys, "report", project, "--format", "json", "--sort", "dice")
-    assert names(json.loads(out))[:4] == ["delta.png", "alpha.png", "charlie.png", "bravo.png"]
+    assert names(json.loads(out))[:4] == ["alpha.png", "charlie.png", "bravo.png", "delta.png"]
     _, out, _ = run(capsys, "report", project, "--format", "json", "--sort", "dice",
-                    "--reverse")
+                    "--reverse")  # rows without a value (delta: no mask) stay last
     assert names(json.loads(out))[:4] == ["bravo.png", "charlie.png", "alpha.png", "delta.png"]
 
 
@@ -51,12 +51,12 @@ def test_report_columns_do_not_depend_on_the_first_row(project, capsys):
     assert rc == 0
     rows = list(csv.DictReader(io.StringIO(out)))
     assert rows[0]["image"] == "foxtrot.png" and rows[0]["priority"] == ""
-    for col in ("priority", "dice", "ce", "label_quality", "solidity", "n_pred"):
+    for col in ("priority", "dice", "ce", "label_quality", "soft_dice", "n_pred"):
         assert col in rows[0], col
-    assert {r["image"]: r["dice"] for r in rows}["bravo.png"] == "0.96"
+    assert {r["image"]: r["dice"] for r in rows}["bravo.png"] == "1.0"
     _, out, _ = run(capsys, "report", project, "--format", "json", "--sort", "image")
     keys = [set(r) for r in json.loads(out)]
-    assert all(k == keys[0] for k in keys) and "solidity" in keys[0]
+    assert all(k == keys[0] for k in keys) and "soft_dice" in keys[0]
     # a column no row has yet is still a valid sort; a made-up one is not
     assert run(capsys, "report", project, "--sort", "entropy")[0] == 0
     rc, _, err = run(capsys, "report", project, "--sort", "niceness")

@@ -25,8 +25,8 @@ def _line(app, name: str) -> str:
 async def test_checkpoint_rows_are_marked_and_the_final_ranking_keeps_the_cursor(project):
     store = db(project)
     ck = store.add_checkpoint(arch="resnet18", config={}, step=40, steps=200, job_id=9)
-    _score(store, "echo.png", ck, 0.20)       # echo and foxtrot: no model version scored them
-    _score(store, "foxtrot.png", ck, 0.25)
+    _score(store, "echo.png", ck, 0.0015)     # echo and foxtrot: no model version scored them
+    _score(store, "foxtrot.png", ck, 0.002)   # (below bravo's 0.004: last)
     app = make_app(project, poll_s=0.05)
     async with app.run_test(size=(120, 36)) as pilot:
         await settle(pilot)
@@ -43,8 +43,8 @@ async def test_checkpoint_rows_are_marked_and_the_final_ranking_keeps_the_cursor
         assert cursor_name(app) == "echo.png" and app.result_list.cursor == 5
 
         # the final model (v1 here) scores them: echo goes to the top, the checkpoint goes
-        _score(store, "echo.png", 1, 3.0, "disagrees")
-        _score(store, "foxtrot.png", 1, 0.1)
+        _score(store, "echo.png", 1, 0.9, "disagrees")
+        _score(store, "foxtrot.png", 1, 0.001)
         assert store.drop_checkpoints() == [ck]
         await wait_until(pilot, lambda: shown(app)[0] == "echo.png", "the final ranking")
         await settle(pilot)

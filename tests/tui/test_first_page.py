@@ -69,16 +69,16 @@ async def test_sort_and_filter_chosen_during_the_load_survive_the_swap(project, 
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.model.view, "the first page")
         await pilot.press("s")                              # confidence, least first
-        assert shown(app) == ["alpha.png", "charlie.png", "delta.png"]
+        assert shown(app) == ["charlie.png", "delta.png", "alpha.png"]
         await pilot.press("slash", "a", "enter")            # names with an "a"
-        await pilot.press("j")
-        assert cursor_name(app) == "charlie.png"
+        await pilot.press("k")                              # from alpha, kept by both
+        assert cursor_name(app) == "delta.png"
         gate.open.set()
         await wait_until(pilot, lambda: app.loaded, "the whole list")
         await settle(pilot)
         assert app.model.sort.id == "confidence" and app.model.name_filter == "a"
-        assert shown(app) == ["alpha.png", "charlie.png", "delta.png", "bravo.png"]
-        assert cursor_name(app) == "charlie.png"
+        assert shown(app) == ["charlie.png", "delta.png", "alpha.png", "bravo.png"]
+        assert cursor_name(app) == "delta.png"
         assert "sort: confidence ▲" in header(app) and "name~a" in header(app)
 
 

@@ -186,7 +186,7 @@ async def test_no_key_or_drag_of_the_preview_edits_the_mask_or_moves_the_row(tmp
                 "shift+left", "shift+down", "1", "n", "N", "c", "plus", "minus", "0",
                 "right_square_bracket", "left_square_bracket", "m", "o", "v", "O", "C",
                 # painter keys that no app action has: nothing either
-                "space", "d", "i", "I", "g", "G", "U", "w", "ctrl+r"]
+                "space", "i", "I", "g", "G", "U", "w", "ctrl+r"]
         for key in keys:
             await pilot.press(key)
         await settle(pilot)

@@ -84,6 +84,8 @@ ACTIONS: tuple[Action, ...] = (
            "objects in the preview (as [measure] splits them)", "View"),
     Action("zoom", "z", "Zoom", "the preview large beside the metrics, with the preview's keys "
            "on it; z or escape: the list again", "View"),
+    Action("dataset", "d", "Measurements", "the data set's object sizes, counts and densities "
+           "(reviewed masks, else the model's predictions), as plots", "View"),
     Action("cycle_theme", "t", "Next theme", "switch to the next theme", "View"),
     # -- the preview, from the list (read-only: nothing here changes a mask) -------------------
     Action("zoom_in", "plus,equals_sign", "Zoom in", "zoom the preview in (around its cursor)",

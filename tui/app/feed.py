@@ -178,6 +178,7 @@ class DataFeed:
         if self.model.partial:
             summary = self.model.summary()  # "loading", not the last load's facts
         self.metrics.show(score, row, summary, self.model.histogram())
+        self.metrics.request_objects(row)  # measured in a worker; cached per mask and model
 
     # -- the selected row ------------------------------------------------------------------
     def on_result_list_highlighted(self, event: ResultList.Highlighted) -> None:

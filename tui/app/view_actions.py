@@ -125,6 +125,11 @@ class ViewActions:
     def action_prev_disagreement(self) -> None:
         self.preview.viewer_action("next_disagreement", -1)
 
+    def action_dataset(self) -> None:
+        from .screens.dataset import DatasetScreen
+
+        self.push_screen(DatasetScreen(self.project))
+
     # -- looks and help --------------------------------------------------------------------
     def action_cycle_theme(self) -> None:
         names = self.segtriage_themes or [self.theme]
