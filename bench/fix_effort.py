@@ -3,7 +3,7 @@
 
 Part 1, the oracle (issue #15). On a demo project whose truth (`DIR-truth/`) is known, an
 oracle fixes every mask that needs it: every corrupted mask and every given mask whose Dice to
-truth is under --bad-dice (0.5). It uses only the operation functions of tui/paint/ops.py
+truth is under --bad-dice (0.5). It uses only the operation functions of tui/paint/ops/
 (through its registry `OPS`; the painter's keys call the same functions), recording each step
 in an `ops.History` as the painter does. At each step it tries every candidate operation and
 applies the one that raises Dice to truth the most (on a tie, one that is not the brush), and

@@ -1,2 +1,2 @@
-"""The terminal mask editor: numpy operations (ops.py, no Textual), the zoomable viewer and
+"""The terminal mask editor: numpy operations (ops/, no Textual), the zoomable viewer and
 the `segtriage paint` app."""

@@ -1,6 +1,6 @@
 """``PaintApp``: the terminal mask editor (``segtriage paint``).
 
-The canvas is ``PaintView`` (view.py); every edit is one function of ops.py applied to the
+The canvas is ``PaintView`` (view.py); every edit is one function of ops/ applied to the
 current mask (the keys call exactly what ``segtriage fix`` and the benchmark call), recorded
 in an ``ops.History`` (undo and redo without limit). Saving goes through ``Document.save``
 (document.py: the project's mask history, or a plain atomic write with the old file kept).
