@@ -139,7 +139,7 @@ def no_engine(monkeypatch):
 
 def make_app(root: Path, **kw):
     from segtriage.tui.app.app import SegtriageApp
-    from segtriage.tui.app.widgets.preview import select_renderer
+    from segtriage.tui.paint.renderers import select_renderer
 
     kw.setdefault("renderer", select_renderer("halfcell"))
     kw.setdefault("clock", lambda: NOW)

@@ -28,6 +28,6 @@ def test_engine_modules_the_tui_calls_lazily_pull_no_torch():
         "import segtriage.tui.app.app, segtriage.engine.project.review\n"
         "from segtriage.engine.project import history, index, segment, imageio\n"
         "from segtriage.engine.daemon import control\n"
-        "from segtriage.tui.app.widgets.preview import select_renderer\n"
+        "from segtriage.tui.paint.renderers import select_renderer\n"
         "select_renderer('halfcell')")
     assert not loaded & HEAVY

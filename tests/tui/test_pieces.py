@@ -186,7 +186,7 @@ def test_halfcell_lines_match_textual_image_halfcell():
 
 
 def test_renderer_choice():
-    from segtriage.tui.app.widgets.preview import select_renderer
+    from segtriage.tui.paint.renderers import select_renderer
 
     plain = select_renderer(None)                     # the viewer's own half-cell lines
     assert (plain.name, plain.strips, plain.widget) == ("halfcell", None, None)

@@ -281,7 +281,7 @@ def _picture_widget():
 
 
 async def test_kitty_and_sixel_get_a_picture_of_the_cells_pixels(tmp_path, monkeypatch):
-    from segtriage.tui.app.widgets.preview import Renderer
+    from segtriage.tui.paint.renderers import Renderer
 
     root = build(tmp_path / "p", monkeypatch)
     picture_cls = _picture_widget()
@@ -311,7 +311,7 @@ async def test_kitty_and_sixel_get_a_picture_of_the_cells_pixels(tmp_path, monke
 async def test_textual_images_own_kitty_widget_and_the_unicode_lines(tmp_path, monkeypatch):
     from textual_image.widget import TGPImage
 
-    from segtriage.tui.app.widgets.preview import select_renderer
+    from segtriage.tui.paint.renderers import select_renderer
 
     root = build(tmp_path / "p", monkeypatch)
     kitty = select_renderer("kitty")

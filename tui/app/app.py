@@ -26,6 +26,7 @@ from textual.widgets import Footer, Input, Static
 
 from ...engine.daemon.control import DeadEngineRule, engine_pid, ensure_engine
 from ...engine.project.project import Project
+from ..paint.renderers import Renderer, select_renderer
 from . import actions, editor
 from .data import FIRST_PAGE, ChangeWatch, ReviewModel, Row
 from .feed import DataFeed
@@ -35,7 +36,7 @@ from .review_actions import ReviewActions
 from .themes import load_themes, preview_colors
 from .view_actions import ViewActions
 from .widgets.metrics import MetricsPane
-from .widgets.preview import Preview, Renderer, select_renderer
+from .widgets.preview import Preview
 from .widgets.result_list import ResultList
 from .widgets.status import StatusPane
 from .writes import StoreWrites

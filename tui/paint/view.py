@@ -54,7 +54,8 @@ VIEW_BINDINGS = [
     _b("plus,equals_sign", "zoom_in", "zoom in (around the cursor)", "zoom_in"),
     _b("minus", "zoom_out", "zoom out", "zoom_out"),
     _b("0", "zoom_fit", "fit the image to the window", "zoom_fit"),
-    _b("1", "zoom_one", "1:1 (one pixel per cell column, two per row)", "zoom_one"),
+    _b("1", "zoom_one", "1:1 (one pixel per cell column; half-cells: two per row)",
+       "zoom_one"),
     _b("n", "next_disagreement(1)", "jump to the next place model and mask disagree",
        "next_disagreement"),
     _b("N", "next_disagreement(-1)", "jump to the previous disagreement", "prev_disagreement"),
@@ -68,7 +69,8 @@ VIEW_BINDINGS = [
 
 
 class PaintView(ViewMouse, Widget, can_focus=True):
-    """The viewer widget: half-cell lines of the visible window, a pixel cursor, keys and mouse
+    """The viewer widget: half-cell lines of the visible window (or the ``strips``
+    function's; a kitty / sixel picture: pictures.py), a pixel cursor, keys and mouse
     for zoom and pan. ``editable``: left drags paint (``Stroke`` messages), right drags erase,
     middle or ctrl drags pan; read-only: every drag pans."""
 
@@ -91,9 +93,12 @@ class PaintView(ViewMouse, Widget, can_focus=True):
             self.phase = phase
 
     def __init__(self, scene: Scene | None = None, *, editable: bool = False,
-                 layers: Layers | None = None, **kw) -> None:
+                 layers: Layers | None = None, strips=None, **kw) -> None:
+        """``strips``: picture (PIL) → terminal lines, for lines other than half-cell blocks
+        (textual-image's unicode renderer); pictures.py draws kitty and sixel frames."""
         super().__init__(**kw)
         self.scene = scene
+        self._strips_fn = strips
         self.editable = editable
         self.overlays = layers or Layers()
         self.vp: Viewport | None = None
@@ -196,8 +201,12 @@ class PaintView(ViewMouse, Widget, can_focus=True):
                 vp.rows, self.overlays, self.marks())
 
     def make_lines(self, vp: Viewport, layers: Layers, marks: Marks) -> list[Strip]:
-        """One frame as terminal lines (half-cell blocks; a subclass may draw otherwise)."""
-        return self.scene.render_lines(vp, layers, marks)
+        """One frame as terminal lines: half-cell blocks, or the ``strips`` function's."""
+        if self._strips_fn is None:
+            return self.scene.render_lines(vp, layers, marks)
+        from PIL import Image
+
+        return self._strips_fn(Image.fromarray(self.scene.render(vp, layers, marks)))
 
     def render_line(self, y: int) -> Strip:
         if self.scene is None or self.vp is None:

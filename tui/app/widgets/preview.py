@@ -6,84 +6,30 @@ Reading the files and building the viewer's ``Scene`` run in a thread worker (sc
 for the last images shown, by file and mtime); drawing samples only the visible window. The
 viewer module (numpy) is imported by that worker: the list shows before numpy loads.
 
-Half-cell blocks are the default (every terminal, tmux, SSH, 256 colours): drawn by the
-viewer, because importing textual-image's renderables probes the terminal for Sixel and Kitty
-support first, which costs 0.3 s of every start inside tmux (two 0.1 s time-outs). Kitty
-(TGP), Sixel, "auto" and textual-image's unicode renderer are opt-in; for those
-``select_renderer`` imports textual-image, and it must run before ``App.run()`` (the probe
-reads the terminal's answers).
+How a frame reaches the terminal is the painter's choice too (paint/renderers.py:
+``select_renderer``, ``Renderer``; half-cell blocks by default, kitty, sixel, "auto" and
+textual-image's unicode renderer opt-in, chosen before ``App.run()``); they are imported here
+for the app.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
-from rich.segment import Segment
 from textual import work
 from textual.app import ComposeResult
 from textual.containers import Container
 from textual.markup import escape
 from textual.message import Message
 from textual.reactive import reactive
-from textual.strip import Strip
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
+from ...paint.renderers import RENDERERS, Renderer, select_renderer  # noqa: F401 (for the app)
 from ..data import Row
 
 SCENE_PIXELS = 40_000_000   # image pixels the scenes kept for the last rows hold together
-RENDERERS = ("halfcell", "auto", "kitty", "sixel", "unicode")
-
-
-@dataclass(frozen=True)
-class Renderer:
-    name: str
-    strips: Callable | None = None  # picture (PIL) → terminal lines (unicode)
-    widget: Any = None              # textual-image widget class (kitty, sixel, auto)
-    cell_px: tuple[int, int] = (1, 2)  # picture pixels per cell (half-cell: 1 wide, 2 high)
-
-
-def _renderable_strips(renderable_cls: Any) -> Callable:
-    """Lines from a textual-image rich renderable (the unicode one), rendered off-screen."""
-    def strips(picture) -> list[Strip]:
-        import io
-
-        from rich.console import Console
-
-        w, h = picture.width, max(1, picture.height // 2)
-        console = Console(file=io.StringIO(), width=w, height=h, color_system="truecolor",
-                          legacy_windows=False, force_terminal=True)
-        lines = Segment.split_and_crop_lines(
-            console.render(renderable_cls(picture, width=w, height=h),
-                           console.options.update(width=w, height=h)),
-            w, pad=True, include_new_lines=False)
-        return [Strip(line, w) for line in list(lines)[:h]]
-    return strips
-
-
-def select_renderer(name: str | None) -> Renderer:
-    """The preview's renderer; textual-image (and its terminal probe) only when asked for."""
-    name = name or "halfcell"
-    if name not in RENDERERS:
-        raise ValueError(f"unknown image renderer {name!r}; one of {', '.join(RENDERERS)}")
-    if name == "halfcell":
-        return Renderer(name)
-    if name == "unicode":
-        from textual_image.renderable.unicode import Image as Unicode
-
-        return Renderer(name, strips=_renderable_strips(Unicode))
-    from textual_image import widget as tiw  # probes the cell size (pixels per cell)
-    from textual_image._terminal import get_cell_size
-
-    cell = get_cell_size()
-    cls = {"kitty": tiw.TGPImage, "sixel": tiw.SixelImage, "auto": tiw.Image}[name]
-    if cls in (tiw.HalfcellImage, tiw.UnicodeImage):  # "auto" found no graphics protocol
-        return Renderer("halfcell")
-    return Renderer(name, widget=cls, cell_px=(cell.width, cell.height))
-
 
 
 # -- the files of a row -----------------------------------------------------------------------

@@ -8,19 +8,18 @@ so ``[keymap]`` rebinds them and the help lists them. The disagreements with the
 
 Imported by the preview when it shows its first image (numpy loads with it, off the UI thread
 at start-up). ``make_viewer(renderer)`` picks how a frame reaches the terminal: half-cell
-lines (the default), textual-image's unicode lines, or a kitty / sixel picture.
+lines (the default), textual-image's unicode lines, or a kitty / sixel picture (the painter's
+``paint/pictures.py``; the renderer is chosen by ``paint/renderers.py``).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 from textual import events, work
-from textual.app import ComposeResult
-from textual.strip import Strip
 
 from ...paint.disagree import disagreements
-from ...paint.view import Layers, Marks, PaintView, Viewport
+from ...paint.pictures import PictureFrames, make_view
+from ...paint.view import Marks, PaintView
 from .. import actions
 
 
@@ -30,18 +29,13 @@ class PreviewViewer(PaintView, inherit_bindings=False):
     DEFAULT_CSS = "PreviewViewer { width: 1fr; height: 1fr; }"
     BINDINGS = actions.bindings("preview")
 
-    def __init__(self, *, strips=None, **kw) -> None:
-        """``strips``: picture (PIL) → terminal lines, for a renderer other than half-cell."""
+    def __init__(self, **kw) -> None:
+        """``strips`` (in ``kw``): picture (PIL) → terminal lines, for a renderer other than
+        half-cell."""
         super().__init__(editable=False, **kw)
-        self._strips_fn = strips
 
     def marks(self) -> Marks:
         return Marks(cursor=self.cursor) if self.has_focus else Marks()
-
-    def make_lines(self, vp: Viewport, layers: Layers, marks: Marks) -> list[Strip]:
-        if self._strips_fn is None:
-            return super().make_lines(vp, layers, marks)
-        return self._strips_fn(Image.fromarray(self.scene.render(vp, layers, marks)))
 
     def on_resize(self, event: events.Resize) -> None:
         self.post_message(self.ViewChanged())   # the fitted zoom changed with the size
@@ -81,56 +75,14 @@ class PreviewViewer(PaintView, inherit_bindings=False):
         super().action_next_disagreement(step)
 
 
-class PictureViewer(PreviewViewer):
-    """The viewer for kitty and sixel: each frame is a picture of the terminal's own pixels
-    (``dots``: the cell's size in pixels), shown by textual-image's widget inside it; keys and
-    mouse stay the viewer's (mouse events bubble up from the picture)."""
+class PictureViewer(PictureFrames, PreviewViewer):
+    """The viewer for kitty and sixel (the painter's ``PictureFrames``): each frame is a
+    picture of the terminal's own pixels, shown by textual-image's widget inside it."""
 
     DEFAULT_CSS = "PictureViewer { width: 1fr; height: 1fr; }"
-
-    def __init__(self, picture_cls, cell_px: tuple[int, int], **kw) -> None:
-        super().__init__(**kw)
-        self._picture_cls = picture_cls
-        self.dots = cell_px
-        self._picture_key = None
-        self._pending = False
-
-    def compose(self) -> ComposeResult:
-        yield self._picture_cls(id="preview-picture")
-
-    def render_line(self, y: int) -> Strip:
-        return Strip.blank(self.size.width, self.rich_style)   # the picture covers it
-
-    def redraw(self) -> None:
-        self._picture_key = None
-        super().redraw()
-
-    def _changed(self) -> None:
-        super()._changed()
-        if not self._pending:   # one picture per refresh, however many changes came
-            self._pending = True
-            self.call_after_refresh(self._show_picture)
-
-    def _show_picture(self) -> None:
-        self._pending = False
-        picture = self.query_one("#preview-picture")
-        if self.scene is None or self.vp is None or not self.size.width:
-            picture.image = None
-            self._picture_key = None
-            return
-        key = self.frame_key()
-        if key == self._picture_key:
-            return
-        self._picture_key = key
-        frame = self.scene.render(self.vp, self.overlays, self.marks())
-        picture.styles.width, picture.styles.height = self.vp.cols, self.vp.rows
-        picture.image = Image.fromarray(frame)
+    PICTURE_ID = "preview-picture"
 
 
 def make_viewer(renderer, **kw) -> PreviewViewer:
-    """The viewer for a ``preview.Renderer``."""
-    if renderer.widget is not None:
-        return PictureViewer(renderer.widget, renderer.cell_px, **kw)
-    if renderer.name == "halfcell":
-        return PreviewViewer(**kw)
-    return PreviewViewer(strips=renderer.strips, **kw)
+    """The viewer for a ``renderers.Renderer``."""
+    return make_view(renderer, plain=PreviewViewer, picture=PictureViewer, **kw)
