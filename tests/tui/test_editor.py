@@ -71,3 +71,45 @@ def test_placeholders_are_replaced_once_not_inside_a_path():
 def test_bad_quoting_is_a_clear_error():
     with pytest.raises(EditorError, match=r"\$SEGTRIAGE_EDITOR = .*cannot be split"):
         editor_argv("", MASK, IMAGE, env={"SEGTRIAGE_EDITOR": "vi 'unclosed"})
+
+
+def test_the_painter_gets_the_renderer_it_is_given():
+    import sys
+
+    argv = editor_argv("", MASK, IMAGE, env={}, project=Path("/data"), renderer="kitty")
+    assert argv == [sys.executable, "-m", "segtriage.tui.cli", "paint", "--image", str(IMAGE),
+                    "--project", "/data", "--renderer", "kitty", "--", str(MASK)]
+    assert is_painter(argv)
+    # another editor knows nothing of renderers
+    assert editor_argv("", MASK, IMAGE, env={"SEGTRIAGE_EDITOR": "gimp"}, renderer="kitty") == \
+        ["gimp", str(MASK)]
+
+
+async def test_e_opens_the_painter_with_the_apps_renderer(project):
+    from contextlib import contextmanager
+
+    from textual.widget import Widget
+
+    from segtriage.tui import cli
+    from segtriage.tui.paint.renderers import Renderer
+
+    from .conftest import make_app, settle
+
+    @contextmanager
+    def no_suspend():   # run_test cannot suspend; tests/tui/test_tmux.py does it for real
+        yield
+
+    for renderer, name in ((None, "halfcell"),
+                           (Renderer("kitty", widget=Widget, cell_px=(4, 8)), "kitty")):
+        app = make_app(project, **({"renderer": renderer} if renderer else {}))
+        calls = []
+        async with app.run_test(size=(120, 36)) as pilot:
+            await settle(pilot)
+            app.suspend = no_suspend
+            app.run_terminal_editor = lambda argv, cwd: calls.append(argv) or 0
+            await pilot.press("e")
+            await settle(pilot)
+        mask = project / "alpha_mask.png"
+        assert is_painter(calls[0]) and calls[0][-4:] == ["--renderer", name, "--", str(mask)]
+        args = cli.build_parser().parse_args(calls[0][3:])   # what the painter reads
+        assert (args.renderer, args.mask, args.project) == (name, str(mask), str(project))

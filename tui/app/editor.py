@@ -6,7 +6,8 @@ any other brace is an error, refused when the config is loaded; the mask path is
 no placeholder appears), else ``$SEGTRIAGE_EDITOR`` if set (shlex-split, the mask path
 appended; shared with other programs, so only ``{mask}`` and ``{image}`` are replaced there and
 other braces stay as they are), else segtriage's own terminal painter (``segtriage paint``,
-run as ``python -m segtriage.tui.cli paint MASK --image IMAGE --project DIR``).
+run as ``python -m segtriage.tui.cli paint MASK --image IMAGE --project DIR --renderer R``,
+R being the app's image renderer, so the painter draws as the preview did).
 ``$VISUAL`` and ``$EDITOR`` name text editors and are not used for masks: a default SSH
 set-up (``EDITOR=vim``) gets the painter, and a GIMP user sets ``[editor] command = "gimp
 {mask}"`` (with ``mode = "gui"``) or ``SEGTRIAGE_EDITOR=gimp``. The placeholders and their
@@ -34,13 +35,17 @@ class EditorError(RuntimeError):
     pass
 
 
-def painter_argv(mask: Path, image: Path, project: Path | None = None) -> list[str]:
-    """segtriage's own painter, run with this Python (no PATH lookup)."""
+def painter_argv(mask: Path, image: Path, project: Path | None = None,
+                 renderer: str | None = None) -> list[str]:
+    """segtriage's own painter, run with this Python (no PATH lookup); ``renderer``: the
+    app's image renderer, so the painter draws as the preview did."""
     import sys
 
     argv = [sys.executable, "-m", "segtriage.tui.cli", "paint", "--image", str(image)]
     if project is not None:
         argv += ["--project", str(project)]
+    if renderer is not None:
+        argv += ["--renderer", renderer]
     return argv + ["--", str(mask)]  # "--": a mask named "-x.png" is not an option
 
 
@@ -53,9 +58,10 @@ def is_painter(argv: list[str]) -> bool:
 
 
 def editor_argv(template: str, mask: Path, image: Path,
-                env: Mapping[str, str] | None = None, project: Path | None = None) -> list[str]:
+                env: Mapping[str, str] | None = None, project: Path | None = None,
+                renderer: str | None = None) -> list[str]:
     """The argv that opens ``mask`` (``image`` for reference) in the chosen editor; the
-    painter (of the project ``project``) when none is chosen."""
+    painter (of the project ``project``, drawing with ``renderer``) when none is chosen."""
     env = os.environ if env is None else env
     source = "[editor] command"
     if not template.strip():
@@ -64,7 +70,7 @@ def editor_argv(template: str, mask: Path, image: Path,
                 template, source = env[var], f"${var}"
                 break
         else:
-            return painter_argv(mask, image, project)
+            return painter_argv(mask, image, project, renderer)
     try:
         parts = shlex.split(template)
     except ValueError as e:

@@ -82,7 +82,8 @@ class ReviewActions:
 
     def _open_editor(self, mask: Path, image: Path) -> None:
         try:
-            argv = editor.editor_argv(self.cfg.editor.command, mask, image, project=self.root)
+            argv = editor.editor_argv(self.cfg.editor.command, mask, image, project=self.root,
+                                      renderer=self.renderer.name)  # drawn as the preview
         except editor.EditorError as e:
             self.notify(str(e), severity="error", timeout=10)
             return

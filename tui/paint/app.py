@@ -1,6 +1,7 @@
 """``PaintApp``: the terminal mask editor (``segtriage paint``).
 
-The canvas is ``PaintView`` (view.py); every edit is one function of ops/ applied to the
+The canvas is ``PaintView`` (view.py; half-cell blocks, or with a ``renderers.Renderer``
+textual-image's unicode lines or a kitty / sixel picture per frame: pictures.py); every edit is one function of ops/ applied to the
 current mask (the keys call exactly what ``segtriage fix`` and the benchmark call), recorded
 in an ``ops.History`` (undo and redo without limit). Saving goes through ``Document.save``
 (document.py: the project's mask history, or a plain atomic write with the old file kept).
@@ -23,6 +24,7 @@ from textual.widgets import Static
 from . import ops
 from .disagree import Disagreements
 from .document import Document, DocumentError
+from .pictures import make_view
 from .view import VIEW_BINDINGS, Layers, PaintView, Scene
 
 
@@ -143,9 +145,13 @@ class PaintApp(App[int]):
     BINDINGS = PAINT_BINDINGS
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, doc: Document, *, keymap: dict[str, str] | None = None) -> None:
+    def __init__(self, doc: Document, *, keymap: dict[str, str] | None = None,
+                 renderer=None) -> None:
+        """``renderer``: a ``renderers.Renderer`` chosen before the app runs (None:
+        half-cell blocks)."""
         super().__init__()
         self.doc = doc
+        self.renderer = renderer
         self.history = ops.History(doc.mask)
         self.scene = Scene(doc.image, self.history.current, doc.prob)
         self.brush_radius = 1
@@ -164,7 +170,8 @@ class PaintApp(App[int]):
     # -- layout ----------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         layers = Layers(prediction=self.doc.prob is not None)
-        yield PaintView(self.scene, editable=True, layers=layers, id="paint-view")
+        yield make_view(self.renderer, scene=self.scene, editable=True, layers=layers,
+                        id="paint-view")
         yield Static("", id="paint-status", markup=False)
         yield Static(HINT_SHORT, id="paint-hint", markup=False)
 
@@ -226,7 +233,7 @@ class PaintApp(App[int]):
         # the mask's name first, so it shows at any width (the terminal's title has it too)
         text = f"{shown_name(self.doc.mask_path.name)}  {text}"
         self.query_one("#paint-status", Static).update(text)
-        v.refresh()
+        v._changed()   # the marks may have changed (a picture viewer draws a new picture)
 
     def say(self, message: str) -> None:
         self._message = message

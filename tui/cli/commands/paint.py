@@ -1,11 +1,14 @@
-"""``segtriage paint MASK [--image IMAGE] [--prob PROB] [--project DIR]``: the mask editor.
+"""``segtriage paint MASK [--image IMAGE] [--prob PROB] [--project DIR] [--renderer NAME]``:
+the mask editor.
 
-Only argparse at the top: the parser is built at every start of the command line."""
+Only argparse (and the renderers' names, standard library only) at the top: the parser is
+built at every start of the command line."""
 
 from __future__ import annotations
 
 import argparse
 
+from ...paint.renderers import RENDERERS
 from . import Command
 
 
@@ -18,21 +21,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--project", metavar="DIR",
                    help="the project folder (default: the nearest folder above the mask with "
                         "segtriage.toml or .segtriage/)")
+    p.add_argument("--renderer", choices=RENDERERS,
+                   help="how the picture reaches the terminal (default: the project's [tui] "
+                        "image_renderer, halfcell outside a project)")
+
+
+def renderer_name(args: argparse.Namespace, doc) -> str:
+    """``--renderer``, else the project's ``[tui] image_renderer``, else half-cell."""
+    if args.renderer:
+        return args.renderer
+    tui = getattr(doc.cfg, "tui", None)
+    return getattr(tui, "image_renderer", None) or "halfcell"
 
 
 def run(args: argparse.Namespace) -> int:
     import sys
 
     from ...paint.document import DocumentError, open_document
+    from ...paint.renderers import select_renderer
 
     try:
         doc = open_document(args.mask, image=args.image, prob=args.prob, project=args.project)
     except DocumentError as e:
         print(f"segtriage paint: {e}", file=sys.stderr)
         return 2
+    try:
+        renderer = select_renderer(renderer_name(args, doc))   # before the app runs: it probes
+    except ValueError as e:
+        print(f"segtriage paint: {e}", file=sys.stderr)
+        return 2
     from ...paint.app import PaintApp
 
-    app = PaintApp(doc)
+    app = PaintApp(doc, renderer=renderer)
     result = app.run()
     return result if isinstance(result, int) else (app.return_code or 0)
 
