@@ -185,6 +185,7 @@ class PaintView(ViewMouse, Widget, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         if self.vp is not None:
             self.vp.resize(self.size.width, self.size.height)
+            self.post_message(self.ViewChanged())  # the zoom a status line shows may change
         self.redraw()
 
     def marks(self) -> Marks:
