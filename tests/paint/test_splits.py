@@ -167,7 +167,7 @@ async def test_split_outlines_use_the_projects_measure_settings(tmp_path):
         d.mkdir()
         Image.fromarray(m.astype(np.uint8) * 255).save(d / "d_mask.png")
     (proj / "segtriage.toml").write_text("[measure]\nmin_distance = 20\ncompactness = 0.5\n")
-    for folder, settings, pieces in (
+    for folder, wanted, pieces in (
             (plain, {"min_distance": DEFAULT_MIN_DISTANCE,
                      "compactness": DEFAULT_COMPACTNESS}, 2),
             (proj, {"min_distance": 20, "compactness": 0.5}, 1)):
@@ -178,7 +178,7 @@ async def test_split_outlines_use_the_projects_measure_settings(tmp_path):
             await pilot.pause()
             await pilot.press("c")
             await pilot.pause()
-            assert app.view.split_settings == settings
-            assert app.view._splits.settings == settings
+            assert app.view.split_settings == wanted
+            assert app.view._splits.settings == wanted
             labels, (oy, ox) = app.scene.labels, app.scene.labels_origin
             assert len(np.unique(labels[20 - oy, [20 - ox, 30 - ox]])) == pieces
