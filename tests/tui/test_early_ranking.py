@@ -76,6 +76,8 @@ async def test_no_model_yet_the_status_names_the_checkpoint(tmp_path, monkeypatc
         status = str(app.query_one("#status").render())
         assert ("c ranking from checkpoint (step 15 of 200) · valid Dice 0.412 · "
                 "no training running") in status
+        metrics = str(app.query_one("#metrics").render())
+        assert "checkpoint of the running training" in metrics and "model v-" not in metrics
 
 
 def test_report_and_status_say_which_rows_a_checkpoint_scored(project, capsys):

@@ -78,7 +78,9 @@ def score_lines(score: dict | None, row=None, width: int = 60) -> list[str]:
     cat = score.get("category")
     model = score.get("model_id")
     fold = score.get("fold")
-    meta = f"model v{model}" + (f" fold {fold}" if fold is not None else "")
+    # a negative id: an early ranking's checkpoint of a training still running (no version)
+    meta = ("checkpoint of the running training" if model is not None and model < 0
+            else f"model v{model}" + (f" fold {fold}" if fold is not None else ""))
     if row.stale:
         meta += " [$warning](stale)[/]"
     lines = [head, (f"[$accent]{escape(cat)}[/] · " if cat else "") + meta]
