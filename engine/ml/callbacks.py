@@ -175,7 +175,7 @@ def early_ranking_callback(first_s: float, make_predictor: Callable[[torch.nn.Mo
     """A fastai Callback that, after a training batch where ``RankingSchedule`` says so, hands
     ``on_checkpoint`` a Checkpoint. ``make_predictor(model)`` builds the predictor once, over a
     model of its own; each checkpoint copies the training weights into it. Inside
-    ``untouched``: the fit goes on exactly as without it (tests/test_early_ranking.py). An
+    ``untouched``: the fit goes on exactly as without it (tests/daemon/test_early_ranking.py). An
     error in a ranking pass ends the early ranking, not the training."""
     from fastai.callback.core import Callback
 
