@@ -136,8 +136,11 @@ def test_watcher_indexes_new_images_and_rescores_edited_masks(trained, tmp_path)
         shutil.copy(root / "img_000.png", root / "new_one.png")
         wait_for(lambda: store.image("new_one.png") is not None, 30, what="new image row")
         assert store.image("new_one.png").status == "no-mask"
-        wait_for(lambda: (store.score(store.image("new_one.png").id) or {}).model_id
-                 == 1, 120, what="prediction of the new image")
+        def predicted():
+            sc = store.score(store.image("new_one.png").id)
+            return sc is not None and sc.model_id == 1
+
+        wait_for(predicted, 120, what="prediction of the new image")
         # a deleted image's row goes
         (root / "new_one.png").unlink()
         wait_for(lambda: store.image("new_one.png") is None, 30, what="row removal")
