@@ -22,7 +22,6 @@ import argparse
 import datetime as _dt
 import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -37,21 +36,10 @@ from segtriage.engine.project.demo import load_manifest
 from segtriage.engine.project.project import Project
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine  # noqa: E402
 from ranking import average_precision, precision_at_k  # noqa: E402
 
 BAD_DICE = 0.5
-
-
-def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
 
 
 def quality(root: Path, rows) -> tuple[float | None, float | None, int]:

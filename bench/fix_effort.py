@@ -478,7 +478,7 @@ def main(argv=None) -> int:
     if a.train and a.work is None:
         ap.error("--train needs --work W (the demo and its model are made there)")
 
-    from triage_quality import machine  # imports torch: only here, never in the timing child
+    from machine import machine
 
     print(f"# fix_effort  {_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"# {machine()}")

@@ -18,7 +18,7 @@ The frames are made here (`make_demo`, one image; the P map is the truth smoothe
 drawing cost matters) and timed in a fresh process that has imported what the painter imports
 (tui/paint/app.py), so the garbage collector walks a heap like the painter's: a full
 (generation 2) collection during a frame costs time in proportion to every live object (with
-torch imported, as bench/triage_quality.py's machine() does, it is several times longer).
+torch imported it is several times longer).
 Each setting runs twice: the collector as is, and after `gc.freeze()` at start-up.
 
   .venv/bin/python bench/fix_effort.py --no-oracle       # the table, with machine and date

@@ -42,17 +42,10 @@ from segtriage.engine.ml.train import train
 from segtriage.engine.ml.weights import load_model, read_sidecar, spec_from
 from segtriage.engine.project.config import ModelConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
+
 CODES = ["naw", "aye"]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def chunks(seq, n):

@@ -37,6 +37,9 @@ from segtriage.engine.ml.dist.runfolder import RunFolder
 from segtriage.engine.project.config import ModelConfig
 from segtriage.engine.project.project import Project
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import cpu_model  # noqa: E402
+
 CODES = ["naw", "aye"]
 LAST_PREDICT: RunFolder | None = None
 
@@ -63,16 +66,6 @@ def _loadavg() -> str:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
     except OSError:
         return "?"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run(kind: str, folder: RunFolder, nproc: int, threads: int) -> float:
@@ -179,8 +172,8 @@ def main() -> int:
     print(f"# {a.count} demo images {a.size}², {a.arch}, batch {a.batch_size} per rank, "
           f"{a.epochs} epochs; inference precision auto")
     print()
-    print(f"| ranks | threads/rank | train img/s | epoch s | train wall s | "
-          f"infer img/s | infer wall s |")
+    print("| ranks | threads/rank | train img/s | epoch s | train wall s | "
+          "infer img/s | infer wall s |")
     print("|---:|---:|---:|---:|---:|---:|---:|")
     base = None
     try:

@@ -41,8 +41,6 @@ import argparse
 import datetime as _dt
 import json
 import math
-import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -61,6 +59,7 @@ from segtriage.engine.project.project import Project
 from segtriage.engine.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine  # noqa: E402
 from ranking import average_precision, precision_at_k, roc_auc  # noqa: E402
 
 ALL_KINDS = "object_removed+false_object+eroded+dilated+shifted"
@@ -345,25 +344,6 @@ def kind_recall(root: Path, rows: list[dict], col: str, k: int,
 # ----------------------------------------------------------------------------------------
 # the report
 # ----------------------------------------------------------------------------------------
-def machine() -> str:
-    import torch
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        import fastai
-        fa = fastai.__version__
-    except ImportError:
-        fa = "?"
-    return (f"{platform.platform()}, {cpu}, {os.cpu_count()} CPUs, Python "
-            f"{platform.python_version()}, torch {torch.__version__}, fastai {fa}")
-
-
 def f2(v) -> str:
     return "–" if v is None else f"{v:.2f}"
 
@@ -374,7 +354,6 @@ def config_table(res: dict) -> str:
     heads, keys = [], []
     for tgt in TARGETS:
         for kind in kinds:
-            ev = res["eval"][kind][tgt]
             short = "in-sample" if kind == "plain" else "out-of-fold"
             heads += [f"{tgt} {short} P@K", f"{tgt} {short} AP", f"{tgt} {short} AUC"]
             keys.append((kind, tgt))
