@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from fakes import picture_widget
 from segtriage.tui.paint.app import PaintApp
 from segtriage.tui.paint.document import open_document
 from segtriage.tui.paint.pictures import PictureView
@@ -30,24 +31,6 @@ def _pair(tmp_path, h=100, w=150):
     Image.fromarray(img).save(tmp_path / "pic.png")
     Image.fromarray(mask).save(tmp_path / "pic_mask.png")
     return open_document(tmp_path / "pic_mask.png", image=tmp_path / "pic.png")
-
-
-def _picture_widget():
-    """Stands in for textual-image's widget class: records the pictures it is given."""
-    from textual.widget import Widget
-
-    class Picture(Widget):
-        shown: list = []
-
-        @property
-        def image(self):
-            return self.shown[-1] if self.shown else None
-
-        @image.setter
-        def image(self, value):
-            self.shown.append(value)
-
-    return Picture
 
 
 async def _settle(pilot) -> None:
@@ -69,7 +52,7 @@ async def test_the_default_is_the_half_cell_canvas(tmp_path):
 
 
 async def test_a_picture_renderer_draws_each_change_as_a_picture_of_the_cells_pixels(tmp_path):
-    picture_cls = _picture_widget()
+    picture_cls = picture_widget()
     app = PaintApp(_pair(tmp_path), renderer=Renderer("kitty", widget=picture_cls,
                                                       cell_px=CELL))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -134,7 +117,7 @@ CLICKS = [
 @pytest.mark.parametrize("zoom, centre, cell, pixel", CLICKS)
 async def test_the_mouse_brush_hits_the_pixel_under_the_cell_at_every_zoom(
         tmp_path, zoom, centre, cell, pixel):
-    picture_cls = _picture_widget()
+    picture_cls = picture_widget()
     app = PaintApp(_pair(tmp_path), renderer=Renderer("sixel", widget=picture_cls,
                                                       cell_px=CELL))
     async with app.run_test(size=(80, 24)) as pilot:
@@ -169,7 +152,7 @@ async def test_the_mouse_brush_hits_the_pixel_under_the_cell_at_every_zoom(
 
 
 async def test_a_mouse_drag_on_a_picture_paints_the_pixels_under_the_cells(tmp_path):
-    picture_cls = _picture_widget()
+    picture_cls = picture_widget()
     app = PaintApp(_pair(tmp_path), renderer=Renderer("kitty", widget=picture_cls,
                                                       cell_px=CELL))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 from textual import events
 
+from fakes import picture_widget
 from segtriage.engine.project.config import load_config
 from segtriage.engine.project.index import scan
 from segtriage.engine.project.project import Project
@@ -262,29 +263,11 @@ async def test_a_preview_key_is_rebindable_and_may_be_an_app_key(tmp_path, monke
         assert app.model.by_id[one].status == "flagged"
 
 
-def _picture_widget():
-    """Stands in for textual-image's widget class: records the pictures it is given."""
-    from textual.widget import Widget
-
-    class Picture(Widget):
-        shown: list = []
-
-        @property
-        def image(self):
-            return self.shown[-1] if self.shown else None
-
-        @image.setter
-        def image(self, value):
-            self.shown.append(value)
-
-    return Picture
-
-
 async def test_kitty_and_sixel_get_a_picture_of_the_cells_pixels(tmp_path, monkeypatch):
     from segtriage.tui.paint.renderers import Renderer
 
     root = build(tmp_path / "p", monkeypatch)
-    picture_cls = _picture_widget()
+    picture_cls = picture_widget()
     app = make_app(root, renderer=Renderer("kitty", widget=picture_cls, cell_px=(4, 8)))
     async with app.run_test(size=(80, 24)) as pilot:
         await zoomed(pilot)
