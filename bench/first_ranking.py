@@ -23,7 +23,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,7 @@ from segtriage.engine.project.project import Project
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine  # noqa: E402
 from ranking import average_precision, precision_at_k  # noqa: E402
+from triage_quality import stop_engine  # noqa: E402
 
 BAD_DICE = 0.5
 
@@ -113,13 +113,7 @@ def run(a, work: Path) -> dict:
                         break  # the final model's ranking, and nothing left to do
                 time.sleep(0.5)
         finally:
-            if eng.poll() is None:
-                eng.send_signal(signal.SIGTERM)
-                try:
-                    eng.wait(120)
-                except subprocess.TimeoutExpired:
-                    eng.kill()
-                    eng.wait()
+            stop_engine(eng)
     job = store.job(jid)
     trained = job.finished_at - wall0 if job and job.finished_at else None
     started = job.started_at - wall0 if job and job.started_at else None

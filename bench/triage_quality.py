@@ -185,6 +185,17 @@ def wait_idle(store: Store, jid: int, what: str, timeout: float, engine: subproc
     return {"seconds": round(time.monotonic() - t0, 1)}
 
 
+def stop_engine(eng: subprocess.Popen) -> None:
+    """SIGTERM the engine (it finishes its current step and leaves), SIGKILL after 120 s."""
+    if eng.poll() is None:
+        eng.send_signal(signal.SIGTERM)
+        try:
+            eng.wait(120)
+        except subprocess.TimeoutExpired:
+            eng.kill()
+            eng.wait()
+
+
 def train_and_score(root: Path, a) -> dict:
     """Run an engine on `root`; submit train, then crossval; return timings per kind."""
     store = Project.open(root).store
@@ -203,13 +214,7 @@ def train_and_score(root: Path, a) -> dict:
                 print(f"  {job_kind} + predict: {times[kind]:.0f} s", file=sys.stderr,
                       flush=True)
         finally:
-            if eng.poll() is None:
-                eng.send_signal(signal.SIGTERM)
-                try:
-                    eng.wait(120)
-                except subprocess.TimeoutExpired:
-                    eng.kill()
-                    eng.wait()
+            stop_engine(eng)
     store.close()
     return times
 
