@@ -51,9 +51,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"segtriage paint: {e}", file=sys.stderr)
         return 2
     from ...paint.app import PaintApp
+    from ...run import run_app
 
     app = PaintApp(doc, renderer=renderer)
-    result = app.run()
+    result = run_app(app)
     return result if isinstance(result, int) else (app.return_code or 0)
 
 
