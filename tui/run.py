@@ -1,10 +1,10 @@
-"""Running a Textual app for a person: the app and the painter start through ``run_app``."""
+"""Running a Textual app for a person: the app and the painter start through ``run_frozen``."""
 from __future__ import annotations
 
 import gc
 
 
-def run_app(app):
+def run_frozen(app):
     """``app.run()`` with what start-up made moved out of the garbage collector's way.
 
     Every frame makes thousands of short-lived Segments and Strips, so Python runs a full

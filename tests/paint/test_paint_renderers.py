@@ -229,6 +229,7 @@ def _ran_with(monkeypatch, argv) -> Renderer:
         return 0
 
     monkeypatch.setattr(PaintApp, "run", run)
+    monkeypatch.setattr("gc.freeze", lambda: None)  # not the test process's heap
     assert paint.run(_parser().parse_args([str(a) for a in argv])) == 0
     return seen[0]
 

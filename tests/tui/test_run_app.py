@@ -1,8 +1,25 @@
-"""run_app's refusals: each a one-line message on stderr and status 2, before any screen."""
+"""run_app: it runs the app on a project folder; its refusals are each a one-line message on
+stderr and status 2, before any screen."""
 
 from __future__ import annotations
 
-from segtriage.tui.app.app import run_app
+import gc
+
+from segtriage.tui.app.app import SegtriageApp, run_app
+
+
+def test_a_project_folder_runs_the_app_with_the_start_up_heap_frozen(tmp_path, monkeypatch):
+    seen = []
+
+    def run(self):
+        seen.append((self.root, self.renderer.name, gc.get_freeze_count() > 0))
+        return 0
+
+    monkeypatch.setattr(SegtriageApp, "run", run)
+    monkeypatch.setattr(gc, "freeze", lambda: seen.append("freeze"))
+    monkeypatch.setattr(gc, "get_freeze_count", lambda: seen.count("freeze"))
+    assert run_app(tmp_path, renderer="halfcell", start_engine=False) == 0
+    assert seen == ["freeze", (tmp_path.resolve(), "halfcell", True)]
 
 
 def test_not_a_folder(tmp_path, capsys):

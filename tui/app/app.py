@@ -26,7 +26,7 @@ from textual.widgets import Footer, Input, Static
 
 from ...engine.daemon.control import DeadEngineRule, engine_pid, ensure_engine
 from ...engine.project.project import Project
-from ..run import run_app
+from ..run import run_frozen
 from ..paint.renderers import Renderer, select_renderer
 from . import actions, editor
 from .data import FIRST_PAGE, ChangeWatch, ReviewModel, Row
@@ -212,5 +212,5 @@ def run_app(root: Path, *, renderer: str | None = None, start_engine: bool = Tru
     except (StoreError, OSError, sqlite3.Error) as e:
         print(f"segtriage: cannot open the project state of {root}: {e}", file=sys.stderr)
         return 2
-    result = run_app(app)
+    result = run_frozen(app)
     return result if isinstance(result, int) else (app.return_code or 0)

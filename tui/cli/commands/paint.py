@@ -51,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"segtriage paint: {e}", file=sys.stderr)
         return 2
     from ...paint.app import PaintApp
-    from ...run import run_app
+    from ...run import run_frozen
 
     app = PaintApp(doc, renderer=renderer)
-    result = run_app(app)
+    result = run_frozen(app)
     return result if isinstance(result, int) else (app.return_code or 0)
 
 
