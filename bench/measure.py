@@ -4,10 +4,10 @@ object size, measured from the demo's truth masks, compared with the same measur
 - the given masks (the classical threshold, some deliberately corrupted),
 - the current model's predictions (P(object) > 0.5),
 - the masks after one round of fixing the top of the review order (the first 1/8 of the
-  default order replaced by their truth through engine.history.write_mask, as a person
+  default order replaced by their truth through engine.project.history.write_mask, as a person
   fixing them would), and "best" after that round (fixed masks, predictions elsewhere),
 
-each with objects as connected components and with the watershed split (engine/measure.py),
+each with objects as connected components and with the watershed split (engine/project/measure/),
 as relative errors |x − truth| / truth per image (median, 90th percentile) and over the set.
 
     .venv/bin/python bench/measure.py --dir DEMO     # an existing trained demo (DEMO-truth/)

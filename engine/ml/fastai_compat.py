@@ -8,7 +8,7 @@ tensor on the CPU unless the process group's backend is plain nccl.
 
 When it can go: as soon as fastai's own ``_broadcast`` stops calling ``.cuda()``
 unconditionally. ``cpu_patch_needed()`` reads the installed source, so the patch is skipped by
-itself on a fixed fastai; then delete this module and its call in ``engine.distributed``.
+itself on a fixed fastai; then delete this module and its call in ``engine.ml.dist.ranks``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ channels_last, autocast (bf16 on a CPU with native bf16, bf16/fp16 on CUDA), no 
 workers (slower on 2 cores), batches of 8 on the CPU. Images are decoded one chunk at a time and
 results are yielded and dropped, so memory stays flat for 100k images.
 
-Input preparation repeats training exactly (``engine.model`` documents the size policies):
+Input preparation repeats training exactly (``engine.ml.learner`` documents the size policies):
 the same decoder (``imageio.read_image``), the same Pillow bilinear resize and fastai's padding
 geometry, ``/255`` then the sidecar's mean/std. The probability map of the object class is
 mapped back to the image's native size (bilinear; padding removed).

@@ -18,7 +18,7 @@ Size policy (``mcfg.size_policy``; S = ``mcfg.image_size``, the square network i
 
 ``image_size = 0`` means S = the first image's longer side ('resize', 'pad') or shorter side
 ('crop'), rounded to a multiple of 32. Whatever the policy, predictions always come back at each
-image's native resolution (``engine.infer``; bilinear for the probability map).
+image's native resolution (``engine.ml.infer``; bilinear for the probability map).
 
 Batch size: fastai's training loader drops the last partial batch, so 13 images at batch size 8
 give one optimizer step per epoch, and a U-Net given a handful of steps learns almost nothing.

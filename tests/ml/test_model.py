@@ -1,4 +1,4 @@
-"""engine.model / engine.infer / engine.device: real fastai training on a tiny demo set.
+"""engine.ml (learner, train, infer, device): real fastai training on a tiny demo set.
 
 The slow tests share one module-scoped training (resnet18, 16 images of 64², 1 epoch) so the
 whole file stays well under two minutes on 2 cores.

@@ -1,4 +1,4 @@
-"""engine/measure.py: shapes with known answers, the watershed split, units, the border rule,
+"""engine/project/measure/: shapes with known answers, the watershed split, units, the border rule,
 reproducible output and the sources of a small project."""
 
 from __future__ import annotations

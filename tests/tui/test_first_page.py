@@ -38,7 +38,7 @@ async def test_first_page_in_review_order_then_the_whole_list_keeps_the_cursor(p
     async with app.run_test(size=(120, 36)) as pilot:
         await wait_until(pilot, lambda: app.model.view, "the first page")
         await pilot.pause()
-        # the top three of the review order (priority 2.41, 2.10, 1.52), before the rest
+        # the top three of the review order (priority 0.641, 0.076, 0.066), before the rest
         assert shown(app) == REVIEW_ORDER[:3]
         assert app.model.partial and not app.loaded and not gate.open.is_set()
         text = screen_text(app)

@@ -19,7 +19,7 @@ from ...engine.store.rows import ListRow
 NUMERIC = ("priority", "confidence", "region_confidence", "label_quality", "dice", "iou", "ce")
 # statuses that still need a person's look; `n` jumps to the next of these
 NEEDS_REVIEW = ("unreviewed", "no-mask")
-# engine.scoring.CATEGORIES, most worth a look first (a test keeps the two equal). Not imported:
+# engine.project.scoring.CATEGORIES, most worth a look first (a test keeps the two equal). Not imported:
 # scoring pulls scipy, 0.7 s of start-up the list does not need.
 CATEGORY_ORDER = ("disagrees", "uncertain", "agrees", "no-model")
 UNSCORED = "unscored"  # the category count of rows without a score

@@ -151,7 +151,9 @@ class ScoringConfig(Section):
         "core confidence (object interiors and unsure pixels away from edges) at or above "
         "this counts as a confident model")
     small_object_px: int = key(9, c.integer(1, 100_000),
-        "objects smaller than this are left out of the shape averages")
+        "speck size a_s: the floor of lq_pixel's and outline_bias' denominators, the least "
+        "area an object needs to count fully in lq_object, and the least size of a "
+        "confident miss or extra (docs/scoring.md)")
 
 
 @dataclass(frozen=True)

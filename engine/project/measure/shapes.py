@@ -3,7 +3,7 @@ area fraction, in pixels and in the project's physical unit; and a data set's su
 
 numpy / scipy / scikit-image only (clients import this module: no torch, no textual).
 
-Objects are the connected components of a mask (8-connectivity, as in engine/objects.py), or,
+Objects are the connected components of a mask (8-connectivity, as in engine/project/scoring/objects.py), or,
 with the watershed split, the catchment basins of the distance transform seeded at its local
 maxima, so that touching round objects count as several (``split_labels``). Per-object
 geometry comes from ``skimage.measure.regionprops_table``, never hand-written formulas.
@@ -51,7 +51,7 @@ def split_labels(mask: np.ndarray, *, min_distance: int = DEFAULT_MIN_DISTANCE,
     ``skimage.segmentation.watershed`` on the negated distance, inside the mask, with
     8-connectivity and ``compactness``. Every pixel of the mask belongs to exactly one object.
 
-    ``method="none"``: the connected components of engine/objects.py (8-connectivity).
+    ``method="none"``: the connected components of engine/project/scoring/objects.py (8-connectivity).
     """
     m = np.asarray(mask)
     if m.ndim != 2:

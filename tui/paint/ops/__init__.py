@@ -25,8 +25,8 @@ Conventions
 
 Modules: base.py (argument checks, the region under a point), drawing.py (brush, strokes,
 flood fill, holes), objects.py (one object or every object: delete, add the predicted one,
-the prediction in a box, grow and shrink, unseen objects), registry.py (``OPS``, for menus,
-help and the benchmark). Every public name is here: ``ops.brush``, ``ops.OPS``...
+the prediction in a box, grow and shrink, unseen objects), registry.py (``OPS``, for the
+benchmark's oracle and the tests). Every public name is here: ``ops.brush``, ``ops.OPS``...
 """
 
 from __future__ import annotations

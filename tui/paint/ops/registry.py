@@ -1,4 +1,4 @@
-"""The operations' registry: each with what it takes, for menus, help and the benchmark."""
+"""The operations' registry: each with what it takes, for the benchmark's oracle and the tests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from .objects import (add_predicted_object, add_unseen_predicted, delete_object,
 
 @dataclass(frozen=True)
 class Op:
-    """One operation for menus, help and the benchmark's oracle.
+    """One operation, for the benchmark's oracle and the tests.
 
     at: what position it takes: "point" (y, x required), "object" (y, x or None for all
     objects), "points" (a stroke), "box" (y0, x0, y1, x1) or "none".
