@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from PIL import Image
+
 from .imageio import LOSSY_EXTENSIONS
 
 # editor swap/backup/temp files: vim (*~, .*.swp, 4913 probe), emacs (.#*, #*#), generic
@@ -339,8 +341,7 @@ def _collect(root: str, cfg, kind: str, starts: list[str], disc: Discovery,
 
 @lru_cache(maxsize=1)
 def _pil_extensions() -> frozenset[str]:
-    from PIL import Image  # already loaded by imageio; init() registers every plugin once
-    return frozenset(Image.registered_extensions())
+    return frozenset(Image.registered_extensions())  # its init() registers every plugin once
 
 
 def _image_like(ext: str, cfg) -> bool:

@@ -23,6 +23,7 @@ them and writes the rows. No collective is needed: each rank checks the cancel f
 from __future__ import annotations
 
 import argparse
+import datetime
 import math
 import os
 import re
@@ -30,10 +31,12 @@ import socket
 import sys
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
 from ...project.config import ModelConfig
+from ...project.scoring import probs
 from .runfolder import RunFolder, set_parent_death_signal, shard
 
 PROGRESS_EVERY_S = 0.25   # rank 0's progress lines: a few a second is what clients show
@@ -175,8 +178,6 @@ def _device_for(spec: dict, local_rank: int) -> str:
 def _init_group(device: str, world: int, timeout_s: float) -> str | None:
     if world <= 1:
         return None
-    import datetime
-
     import torch.distributed as dist
     # cpu:gloo alongside nccl: the stop flag is a CPU tensor on every kind of rank
     backend = "cpu:gloo,cuda:nccl" if device.startswith("cuda") else "gloo"
@@ -231,7 +232,6 @@ def run_train(run: RunFolder, spec: dict, root: Path, rank: int, world: int, loc
 
     def fit_context(learn):
         if world <= 1:
-            from contextlib import nullcontext
             return nullcontext()
         return learn.distrib_ctx(sync_bn=False, cpu=device == "cpu")
 
@@ -284,7 +284,6 @@ def _rel(root: Path, p) -> str:
 
 def run_predict(run: RunFolder, spec: dict, root: Path, rank: int, world: int,
                 local_rank: int, marker: dict) -> dict:
-    from ...project.scoring import probs
     from .. import infer
 
     device = _device_for(spec, local_rank)
