@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -319,6 +318,25 @@ def test_cli_passes_gpus_and_launch_to_the_jobs(monkeypatch, tmp_path):
     assert got == [("train", {"gpus": 2}), ("crossval", {"folds": 3, "gpus": 4}),
                    ("predict", {"scope": "all", "gpus": 2, "launch": "external"}),
                    ("train", {})]
+
+
+def _image_row(iid: int, path: str):
+    from segtriage.engine.store.rows import ImageRow
+
+    return ImageRow(id=iid, path=path, mask_path=None, width=8, height=8, img_size=64,
+                    img_mtime_ns=0, img_sha256=f"sha{iid}", mask_size=None, mask_mtime_ns=None,
+                    mask_sha256=None, status="no-mask", error=None, added_at=0.0,
+                    updated_at=0.0, reviewed_at=None, kept_status=None, kept_mask_sha=None)
+
+
+def test_an_image_no_rank_reported_is_named_with_the_run_folder(tmp_path):
+    by_id = {3: _image_row(3, "a.png"), 5: _image_row(5, "sub/b.png"),
+             9: _image_row(9, "c.png")}
+    dist.check_all_reported(by_id, {3, 5, 9}, tmp_path)  # every image reported: no error
+    with pytest.raises(RuntimeError) as e:
+        dist.check_all_reported(by_id, {3, 9}, tmp_path)
+    assert str(e.value) == (f"the ranks reported 2 of 3 images (first missing: sub/b.png); "
+                            f"see {tmp_path}")
 
 
 def test_follow_up_predict_keeps_local_gpus_only():

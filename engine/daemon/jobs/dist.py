@@ -36,6 +36,7 @@ from ...project.config import ModelConfig
 from ...project.project import Project
 from ...project.scoring import probs
 from ...project.scoring.rescore import score_and_store, store_score_error
+from ...store.rows import ImageRow, ModelRow
 from .context import JobContext
 from .folds import fold_of
 from .launch import (Launch, failure_message, gpu_groups, rank_env, supervise, torchrun_cmd,
@@ -142,8 +143,7 @@ def _train_spec(ctx: JobContext, rows, mcfg: ModelConfig, out: Path, device: str
 
 
 def predict_spec(*, job_id: int, root: Path, items: list[dict], codes, mcfg: ModelConfig,
-                 model: dict,
-                 device: str) -> dict:
+                 model: ModelRow, device: str) -> dict:
     """spec.json of a prediction run: items are {id, path (relative to root), sha, fold};
     `model` is the model row (weights, arch, id)."""
     return {"kind": "predict", "job": job_id, "root": str(root), "items": items,
@@ -278,8 +278,17 @@ def store_prediction(project: Project, model_id: int, row, rec: dict) -> str | N
     return None
 
 
-def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg: ModelConfig, gpus: int
-                    ) -> dict:
+def check_all_reported(by_id: dict[int, ImageRow], seen: set[int], run_path: Path) -> None:
+    """Raise when the ranks left an image of ``by_id`` (id → row) unreported, naming how many
+    they reported, the first missing image and the run folder to look in."""
+    missing = [i for i in by_id if i not in seen]
+    if missing:
+        raise RuntimeError(f"the ranks reported {len(seen)} of {len(by_id)} images (first "
+                           f"missing: {by_id[missing[0]].path}); see {run_path}")
+
+
+def predict_sharded(ctx: JobContext, m: ModelRow, rows: list[ImageRow], mcfg: ModelConfig,
+                    gpus: int) -> dict:
     """Every image predicted by exactly one rank, scored and stored here, exactly once."""
     cfg = ctx.cfg
     state = ctx.project.state
@@ -328,10 +337,7 @@ def predict_sharded(ctx: JobContext, m: dict, rows: list, mcfg: ModelConfig, gpu
                          f"img/s, {gpus} ranks)", el / done * (n - done) if done else None)
 
     supervise(ctx, [_launch(ctx, run, "predict", gpus, device)], on_tick=tick)
-    missing = [i for i in by_id if i not in seen]
-    if missing:
-        raise RuntimeError(f"the ranks reported {len(seen)} of {n} images (first missing: "
-                           f"{by_id[missing[0]]['path']}); see {run.path}")
+    check_all_reported(by_id, seen, run.path)
     ranks = run.ranks()  # what actually ran (external launches decide it themselves)
     return {"model": m.id, "predicted": len(seen), "errors": c["errors"],
             "precision": c["precision"], "seconds": round(time.monotonic() - t0, 1),

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 
+from ...store.rows import ImageRow, ModelRow
+
 
 def fold_assignment(paths: list[str], k: int, seed: int) -> dict[str, int]:
     """Deterministic, balanced fold of each path (same seed and set → same folds)."""
@@ -13,7 +15,7 @@ def fold_assignment(paths: list[str], k: int, seed: int) -> dict[str, int]:
     return {p: i % k for i, p in enumerate(order)}
 
 
-def fold_of(model: dict) -> dict[str, int]:
+def fold_of(model: ModelRow) -> dict[str, int]:
     """image path → the fold model of a crossval ``model`` that never saw its mask (images
     outside its manifest: new, or without a mask then, are predicted by every fold model)."""
     if model.kind != "crossval":
@@ -21,7 +23,7 @@ def fold_of(model: dict) -> dict[str, int]:
     return {e["path"]: e["fold"] for e in model.manifest or []}
 
 
-def fold_groups(model: dict, rows: list) -> list[tuple[int | None, list]]:
+def fold_groups(model: ModelRow, rows: list[ImageRow]) -> list[tuple[int | None, list]]:
     """``rows`` grouped by the fold that predicts them (None: the whole model), folds first."""
     of = fold_of(model)
     groups: dict[int | None, list] = {}
