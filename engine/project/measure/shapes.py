@@ -15,12 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
+from ..config import MeasureConfig, ProjectConfig
 from ..scoring import objects
 
 SPLIT_METHODS = ("none", "watershed")
-# the watershed's defaults (the [measure] section of segtriage.toml has the same names)
-DEFAULT_MIN_DISTANCE = 5     # px: two markers closer than this become one (peak_local_max)
-DEFAULT_COMPACTNESS = 0.0    # 0: the classic watershed; larger: more even, straighter cuts
+# the watershed's defaults are the [measure] section's: min_distance (px: two markers closer
+# than this become one, peak_local_max), compactness (0: the classic watershed; larger: more
+# even, straighter cuts)
+_MEASURE, _PROJECT = MeasureConfig(), ProjectConfig()
+DEFAULT_MIN_DISTANCE = _MEASURE.min_distance
+DEFAULT_COMPACTNESS = _MEASURE.compactness
 
 
 def _canonical(labels: np.ndarray) -> np.ndarray:
@@ -108,13 +112,14 @@ REVIEWED = ("accepted", "edited")   # statuses whose mask a person has checked
 
 @dataclass(frozen=True)
 class Settings:
-    """How objects are found and reported ([measure] and [project] of segtriage.toml)."""
-    split: str = "none"
+    """How objects are found and reported ([measure] and [project] of segtriage.toml, whose
+    defaults are its defaults)."""
+    split: str = _MEASURE.split
     min_distance: int = DEFAULT_MIN_DISTANCE
     compactness: float = DEFAULT_COMPACTNESS
-    exclude_border_from_sizes: bool = True
-    pixel_size: float | None = None
-    unit: str = "µm"
+    exclude_border_from_sizes: bool = _MEASURE.exclude_border_from_sizes
+    pixel_size: float | None = _PROJECT.pixel_size
+    unit: str = _PROJECT.unit
 
     def __post_init__(self):
         if self.split not in SPLIT_METHODS:
