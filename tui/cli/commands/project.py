@@ -8,9 +8,8 @@ from pathlib import Path
 
 from ..common import config, folder, need_engine, new_folder, open_project
 from ..output import err, escape, new_console
+from ...paint.renderers import RENDERERS
 from . import Command, dir_arg
-
-RENDERERS = ["halfcell", "auto", "kitty", "sixel", "unicode"]
 
 
 def open_arguments(p: argparse.ArgumentParser) -> None:
