@@ -108,22 +108,20 @@ def common_dir(paths: Sequence[str]) -> str:
 
 
 def rows_from_list(list_rows: Iterable[ListRow]) -> list[Row]:
-    list_rows = list(list_rows)
-    n = len(common_dir([r.path for r in list_rows]))
-    rows = [Row(r, r.path[n:]) for r in list_rows]
-    rows.sort(key=lambda r: r.path)  # name order: the stable tie-break of every sort
-    return rows
-
-
-def load_rows(store) -> list[Row]:
-    """Every row, streamed from the store's lean query (no list of dicts held at once)."""
-    rows = [Row(r, r.path) for r in store.list_rows()]
+    """The app's rows of the store's list rows, in path order, named without the folder every
+    path shares. Streams: no list of the list rows is held beside the rows."""
+    rows = [Row(r, r.path) for r in list_rows]
     n = len(common_dir([r.path for r in rows]))
     if n:
         for r in rows:
             r.name = r.path[n:]
     rows.sort(key=lambda r: r.path)  # name order: the stable tie-break of every sort
     return rows
+
+
+def load_rows(store) -> list[Row]:
+    """Every row, streamed from the store's lean query."""
+    return rows_from_list(store.list_rows())
 
 
 def load_head(store, limit: int = FIRST_PAGE) -> tuple[list[Row], int]:
