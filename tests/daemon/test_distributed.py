@@ -156,7 +156,11 @@ def test_gpus_come_from_the_job_then_the_config(tiny_demo):
     ctx.job.params["gpus"] = 2
     assert dist.job_gpus(ctx) == 2
     ctx.job.params["gpus"] = 0
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(ValueError, match=r"model.gpus = 0 is not allowed; expected an integer "
+                                         r"≥ 1 and ≤ 1024"):
+        dist.job_gpus(ctx)
+    ctx.job.params["gpus"] = "2"  # the check of [model] gpus: no quiet conversion
+    with pytest.raises(ValueError, match=r"model.gpus = '2' is not allowed"):
         dist.job_gpus(ctx)
     ctx.job.params.update(gpus=1, launch="external")  # would silently run here, single
     with pytest.raises(ValueError, match="total number of ranks"):

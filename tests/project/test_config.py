@@ -222,3 +222,30 @@ def test_state_path_agrees_with_the_full_config(tmp_path):
     (tmp_path / "segtriage.toml").write_text('[project]\nstate_dir = "../elsewhere"\n')
     assert state_path(tmp_path) == load_config(tmp_path).state_path(tmp_path) \
         == tmp_path / "../elsewhere"
+
+
+def test_a_jobs_overrides_are_checked_as_the_files_values_are(tmp_path):
+    (tmp_path / "segtriage.toml").write_text('[model]\nepochs = 5\nfolds = 4\n')
+    model = load_config(tmp_path).model
+    got = model.with_job_params({"epochs": 2, "folds": None, "arch": "resnet50", "scope": "x"})
+    assert (got.epochs, got.folds, got.arch) == (2, 4, "resnet50")  # None and others: unset
+    assert model.with_job_params({}) == model
+    from segtriage.engine.project.config import SettingError
+    for params, message in [
+            ({"epochs": 0}, "model.epochs = 0 is not allowed; expected an integer ≥ 1 and ≤ 10000"),
+            ({"folds": 1}, "model.folds = 1 is not allowed; expected an integer ≥ 2 and ≤ 20"),
+            ({"folds": 21}, "model.folds = 21 is not allowed; expected an integer ≥ 2 and ≤ 20"),
+            ({"gpus": 0}, "model.gpus = 0 is not allowed; expected an integer ≥ 1 and ≤ 1024"),
+            ({"lr": 0}, "model.lr = 0 is not allowed; expected a number > 0.0 and ≤ 10.0"),
+            ({"arch": "vgg"}, "model.arch = 'vgg' is not allowed; expected one of 'resnet18', "
+                              "'resnet34', 'resnet50'")]:
+        with pytest.raises(SettingError) as e:
+            model.with_job_params(params)
+        assert str(e.value) == message and e.value.key == next(iter(params))
+
+
+def test_a_choice_keys_values_come_from_its_checker():
+    from segtriage.engine.project.config import ModelConfig
+
+    assert ModelConfig.choices("arch") == ("resnet18", "resnet34", "resnet50")
+    assert ModelConfig.choices("device") == ("auto", "cpu", "cuda", "mps")

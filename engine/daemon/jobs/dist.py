@@ -49,16 +49,9 @@ MIN_IMAGES_PER_RANK = 4      # a train job's images per rank (valid ones include
 
 
 def job_gpus(ctx: JobContext) -> int:
-    """GPUs (= ranks) for this job: the job's ``gpus`` param, else ``[model] gpus``."""
-    v = ctx.job.params.get("gpus")
-    if v is None:
-        v = ctx.cfg.model.gpus
-    try:
-        n = int(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"gpus must be a whole number, got {v!r}") from None
-    if n < 1:
-        raise ValueError(f"gpus must be at least 1, got {n}")
+    """GPUs (= ranks) for this job: the job's ``gpus`` param, else ``[model] gpus``, checked
+    as [model] gpus is."""
+    n = ctx.cfg.model.with_job_params(ctx.job.params).gpus
     if n < 2 and ctx.job.params.get("launch") == "external":
         raise ValueError("launch = external needs gpus = the total number of ranks you will "
                          "start (2 or more), e.g. --gpus 8 for 2 nodes x 4 GPUs")

@@ -37,14 +37,11 @@ def _backup_before_train(ctx: JobContext) -> None:
     ctx.event("log", {"message": f"backup {snap.get('id')} before training"})
 
 
-JOB_OVERRIDES = ("epochs", "arch", "batch_size", "lr", "image_size")  # what a job may set
-
-
 def model_cfg(ctx: JobContext, **fixed) -> ModelConfig:
-    """The model section with the job's overrides (epochs, arch, ...) and ``fixed`` applied,
-    checked as the config file's values are (a bad one fails the job, naming it)."""
-    over = {k: ctx.job.params[k] for k in JOB_OVERRIDES if ctx.job.params.get(k) is not None}
-    return replace(ctx.cfg.model, **{**over, **fixed})
+    """The model section with the job's overrides (epochs, arch, folds, gpus, ...:
+    ModelConfig.JOB_OVERRIDES) and ``fixed`` applied, checked as the config file's values are
+    (a bad one fails the job, naming it; the CLI and the app refuse it before queueing)."""
+    return replace(ctx.cfg.model.with_job_params(ctx.job.params), **fixed)
 
 
 def _rel(root: Path, p) -> str:
@@ -100,10 +97,10 @@ def job_train(ctx: JobContext) -> dict:
     rows = training_rows(ctx.store)
     if len(rows) < 2:
         raise ValueError(f"need at least 2 images with usable masks to train, found {len(rows)}")
-    gpus = dist.job_gpus(ctx)  # a bad rank count fails before the backup, not after
+    mcfg = model_cfg(ctx)  # bad settings and rank counts fail before the backup, not after
+    gpus = dist.job_gpus(ctx)
     _backup_before_train(ctx)
     ctx.check()
-    mcfg = model_cfg(ctx)
     mid = ctx.store.next_model_id()
     models_dir = ctx.project.state / "models"
     out = models_dir / f"m{mid:04d}.pt"
@@ -116,9 +113,9 @@ def job_train(ctx: JobContext) -> dict:
             res = _train_one(ctx, rows, mcfg, out, span=(0.0, 1.0), label="", early=True)
         ctx.check()
         info = {"device": str(res.device), "seconds": round(time.monotonic() - t0, 1),
-                "history": res.history, "batch_size": getattr(res, "batch_size", None),
-                "image_size": getattr(res, "image_size", None),
-                "skipped": [[_rel(ctx.root, p), why] for p, why in getattr(res, "skipped", [])],
+                "history": res.history, "batch_size": res.batch_size,
+                "image_size": res.image_size,
+                "skipped": [[_rel(ctx.root, p), why] for p, why in res.skipped],
                 "valid_items": [_rel(ctx.root, p) for p in res.valid_items]}
         new_id = ctx.store.add_model(
             kind="plain", arch=res.arch, weights=[out.name], config=asdict(mcfg),
@@ -134,11 +131,11 @@ def job_train(ctx: JobContext) -> dict:
 
 def job_crossval(ctx: JobContext) -> dict:
     rows = training_rows(ctx.store)
-    k = int(ctx.job.params.get("folds") or ctx.cfg.model.folds)
+    mcfg = model_cfg(ctx)  # --folds checked as [model] folds is (2 to 20)
+    k = mcfg.folds
     if len(rows) < 2 * k:
         raise ValueError(f"crossval with {k} folds needs at least {2 * k} images with usable "
                          f"masks, found {len(rows)}")
-    mcfg = model_cfg(ctx)
     gpus = dist.job_gpus(ctx)  # bad rank counts fail before the backup, not after
     slots, ranks = (dist.crossval_plan(gpus, k, dist.rank_device(mcfg, gpus))
                     if gpus > 1 else (1, 1))

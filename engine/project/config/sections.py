@@ -7,8 +7,8 @@ in code is refused just as ``confident = 0.5`` in the file is.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, field, fields
-from typing import Any, Callable, ClassVar
+from dataclasses import MISSING, dataclass, field, fields, replace
+from typing import Any, Callable, ClassVar, Mapping
 
 from . import checks as c
 
@@ -53,6 +53,12 @@ class Section:
         f = cls.keys()[name]
         return f.default_factory() if f.default is MISSING else f.default
 
+    @classmethod
+    def choices(cls, name: str) -> tuple[str, ...]:
+        """The values a choice key allows (``ModelConfig.choices("arch")``), from its checker:
+        the one list a command line's or a dialog's choices come from."""
+        return tuple(cls.keys()[name].metadata["check"].allowed)
+
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
 
@@ -91,6 +97,9 @@ class LayoutConfig(Section):
 @dataclass(frozen=True)
 class ModelConfig(Section):
     section: ClassVar[str] = "model"
+    # the keys a job may set for itself (train --epochs, the retrain dialog, ...)
+    JOB_OVERRIDES: ClassVar[tuple[str, ...]] = ("epochs", "arch", "batch_size", "lr",
+                                                "image_size", "folds", "gpus")
     arch: str = key("resnet34", c.choice("resnet18", "resnet34", "resnet50"),
         "U-Net encoder")
     pretrained: bool = key(False, c.boolean,
@@ -129,6 +138,15 @@ class ModelConfig(Section):
         "seconds into a training before a checkpoint ranks the images it has no model score "
         "for (again at twice the time while under half the steps; docs/scoring.md, Early "
         "ranking); 0: no early ranking")
+
+    def with_job_params(self, params: Mapping[str, Any]) -> "ModelConfig":
+        """This section with a job's overrides: the JOB_OVERRIDES keys ``params`` sets (None:
+        not set), checked as the file's values are, so a bad one raises SettingError naming
+        the key and what is allowed (``model.epochs = 0 is not allowed; ...``). The one check
+        of a job's parameters: the command line and the retrain dialog call it before they
+        queue a job, the engine again when it runs it."""
+        return replace(self, **{k: params[k] for k in self.JOB_OVERRIDES
+                                if params.get(k) is not None})
 
 
 @dataclass(frozen=True)
