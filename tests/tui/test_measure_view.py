@@ -15,15 +15,12 @@ The project (40×40 px, pixel size 0.5 µm, [measure] split = "watershed"):
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from PIL import Image
-from textual import on
 from textual.app import App, ComposeResult
 
 from .conftest import T0, make_app, screen_text, settle, wait_until
@@ -225,27 +222,9 @@ def slow_measuring(monkeypatch) -> tuple[threading.Event, list[str]]:
 
 # -- in the app: the cursor never waits --------------------------------------------------------
 
-def wired_app(root):
-    """The review app with the pane wired on every cursor move (the most demanding wiring)."""
-    from segtriage.tui.app.app import SegtriageApp
-    from segtriage.tui.app.widgets.preview import select_renderer
-    from segtriage.tui.app.widgets.result_list import ResultList
-
-    class Wired(SegtriageApp):
-        CSS_PATH = Path(sys.modules[SegtriageApp.__module__].__file__).with_name("app.tcss")
-
-        @on(ResultList.Highlighted)
-        def _objects(self, event) -> None:
-            self.metrics.request_objects(self.current_row)
-
-    from .conftest import NOW
-
-    return Wired(root, renderer=select_renderer("halfcell"), clock=lambda: NOW)
-
-
 async def test_a_slow_measurement_never_holds_the_cursor(tiny, monkeypatch):
     gate, calls = slow_measuring(monkeypatch)
-    app = wired_app(tiny)
+    app = make_app(tiny)   # the app asks for the figures on every cursor move itself
     async with app.run_test(size=(160, 50)) as pilot:
         await wait_until(pilot, lambda: app.loaded and len(calls) == 1, "the first measuring")
         names = [r.path for r in app.model.view]
