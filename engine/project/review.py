@@ -47,30 +47,26 @@ def _image_row(store, image_id: int):
     return row
 
 
-def prediction_mask(state_dir: Path, prob_rel: str, shape: tuple[int, int] | None):
-    """The model's prediction as a 0/1 mask: P(object) > 0.5 from the stored 8-bit map."""
-    import numpy as np
-    from PIL import Image
+def prediction_mask(project: Project, row):
+    """The current model's prediction of ``row`` as a 0/1 mask of the image's size; ReviewError
+    when there is none or its map cannot be read."""
+    from .scoring.current import NoPrediction, prediction_for
 
-    path = Path(state_dir) / prob_rel
     try:
-        with Image.open(path) as im:
-            im = im.convert("L")
-            if shape is not None and im.size != (shape[1], shape[0]):
-                im = im.resize((shape[1], shape[0]), Image.BILINEAR)
-            prob = np.asarray(im)
-    except OSError as e:
-        raise ReviewError(f"{path}: cannot read the prediction: {e}") from None
-    return (prob > 127).astype(np.uint8)
+        pred = prediction_for(project, row)
+    except NoPrediction as e:
+        raise ReviewError(str(e)) from None
+    return _read_prediction(pred, row)
 
 
-def _shape(row) -> tuple[int, int] | None:
-    return (row.height, row.width) if row.height and row.width else None
+def _read_prediction(pred, row):
+    from .imageio import ImageError
+    from .scoring.probs import read_prediction
 
-
-def _prob_rel(store, image_id: int) -> str | None:
-    score = store.score(image_id)
-    return score.prob_path if score else None
+    try:
+        return read_prediction(pred.path, row.shape)
+    except ImageError as e:
+        raise ReviewError(f"cannot read the prediction: {e}") from None
 
 
 def nudge_index(project: Project, rel_mask: str) -> None:
@@ -86,10 +82,7 @@ def replace_with_prediction(project: Project, image_id: int) -> str:
     from . import history
 
     row = _image_row(project.store, image_id)
-    prob_rel = _prob_rel(project.store, image_id)
-    if not prob_rel:
-        raise ReviewError(f"{row.path}: no prediction yet (predict it first)")
-    mask = prediction_mask(project.state, prob_rel, _shape(row))
+    mask = prediction_mask(project, row)
     history.write_mask(project, row, mask, source="prediction")  # re-indexes the row
     return f"{row.path}: mask replaced by the prediction"
 
@@ -103,22 +96,27 @@ def undo(project: Project, image_id: int) -> str:
 
 
 def prepare_edit(project: Project, image_id: int) -> tuple[Path, Path]:
-    """Make sure the image has a mask (from the prediction, else a threshold) and keep the
-    current version in history; returns (mask path, image path) to hand to the editor."""
+    """Make sure the image has a mask (from the current model's prediction, else a threshold
+    of the image read as ``segtriage segment`` reads it: 16-bit at its native depth) and keep
+    the current version in history; returns (mask path, image path) to hand to the editor."""
     from . import history, versions
+    from .scoring.current import NoPrediction, prediction_for
 
     store, root = project.store, project.root
     row = _image_row(store, image_id)
     if not row.mask_path or not (root / row.mask_path).exists():
-        prob_rel = _prob_rel(store, image_id)
-        if prob_rel and (project.state / prob_rel).exists():
-            mask = prediction_mask(project.state, prob_rel, _shape(row))
+        try:
+            pred = prediction_for(project, row)
+        except NoPrediction:
+            pred = None
+        if pred is not None and pred.path.exists():
+            mask = _read_prediction(pred, row)
             source = "prediction"
         else:
-            from .imageio import read_image
-            from .segment import threshold_mask
+            # segment.py's reading: it should become public (read_for_threshold)
+            from .segment import _read_for_threshold, threshold_mask
 
-            mask = threshold_mask(read_image(root / row.path), "otsu")
+            mask = threshold_mask(_read_for_threshold(root / row.path), "otsu")
             source = "segment"
         history.write_mask(project, row, mask, source=source)
         row = _image_row(store, image_id)

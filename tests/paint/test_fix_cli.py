@@ -87,7 +87,8 @@ def test_fix_applies_the_operations_in_order_through_history_and_revert_undoes(
 def test_fix_says_why_an_image_is_left_as_it_is(tmp_path, capsys):
     root, mask, _pred = _project(tmp_path / "p")
     rc, _, err = run(capsys, "fix", root, "nopred.png", "--add-predicted")
-    assert rc == 1 and "nopred.png: left as it is: no prediction yet" in err
+    assert rc == 1 and ("nopred.png: left as it is: no current prediction for nopred.png: "
+                        "no prediction of model v1 yet (predict it first)") in err
     rc, _, err = run(capsys, "fix", root, "nomask.png", "--grow", "1")
     assert rc == 1 and "nomask.png: left as it is: it has no mask yet" in err
     # fill holes needs no model; a second time there is nothing left to fill
@@ -106,3 +107,27 @@ def test_fix_says_why_an_image_is_left_as_it_is(tmp_path, capsys):
         cli.main(["fix", str(root), "one.png", "--grow", "0"])
     rc, _, err = run(capsys, "fix", root, "nope.png", "--grow", "1")
     assert rc == 2 and "nope.png" in err
+
+
+def test_fix_uses_only_the_current_prediction_of_the_image_as_it_is(tmp_path, capsys):
+    """The shown score may be another image content's or an older model's: neither is used."""
+
+    root, mask, _pred = _project(tmp_path / "p")
+    before = (root / "one_mask.png").read_bytes()
+    img = np.full((S, S), 90, np.uint8)
+    img[0, 0] = 7                                   # same size, other content
+    Image.fromarray(img, "L").save(root / "one.png")
+    run(capsys, "scan", root)
+    rc, _, err = run(capsys, "fix", root, "one.png", "--add-predicted")
+    assert rc == 1 and ("one.png: left as it is: no current prediction for one.png: the "
+                        "image changed since model v1 predicted it (predict it again)") in err
+    assert (root / "one_mask.png").read_bytes() == before
+    # a newer model is current and has not predicted it: model v1's map is not used either
+    root, _, _ = _project(tmp_path / "q")
+    project = Project.open(root)
+    project.store.add_model(kind="plain", arch="resnet18", weights=[], config={}, epochs=1,
+                            train_loss=0.2, valid_loss=0.2, valid_dice=0.8, n_train=2,
+                            n_valid=1, manifest=[])
+    project.close()
+    rc, _, err = run(capsys, "fix", root, "one.png", "--drop-unseen")
+    assert rc == 1 and "no prediction of model v2 yet (predict it first)" in err

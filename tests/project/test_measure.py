@@ -266,3 +266,38 @@ def test_measure_target_counts_the_components_before_the_split(tmp_path):
     assert (img["components"], img["objects"]) == (1, 1)
     assert "components" not in measure.measure_target(project, t, split)[1]
     project.close()
+
+
+# -- a prediction target: the current model's map, through the guarded reader ---------------
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_a_prediction_is_measured_from_the_current_map_and_a_bomb_map_is_an_error(tmp_path):
+    from PIL import Image
+
+    from segtriage.engine.project.index import scan
+    from segtriage.engine.project.project import Project
+    from tests.project.test_review import bomb_png
+
+    m = np.zeros((30, 40), bool)
+    m[5:15, 10:20] = True          # 100 pixels
+    Image.fromarray(np.full((30, 40), 90, np.uint8), "L").save(tmp_path / "a.png")
+    project = Project.open(tmp_path)
+    scan(project)
+    row = project.store.image("a.png")
+    mid = project.store.add_model(kind="plain", arch="resnet18", weights=[], config={},
+                                  epochs=1, train_loss=0.2, valid_loss=0.2, valid_dice=0.8,
+                                  n_train=2, n_valid=1, manifest=[])
+    path = project.state / "preds" / "a.png"
+    Image.fromarray(np.where(m, 200, 10).astype(np.uint8), "L").save(path)
+    project.store.put_score(row.id, mid, fold=None, image_sha256=row.img_sha256,
+                            mask_sha256=None, precision="fp32", prob_path="preds/a.png",
+                            category=None, metrics={})
+    t = measure.target_for(project, row, "best")
+    assert (t.source, t.model, t.path, t.shape) == ("prediction", mid, path, (30, 40))
+    img = measure.measure_target(project, t, measure.Settings())[1]
+    assert (img["objects"], img["error"]) == (1, None) and img["area_fraction"] == 100 / 1200
+    bomb_png(path)
+    img = measure.measure_target(project, t, measure.Settings())[1]
+    assert img["error"].startswith(f"{path}: declares 10000×10000 pixels")
+    assert "decompression bomb" in img["error"]
+    project.close()

@@ -18,6 +18,8 @@ from .. import imageio
 from ...store.rows import ModelRow
 from ..project import Project
 from ..scoring import objects
+from ..scoring.current import NoPrediction, prediction_for
+from ..scoring.probs import read_prediction
 from .shapes import (IMAGE_COLUMNS, OBJECT_COLUMNS, REVIEWED, SOURCES, Settings, grey,
                      measure_mask, settings_from, summarize)
 
@@ -47,28 +49,14 @@ class Report:
         return [r for r in self.images if r.get("error")]
 
 
-class MeasureError(RuntimeError):
-    pass
-
-
-def _shape(row) -> tuple[int, int] | None:
-    return (row.height, row.width) if row.height and row.width else None
-
-
 def _prediction_target(project: Project, row, model_id: int | None) -> Target:
     t = Target(row.id, row.path, row.status, "prediction", None, None,
-               model=model_id, shape=_shape(row))
-    if model_id is None:
-        t.error = "no model yet (train one first): no prediction to measure"
+               model=model_id, shape=row.shape)
+    try:
+        t.path = prediction_for(project, row, model_id=model_id).path
+    except NoPrediction as e:
+        t.error = e.reason
         return t
-    sc = project.store.score(row.id, model_id)
-    if sc is None or not sc.prob_path:
-        t.error = f"no prediction of model v{model_id} yet (predict it first)"
-        return t
-    if sc.image_sha256 != row.img_sha256:
-        t.error = f"the image changed since model v{model_id} predicted it (predict it again)"
-        return t
-    t.path = project.state / sc.prob_path
     t.shown = (str(t.path.relative_to(project.root)) if t.path.is_relative_to(project.root)
                else str(t.path))
     return t
@@ -108,26 +96,13 @@ def target_for(project: Project, row, source: str, *,
     if source in ("reviewed", "masks") or (source == "best" and reviewed):
         t = Target(row.id, row.path, row.status,
                    "reviewed" if reviewed else "mask", project.path(row.mask_path)
-                   if row.mask_path else None, row.mask_path, shape=_shape(row))
+                   if row.mask_path else None, row.mask_path, shape=row.shape)
         if row.error:
             t.error = row.error
         elif not row.mask_path:
             t.error = "no mask"
         return t
     return _prediction_target(project, row, model_id)
-
-
-def measure_image(project: Project, image_id: int, *, source: str = "best",
-                  settings: Settings | None = None) -> dict | None:
-    """The per-image row (IMAGE_COLUMNS) of one image, or None when ``source`` leaves it
-    out or the image is gone: what the app's metrics pane shows for the selected row."""
-    row = project.store.image(image_id)
-    if row is None:
-        return None
-    t = target_for(project, row, source)
-    if t is None:
-        return None
-    return measure_target(project, t, settings or settings_from(project.cfg))[1]
 
 
 def _sha256(path: Path) -> str:
@@ -150,19 +125,10 @@ def model_sha256(state: Path, model: ModelRow | None) -> str | None:
 
 def read_target(project: Project, t: Target) -> tuple[np.ndarray, np.ndarray]:
     """(bool mask, intensity) of a target; ImageError/MaskError/OSError name the file."""
-    from PIL import Image
-
     intensity = grey(imageio.read_image_raw(project.path(t.image)))
     shape = intensity.shape[:2]
     if t.source == "prediction":
-        try:
-            with Image.open(t.path) as im:
-                im = im.convert("L")
-                if im.size != (shape[1], shape[0]):
-                    im = im.resize((shape[1], shape[0]), Image.BILINEAR)
-                mask = np.asarray(im) > 127     # P(object) > 0.5 of the 8-bit map
-        except OSError as e:
-            raise OSError(f"{t.path}: cannot read the prediction: {e}") from None
+        mask = read_prediction(t.path, shape) > 0   # P(object) > 0.5 of the 8-bit map
     else:
         mask = imageio.read_mask(t.path, project.cfg.project.codes, expect_shape=shape) > 0
     return mask, intensity

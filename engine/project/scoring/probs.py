@@ -2,6 +2,11 @@
 
 The predict job writes them (ProbWriter, off the forward pass's thread); re-scoring an edited
 mask, the app's preview and the painter read them. numpy and Pillow only: clients use this.
+
+A stored map read as a 0/1 mask (use-prediction, the editor's first mask, measuring,
+`segtriage fix`) goes through ``read_prediction``: the project's guarded image reader (it
+refuses decompression bombs and names the file in its errors), resized bilinearly to the
+image when the sizes differ, cut at ``PRED_CUT``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..imageio import atomic_write_bytes
+from ..imageio import ImageError, atomic_write_bytes, read_image_raw
+
+# P(object) > 0.5 on the 8-bit map: round(p * 255) > 127. tui/paint/scene.py keeps its own
+# copy (importing this package pulls scipy, which the app's preview does not need); a test
+# keeps the two equal.
+PRED_CUT = 127
+
 _SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -135,3 +146,32 @@ def load_prob_png(path: Path) -> np.ndarray:
 def load_prob(state: Path, prob_rel: str) -> np.ndarray:
     """P(object) of a score row's ``prob_path`` (relative to the state folder ``state``)."""
     return load_prob_png(Path(state) / prob_rel)
+
+
+def prediction_of(prob_u8: np.ndarray) -> np.ndarray:
+    """The model's prediction (bool) from an 8-bit P(object) map: P > 0.5."""
+    return np.asarray(prob_u8) > PRED_CUT
+
+
+def read_prob_u8(path: Path | str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """A stored P(object) map as ``(H, W) uint8`` (round(p * 255)), read through the project's
+    guarded image reader: ImageError names the file (missing, damaged, a decompression bomb,
+    not an 8-bit greyscale map). ``shape`` (H, W): a map of another size is resized to it
+    bilinearly; None: as stored."""
+    path = Path(path)
+    a = read_image_raw(path)
+    if a.dtype == bool:          # a 1-bit file
+        a = a.astype(np.uint8) * 255
+    if a.ndim != 2 or a.dtype != np.uint8:
+        raise ImageError(f"{path}: not an 8-bit greyscale probability map "
+                         f"({a.dtype}, {'×'.join(map(str, a.shape))})")
+    if shape is not None and a.shape != tuple(shape[:2]):
+        h, w = shape[:2]
+        a = np.asarray(Image.fromarray(a, "L").resize((w, h), Image.BILINEAR))
+    return a
+
+
+def read_prediction(path: Path | str, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """The model's prediction as a ``(H, W) uint8`` 0/1 mask from a stored map (see
+    ``read_prob_u8`` for ``shape`` and the errors)."""
+    return prediction_of(read_prob_u8(path, shape)).astype(np.uint8)

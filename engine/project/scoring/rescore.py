@@ -20,11 +20,8 @@ def read_current_mask(project: Project, image_row) -> np.ndarray | None:
     """The image's mask as a foreground boolean map, or None when it has none."""
     if not image_row.mask_path:
         return None
-    expect = None
-    if image_row.height and image_row.width:
-        expect = (image_row.height, image_row.width)
     m = imageio.read_mask(project.path(image_row.mask_path), project.cfg.project.codes,
-                          expect_shape=expect)
+                          expect_shape=image_row.shape)
     return (m > 0).astype(np.uint8)
 
 

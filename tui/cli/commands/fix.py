@@ -102,13 +102,8 @@ def run(a) -> int:
             continue
         pred = None
         if needs_pred:
-            score = store.score(row.id)
-            if not score or not score.prob_path:
-                fail(p, "no prediction yet (train a model, or `segtriage predict` it)")
-                continue
-            try:
-                pred = prediction_mask(project.state, score.prob_path,
-                                       mask.shape).astype(bool)
+            try:  # the current model's, of the image as it is now
+                pred = prediction_mask(project, row).astype(bool)
             except ReviewError as e:
                 fail(p, str(e))
                 continue
