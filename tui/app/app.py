@@ -122,10 +122,8 @@ class SegtriageApp(DataFeed, ReviewActions, JobActions, ViewActions, StoreWrites
         self.filter_box = Input(placeholder="filter by name (enter keeps, escape clears)",
                                 id="filter-input")
         # split outlines as the project measures, as the painter draws them
-        splits = {"min_distance": self.cfg.measure.min_distance,
-                  "compactness": self.cfg.measure.compactness}
         self.preview = Preview(self.root, self.state_dir, self.cfg.project.codes, self.renderer,
-                               split_settings=splits, id="preview")
+                               cfg=self.cfg, id="preview")
         self.metrics = MetricsPane("", id="metrics")
         self.status_pane = StatusPane("", id="status")
         with Horizontal(id="header"):

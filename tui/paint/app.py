@@ -25,6 +25,7 @@ from . import ops
 from .disagree import Disagreements
 from .document import Document, DocumentError
 from .pictures import make_view
+from .splits import split_settings
 from .view import VIEW_BINDINGS, Layers, PaintView, Scene
 
 
@@ -63,17 +64,6 @@ PAINT_BINDINGS = [
 
 HINT = "? help  space paint  x erase  [ ] size  d delete  a add pred  n next  u undo  w save  q quit"
 HINT_SHORT = "? help  space paint  x erase  [ ] size  d del  a add  n next  u undo  w save  q"
-
-
-def split_settings(cfg) -> dict:
-    """The split outlines' watershed settings: the project's ``[measure]`` min_distance and
-    compactness (``cfg``: the Document's project config), the measure module's defaults
-    when the painter runs on a plain file."""
-    from ...engine.project.measure import DEFAULT_COMPACTNESS, DEFAULT_MIN_DISTANCE
-
-    m = getattr(cfg, "measure", None)
-    return {"min_distance": int(getattr(m, "min_distance", DEFAULT_MIN_DISTANCE)),
-            "compactness": float(getattr(m, "compactness", DEFAULT_COMPACTNESS))}
 
 
 def shown_name(name: str, limit: int = 28) -> str:

@@ -14,6 +14,15 @@ from .history import changed_box
 Box = tuple[int, int, int, int]   # y0, y1, x0, x1 (end exclusive)
 
 
+def split_settings(cfg) -> dict:
+    """The watershed settings of the split outlines: ``[measure]`` min_distance and
+    compactness of ``cfg`` (a project's ``Config``; None: the defaults, for a plain file)."""
+    from ...engine.project.config import default_config
+
+    m = (cfg or default_config()).measure
+    return {"min_distance": m.min_distance, "compactness": m.compactness}
+
+
 def _sl(b: Box) -> tuple[slice, slice]:
     return slice(b[0], b[1]), slice(b[2], b[3])
 

@@ -107,14 +107,15 @@ class Preview(Container):
             self.note = note
 
     def __init__(self, root: Path, state_dir: Path, codes, renderer: Renderer, *,
-                 split_settings: dict | None = None, **kw) -> None:
-        """``split_settings``: the watershed's min_distance and compactness ([measure])."""
+                 cfg=None, **kw) -> None:
+        """``cfg``: the project's config; the split outlines are drawn as its ``[measure]``
+        splits objects."""
         super().__init__(**kw)
         self.root = root
         self.state_dir = state_dir
         self.codes = list(codes)
         self.renderer = renderer
-        self.split_settings = dict(split_settings or {})
+        self.cfg = cfg
         self.row: Row | None = None
         self.viewer = None          # widgets.viewer.PreviewViewer, made with the first scene
         self._scenes: OrderedDict[tuple, tuple] = OrderedDict()   # (scene, note) by files
@@ -284,8 +285,10 @@ class Preview(Container):
 
     @work(thread=True, exclusive=True, group="preview")
     def _load_worker(self, row: Row, key: tuple, colors: dict) -> None:
+        # the viewer's modules load here, off the UI thread (numpy, scipy)
         from ...paint.scene import Scene
-        from .viewer import make_viewer  # noqa: F401 - imported here, off the UI thread
+        from ...paint.splits import split_settings  # noqa: F401
+        from .viewer import make_viewer  # noqa: F401
 
         worker = get_current_worker()
         got = self._scenes.get(key)
@@ -329,11 +332,12 @@ class Preview(Container):
             return
         scene.colors.update(self._colors)
         if self.viewer is None:
+            from ...paint.splits import split_settings
             from .viewer import make_viewer
 
             self.viewer = make_viewer(self.renderer, layers=self.overlay_layers(),
                                       id="preview-view")
-            self.viewer.split_settings = self.split_settings
+            self.viewer.split_settings = split_settings(self.cfg)
             self.query_one("#preview-frame").mount(self.viewer)
             if self.screen.has_class("-zoom") and self.app.focused is None:
                 self.viewer.focus()   # z came before the first image: the keys go to it now
