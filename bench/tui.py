@@ -111,7 +111,7 @@ async def _measure(root: Path, presses: int, first_page: int) -> dict:
 
     from segtriage.tui.app.app import SegtriageApp
     from segtriage.tui.app.data import SORTS
-    from segtriage.tui.app.widgets.preview import select_renderer
+    from segtriage.tui.paint.renderers import select_renderer
 
     app = SegtriageApp(root, renderer=select_renderer("halfcell"), start_engine=False,
                        first_page=first_page)

@@ -139,7 +139,7 @@ def test_the_open_app_keeps_seeing_the_running_engine(project, monkeypatch):
     # the app was opened on a good file; a typo in [model] must not turn the live engine
     # into "engine offline" nor make the app try to start a second one
     from segtriage.tui.app.app import SegtriageApp
-    from segtriage.tui.app.widgets.preview import select_renderer
+    from segtriage.tui.paint.renderers import select_renderer
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(project.parent / "xdg"))
     monkeypatch.setattr(control, "start_detached", lambda *a, **k: pytest.fail("second engine"))

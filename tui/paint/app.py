@@ -77,12 +77,6 @@ def shown_name(name: str, limit: int = 28) -> str:
     return name[:head] + "…" + name[len(name) - (limit - 1 - head):]
 
 
-def key_label(keys: str) -> str:
-    names = {"left_square_bracket": "[", "right_square_bracket": "]", "question_mark": "?",
-             "plus": "+", "equals_sign": "=", "minus": "-", "space": "space"}
-    return ", ".join(names.get(k, k) for k in keys.split(","))
-
-
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close", show=False)]
     DEFAULT_CSS = """
@@ -101,8 +95,9 @@ class HelpScreen(ModalScreen[None]):
             if group is PAINT_BINDINGS:
                 lines += ["", "[b]Fixing[/b]"]
             for b in group:
-                keys = self.keymap.get(b.id, b.key)
-                lines.append(f"  [b]{escape(key_label(keys)):<22}[/b] {escape(b.description)}")
+                keys = ", ".join(self.app.get_key_display(Binding(k.strip(), ""))
+                                 for k in self.keymap.get(b.id, b.key).split(","))
+                lines.append(f"  [b]{escape(keys):<22}[/b] {escape(b.description)}")
         lines += ["", "Mouse: left drag paints (erase mode: erases), right drag erases, "
                   "middle or ctrl drag pans, the wheel pans (shift: sideways)."]
         with Vertical(id="paint-help"):

@@ -32,7 +32,7 @@ from textual.strip import Strip
 from textual.widget import Widget
 
 from .mouse import ViewMouse
-from .scene import DEFAULT_COLORS, Layers, Marks, Scene, StripCache  # noqa: F401 (re-exported)
+from .scene import Layers, Marks, Scene  # noqa: F401 (re-exported)
 from .viewport import ZOOM_MAX, Viewport  # noqa: F401 (re-exported)
 
 

@@ -111,13 +111,6 @@ class Viewport:
             return y, x
         return None
 
-    def cell_of(self, y: int, x: int) -> tuple[int, int]:
-        """(row, col) of the first cell showing pixel (y, x) (may be off screen)."""
-        oy, ox = self.origin()
-        s = self.scale
-        return (math.floor((y - oy) * s / self.dot_h + 1e-9),
-                math.floor((x - ox) * s / self.dot_w + 1e-9))
-
     def sample_index(self, pad: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """Image row of every dot row and column of every dot column (-1 outside), with
         ``pad`` extra dots on each side."""

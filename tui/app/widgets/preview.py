@@ -8,8 +8,7 @@ viewer module (numpy) is imported by that worker: the list shows before numpy lo
 
 How a frame reaches the terminal is the painter's choice too (paint/renderers.py:
 ``select_renderer``, ``Renderer``; half-cell blocks by default, kitty, sixel, "auto" and
-textual-image's unicode renderer opt-in, chosen before ``App.run()``); they are imported here
-for the app.
+textual-image's unicode renderer opt-in, chosen before ``App.run()``).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
-from ...paint.renderers import RENDERERS, Renderer, select_renderer  # noqa: F401 (for the app)
+from ...paint.renderers import Renderer
 from ..data import Row
 
 SCENE_PIXELS = 40_000_000   # image pixels the scenes kept for the last rows hold together
