@@ -351,9 +351,13 @@ def encode_mask(mask: np.ndarray, ext: str, *, n_codes: int = 2,
 def write_mask(path: Path | str, mask: np.ndarray, *, like: Path | str | None = None,
                n_codes: int = 2) -> None:
     """Write class indices atomically; 0/255 for two codes, or the convention of ``like``
-    (an existing mask: 0/1 stays 0/1, palette stays palette, RGB stays RGB)."""
+    (an existing mask: 0/1 stays 0/1, palette stays palette, RGB stays RGB). A mask that
+    cannot be written so raises MaskError naming ``path``."""
     path = Path(path)
-    data = encode_mask(mask, path.suffix, n_codes=n_codes, like=like)
+    try:
+        data = encode_mask(mask, path.suffix, n_codes=n_codes, like=like)
+    except MaskError as e:
+        raise MaskError(f"{path}: {e}") from None
     atomic_write_bytes(path, data)
 
 

@@ -305,10 +305,16 @@ def test_write_mask_formats(tmp_path, ext):
 
 
 def test_write_mask_refuses_jpeg_and_bad_values(tmp_path):
-    with pytest.raises(MaskError, match="lossy"):
+    # the message names the file: a save of many masks says which one was refused
+    with pytest.raises(MaskError) as e:
         write_mask(tmp_path / "w.jpg", M01)
-    with pytest.raises(MaskError, match=r"class indices \{0, 2\} outside 0\.\.1"):
+    assert str(e.value) == (f"{tmp_path / 'w.jpg'}: refusing to write a mask as .jpg: JPEG is "
+                            "lossy and would change class values (use .png)")
+    with pytest.raises(MaskError, match=r"w\.png: mask has class indices \{0, 2\} outside "
+                                        r"0\.\.1"):
         write_mask(tmp_path / "w.png", M01 * 2)
+    with pytest.raises(MaskError, match=r"w\.gif: cannot write a mask with extension '\.gif'"):
+        write_mask(tmp_path / "w.gif", M01)
     assert not list(tmp_path.iterdir())
 
 
