@@ -370,6 +370,28 @@ async def test_retrain_dialog_submits_train_and_crossval_jobs(project):
         assert str(app.screen.query_one("#retrain-error").render()).strip() == ""
         await pilot.press("escape")
         assert len(db(project).jobs()) == 2
+        # the engine's own check of a job's values, with the config's message: folds 1 (2 to
+        # 20), a cleared field, GPUs 0
+        for field, value, crossval, message in [
+                ("#folds", "1", True, "model.folds = 1 is not allowed; expected an integer ≥ 2 "
+                                      "and ≤ 20"),
+                ("#folds", "21", True, "model.folds = 21 is not allowed"),
+                ("#epochs", "", False, "model.epochs = '' is not allowed; expected an integer "
+                                       "≥ 1 and ≤ 10000"),
+                ("#gpus", "0", False, "model.gpus = 0 is not allowed; expected an integer ≥ 1 "
+                                      "and ≤ 1024")]:
+            await pilot.press("r")
+            await settle(pilot)
+            if crossval:
+                await pilot.click("#crossval")
+            app.screen.query_one(field).value = value
+            await pilot.click("#start")
+            await settle(pilot)
+            shown = " ".join(str(app.screen.query_one("#retrain-error").render()).split())
+            assert shown == " ".join(message.split()) or shown.startswith(message), shown
+            await pilot.press("escape")
+            await settle(pilot)
+        assert len(db(project).jobs()) == 2
         # more than one GPU: the job asks for torchrun ranks
         await pilot.press("r")
         await settle(pilot)

@@ -260,6 +260,37 @@ def test_external_launch_without_ranks_is_refused_before_anything_is_queued(proj
     assert Project.open(project).store.active_jobs() == []
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "--epochs: model.epochs = 0 is not allowed; expected an integer "
+                                 "≥ 1 and ≤ 10000"),
+    (["train", "--gpus", "0"], "--gpus: model.gpus = 0 is not allowed; expected an integer ≥ 1 "
+                               "and ≤ 1024"),
+    (["crossval", "--folds", "1"], "--folds: model.folds = 1 is not allowed; expected an "
+                                   "integer ≥ 2 and ≤ 20"),
+    (["crossval", "--folds", "50"], "--folds: model.folds = 50 is not allowed"),
+    (["crossval", "--folds", "0"], "--folds: model.folds = 0 is not allowed"),
+    (["predict", "--gpus", "0"], "--gpus: model.gpus = 0 is not allowed"),
+])
+def test_a_bad_job_setting_is_refused_with_the_configs_message_before_queueing(
+        project, capsys, argv, message):
+    rc, _, err = run(capsys, argv[0], project, *argv[1:], "--detach")
+    assert rc == 2 and f"segtriage: {message}" in err
+    assert Project.open(project).store.jobs() == []
+
+
+def test_the_arch_choices_are_the_configs(project, capsys):
+    from segtriage.engine.project.config import ModelConfig
+
+    with pytest.raises(SystemExit):
+        run(capsys, "train", project, "--arch", "resnet99")
+    err = capsys.readouterr().err
+    allowed = ", ".join(repr(a) for a in ModelConfig.choices("arch"))
+    assert f"invalid choice: 'resnet99' (choose from {allowed})" in err
+    with pytest.raises(SystemExit):
+        run(capsys, "train", "--help")
+    assert "one of resnet18, resnet34, resnet50;" in capsys.readouterr().out
+
+
 def test_review_decisions_and_use_prediction_work_headless(project, capsys, monkeypatch):
     # the app's a, x (and x on a flagged row) and P, from the command line
 

@@ -143,8 +143,7 @@ class JobActions:
             else:
                 self._submit("train", {"epochs": result["epochs"], **extra}, "training")
 
-        self.push_screen(RetrainScreen(m.epochs, m.folds, n, self.cfg.backup.before_train,
-                                       gpus=m.gpus, min_steps=m.min_steps), answer)
+        self.push_screen(RetrainScreen(m, n, self.cfg.backup.before_train), answer)
 
     def action_predict(self) -> None:
         self._submit("predict", {"scope": "stale"}, "re-predict")

@@ -8,19 +8,31 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
+from ....engine.project.config import ModelConfig, SettingError
+
+
+def _whole(text: str) -> int | str:
+    """A field's whole number, or its text as typed (the config's check then names it)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
 
 class RetrainScreen(ModalScreen[dict | None]):
-    """Returns {"kind": "train" | "crossval", "epochs": n, "gpus": g, "folds": k?} or None."""
+    """Returns {"kind": "train" | "crossval", "epochs": n, "gpus": g, "folds": k?} or None;
+    the values are checked as the engine checks a job's (ModelConfig.with_job_params)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", show=False)]
 
-    def __init__(self, epochs: int, folds: int, n_masks: int | None = None,
-                 backup_first: bool = False, gpus: int = 1, min_steps: int = 0) -> None:
+    def __init__(self, model: ModelConfig, n_masks: int | None = None,
+                 backup_first: bool = False) -> None:
         super().__init__()
-        self.gpus = gpus
-        self.min_steps = min_steps
-        self.epochs = epochs
-        self.folds = folds
+        self.model = model  # [model]: the fields' first values and their checks
+        self.gpus = model.gpus
+        self.min_steps = model.min_steps
+        self.epochs = model.epochs
+        self.folds = model.folds
         self.n_masks = n_masks
         self.backup_first = backup_first
 
@@ -51,7 +63,7 @@ class RetrainScreen(ModalScreen[dict | None]):
                 yield Label("Folds")
                 yield Input(str(self.folds), id="folds", type="integer", max_length=2,
                             disabled=True, compact=True)
-            yield Static("", id="retrain-error", classes="dialog-error")
+            yield Static("", id="retrain-error", classes="dialog-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Start", id="start", variant="primary")
                 yield Button("Cancel", id="cancel")
@@ -63,32 +75,15 @@ class RetrainScreen(ModalScreen[dict | None]):
         self.query_one("#folds", Input).disabled = event.pressed.id != "crossval"
 
     def _result(self) -> dict | None:
-        err = self.query_one("#retrain-error", Static)
-        try:
-            epochs = int(self.query_one("#epochs", Input).value)
-        except ValueError:
-            epochs = 0
-        if not 1 <= epochs <= 10_000:
-            err.update("epochs: a whole number from 1 to 10000")
-            return None
-        try:
-            gpus = int(self.query_one("#gpus", Input).value)
-        except ValueError:
-            gpus = 0
-        if not 1 <= gpus <= 1024:
-            err.update("GPUs: a whole number from 1 to 1024")
-            return None
         crossval = self.query_one("#crossval", RadioButton).value
-        if not crossval:
-            return {"kind": "train", "epochs": epochs, "gpus": gpus}
+        names = ("epochs", "gpus", "folds") if crossval else ("epochs", "gpus")
+        params = {k: _whole(self.query_one(f"#{k}", Input).value) for k in names}
         try:
-            folds = int(self.query_one("#folds", Input).value)
-        except ValueError:
-            folds = 0
-        if not 2 <= folds <= 20:
-            err.update("folds: a whole number from 2 to 20")
+            self.model.with_job_params(params)  # what the engine checks when the job runs
+        except SettingError as e:
+            self.query_one("#retrain-error", Static).update(str(e))
             return None
-        return {"kind": "crossval", "epochs": epochs, "folds": folds, "gpus": gpus}
+        return {"kind": "crossval" if crossval else "train", **params}
 
     def _submit(self) -> None:
         result = self._result()

@@ -12,6 +12,39 @@ from ..output import ago, err, escape, new_console
 from . import Command, dir_arg
 
 
+class ModelChoices:
+    """The values a choice key of [model] allows (``arch``), asked of the config's own
+    checker when argparse checks a value or writes the help: one list, and the config module
+    is imported only then, not at every start."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def values(self) -> tuple[str, ...]:
+        from ....engine.project.config import ModelConfig
+
+        return ModelConfig.choices(self.key)
+
+    def __iter__(self):
+        return iter(self.values())
+
+    def __contains__(self, value: object) -> bool:
+        return value in self.values()
+
+
+def checked(root, params: dict) -> dict:
+    """``params`` of a train / crossval / predict job, checked as the engine will check them
+    (ModelConfig.with_job_params): a bad one exits here with the config's message, before
+    anything is queued."""
+    from ....engine.project.config import SettingError
+
+    try:
+        config(root).model.with_job_params(params)
+    except SettingError as e:
+        raise SystemExit(err(f"--{e.key.replace('_', '-')}: {e}")) from None
+    return params
+
+
 def scale_args(p: argparse.ArgumentParser, *, launch: bool) -> None:
     """--gpus N, and --launch where the job can wait for ranks started elsewhere."""
     p.add_argument("--gpus", type=int, metavar="N",
@@ -26,20 +59,23 @@ def scale_args(p: argparse.ArgumentParser, *, launch: bool) -> None:
 def train_arguments(p: argparse.ArgumentParser) -> None:
     dir_arg(p)
     p.add_argument("--epochs", type=int)
-    p.add_argument("--arch", choices=["resnet18", "resnet34", "resnet50"])
+    # a metavar: argparse then reads the choices only to check a value or write the help
+    p.add_argument("--arch", choices=ModelChoices("arch"), metavar="ARCH",
+                   help="U-Net encoder, one of %(choices)s; default [model] arch")
     scale_args(p, launch=True)
     p.add_argument("--detach", action="store_true", help="submit and return at once")
 
 
 def run_train(a) -> int:
     root = folder(a.dir)
+    params = checked(root, {k: v for k, v in (("epochs", a.epochs), ("arch", a.arch),
+                                              ("gpus", a.gpus), ("launch", a.launch))
+                            if v is not None})
     if a.launch == "external":  # the engine says so too, but only after its backup
-        gpus = a.gpus if a.gpus is not None else config(root).model.gpus
+        gpus = config(root).model.with_job_params(params).gpus
         if gpus < 2:
             return err(f"--launch external needs --gpus N (or [model] gpus), the total number "
                        f"of ranks you will start, 2 or more (now {gpus}); docs/scaling.md")
-    params = {k: v for k, v in (("epochs", a.epochs), ("arch", a.arch), ("gpus", a.gpus),
-                                ("launch", a.launch)) if v is not None}
     return submit_and_follow(root, "train", params, a.detach)
 
 
@@ -52,9 +88,10 @@ def crossval_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_crossval(a) -> int:
-    params = {k: v for k, v in (("folds", a.folds), ("epochs", a.epochs), ("gpus", a.gpus))
-              if v is not None}
-    return submit_and_follow(folder(a.dir), "crossval", params, a.detach)
+    root = folder(a.dir)
+    params = checked(root, {k: v for k, v in (("folds", a.folds), ("epochs", a.epochs),
+                                              ("gpus", a.gpus)) if v is not None})
+    return submit_and_follow(root, "crossval", params, a.detach)
 
 
 def predict_arguments(p: argparse.ArgumentParser) -> None:
@@ -68,7 +105,8 @@ def predict_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_predict(a) -> int:
     root = folder(a.dir)
-    scale = {k: v for k, v in (("gpus", a.gpus), ("launch", a.launch)) if v is not None}
+    scale = checked(root, {k: v for k, v in (("gpus", a.gpus), ("launch", a.launch))
+                           if v is not None})
 
     def params(store) -> dict:
         if a.images:
