@@ -40,8 +40,9 @@ async def test_open_zoom_pan_and_the_cursor_status_line(tmp_path):
         view = app.query_one(PaintView)
         assert view.size == (80, 22)                     # status and hint lines below
         assert view.cursor == (50, 75)
-        assert "x 75 y 50" in _status(app) and "value 180" in _status(app)
-        assert "zoom fit" in _status(app) and "mask 0" in _status(app)
+        # the pixel's facts in the preview's order (PaintView.pixel_facts), then the zoom
+        assert "x 75 y 50  mask 0  value 180  zoom fit" in _status(app)
+        assert view.pixel_facts() == ["x 75 y 50", "mask 0", "value 180"]
         await pilot.press("h", "h", "k")
         assert view.cursor == (49, 73) and "x 73 y 49" in _status(app)
         assert "value 0" in _status(app)

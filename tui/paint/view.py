@@ -307,20 +307,27 @@ class PaintView(ViewMouse, Widget, can_focus=True):
         r = self.regions[self.region_index]
         return f"{self.region_index + 1}/{len(self.regions)} {r.kind} ({r.pixels} px)"
 
-    def status_text(self) -> str:
-        """Cursor coordinates and values, zoom: the status line."""
+    def pixel_facts(self) -> list[str]:
+        """The pixel under the cursor: its coordinates, the mask and P(object) there, the
+        image's value (last: three numbers in colour), and why no split outlines are drawn
+        when they are not (the painter's status line and the preview's line)."""
         sc = self.scene
         if sc is None or self.vp is None:
-            return ""
+            return []
         y, x = self.cursor
-        parts = [f"x {x} y {y}", f"value {sc.value_text(y, x)}"]
+        parts = [f"x {x} y {y}"]
         if sc.mask is not None:
             parts.append(f"mask {int(sc.mask[y, x])}")
         if sc.prob is not None:
             parts.append(f"P {sc.prob[y, x] / 255:.2f}")
-        parts.append(f"zoom {self.vp.zoom_label()}")
+        parts.append(f"value {sc.value_text(y, x)}")
         if self.overlays.splits:
             self._update_labels()
             if self.splits_note:
                 parts.append(self.splits_note)
-        return "  ".join(parts)
+        return parts
+
+    def status_text(self) -> str:
+        """The pixel's facts and the zoom: the painter's status line."""
+        facts = self.pixel_facts()
+        return "  ".join(facts + [f"zoom {self.vp.zoom_label()}"]) if facts else ""

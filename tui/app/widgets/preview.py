@@ -235,16 +235,7 @@ class Preview(Container):
             return
         region = v.region_text() if v is not None else ""
         if v is not None and v.has_focus and v.scene is not None:
-            sc, (y, x) = v.scene, v.cursor
-            parts = [f"x {x} y {y}"]
-            if sc.mask is not None:
-                parts.append(f"mask {int(sc.mask[y, x])}")
-            if sc.prob is not None:
-                parts.append(f"P {sc.prob[y, x] / 255:.2f}")
-            parts.append(f"value {sc.value_text(y, x)}")
-            if v.splits_note:
-                parts.append(v.splits_note)
-            text = " · ".join(parts)
+            text = escape(" · ".join(v.pixel_facts()))
         else:
             row = self.row if self.row.id == self._shown_id else None
             text = info_line(row, self._shown_note) if row is not None else ""
