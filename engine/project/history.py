@@ -1,23 +1,29 @@
 """Mask history, the use cases: write a mask, list a mask's versions, revert to one.
 
-Every write keeps the old content as a version first (versions.py) and leaves the image row as
-a scan of the new file would (index.recheck_mask). No torch or fastai: clients call these.
+Every mask segtriage writes in a project goes through ``replace_mask``: under the mask's own
+lock it keeps the old content as a version (versions.py), writes, keeps the new content, and
+(for the use cases of one mask) leaves the image row as a scan of the new file would
+(index.recheck_mask). No torch or fastai: clients call these.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Union
 
 import numpy as np
 
-from .imageio import sha256_file
+from .imageio import atomic_write_bytes, sha256_file
 from .imageio import write_mask as _write_mask_file
 from .index import recheck_mask
 from .layout import discover_one
 from .objectstore import utc_iso
 from .project import Project
 from .scoring.rescore import rescore_image
-from .versions import HistoryError, history_store, save_version
+from .versions import HistoryError, history_store, keep_current, mask_lock, save_version
+
+# what replace_mask writes: the file's bytes, or a function writing (path, old file or None)
+Content = Union[bytes, Callable[[Path, "Path | None"], None]]
 
 
 def _mask_target(project: Project, image_rel: str) -> str:
@@ -26,6 +32,44 @@ def _mask_target(project: Project, image_rel: str) -> str:
             return pair.mask or pair.mask_target
     raise HistoryError(f"{image_rel}: not an image of this folder's layout; cannot tell where "
                        "its mask goes")
+
+
+def replace_mask(project: Project, rel: str, content: Content, source: str, *,
+                 image_id: int | None = None, recheck: bool = True,
+                 status: str | None = "edited") -> tuple[int | None, str | None]:
+    """Replace (or create) the mask file ``rel``, keeping its history: under the mask's
+    exclusive lock, the content there now is kept first (labelled by keep_current's rule;
+    when it cannot be kept this raises and nothing is written), then ``content`` is written
+    and kept as a version of ``source``. ``recheck``: index the row as a scan of the new file
+    would, ``status`` for a usable mask (see index.recheck_mask); callers that scan the whole
+    folder afterwards (segment, restore, demo) pass False.
+
+    Returns (the new version's id, or None when the content did not change; the image path
+    whose row was re-indexed, or None)."""
+    path = project.root / rel
+    with mask_lock(project, rel):
+        old = path if path.is_file() else None
+        if old is not None:
+            keep_current(project, rel, image_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if callable(content):
+            content(path, old)
+        else:
+            atomic_write_bytes(path, content)
+        vid, _sha = save_version(project, rel, source, image_id)
+        touched = recheck_mask(project, rel, status=status) if recheck else None
+    return vid, touched
+
+
+def remove_mask(project: Project, rel: str) -> None:
+    """Delete the mask file ``rel`` after keeping its content in history (a regenerated
+    data set with fewer images), under the mask's lock; raises, deleting nothing, when it
+    cannot be kept."""
+    path = project.root / rel
+    with mask_lock(project, rel):
+        if path.is_file():
+            keep_current(project, rel)
+            path.unlink()
 
 
 def write_mask(project: Project, image_row, mask: np.ndarray, source: str, *,
@@ -39,14 +83,15 @@ def write_mask(project: Project, image_row, mask: np.ndarray, source: str, *,
     prediction, when it has one. Returns the mask path relative to the project's root.
     """
     rel = image_row.mask_path or mask_rel or _mask_target(project, image_row.path)
-    path = project.root / rel
-    old = path if path.is_file() else None
-    if old is not None:  # raises, and nothing is written, when the old mask cannot be kept
-        save_version(project, rel, "scan", image_row.id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _write_mask_file(path, mask, like=old, n_codes=len(project.cfg.project.codes))
-    vid, _sha = save_version(project, rel, source, image_row.id)
-    recheck_mask(project, rel, status=status)  # the row as a scan leaves it
+    n_codes = len(project.cfg.project.codes)
+
+    def write(path: Path, old: Path | None) -> None:  # keeps the old file's convention
+        _write_mask_file(path, mask, like=old, n_codes=n_codes)
+
+    # raises, and nothing is written, when the old mask cannot be kept; the row ends as a
+    # scan leaves it
+    vid, _touched = replace_mask(project, rel, write, source, image_id=image_row.id,
+                                 status=status)
     rescore_image(project, image_row.id)  # from the stored prediction: no model run
     project.store.add_event("mask", {"image": image_row.path, "mask": rel,
                                      "source": source, "version_id": vid})
@@ -95,34 +140,38 @@ def revert(project: Project, path: str | Path, version: int | None = None) -> di
     store = project.store
     rel, image = _resolve(project, path)
     mpath = project.root / rel
-    if mpath.is_file():
-        save_version(project, rel, "scan")
-    versions = store.mask_versions(rel)
-    if not versions:
-        raise HistoryError(f"{rel}: no history")
-    cur = versions[-1].sha256 if mpath.is_file() else None
-    if version is None:
-        older = [i for i, v in enumerate(versions) if v.sha256 != cur]
-        if not older:
-            raise HistoryError(f"{rel}: nothing to undo (only one version)")
-        idx = older[-1]
-    elif 1 <= version <= len(versions):
-        idx = version - 1
-    else:
-        raise HistoryError(f"{rel}: no version {version} (versions 1..{len(versions)})")
-    target = versions[idx]
-    out = {"path": rel, "image": image, "version": idx + 1, "sha": target.sha256}
-    if target.sha256 == cur:
-        return {**out, "changed": False, "new_version": None}
-    obj = history_store(project)
-    with obj.lock():
-        obj.copy_out(target.sha256, mpath)  # refuses a corrupt object, writes atomically
-    vid, _sha = save_version(project, rel, "revert")
-    # an undo is a person's edit: 'edited', unless the version brought back is unusable
-    touched = recheck_mask(project, rel, status="edited")
+    with mask_lock(project, rel):  # the versions looked at are the ones replaced
+        if mpath.is_file():
+            keep_current(project, rel)
+        versions = store.mask_versions(rel)
+        if not versions:
+            raise HistoryError(f"{rel}: no history")
+        cur = versions[-1].sha256 if mpath.is_file() else None
+        if version is None:
+            older = [i for i, v in enumerate(versions) if v.sha256 != cur]
+            if not older:
+                raise HistoryError(f"{rel}: nothing to undo (only one version)")
+            idx = older[-1]
+        elif 1 <= version <= len(versions):
+            idx = version - 1
+        else:
+            raise HistoryError(f"{rel}: no version {version} (versions 1..{len(versions)})")
+        target = versions[idx]
+        out = {"path": rel, "image": image, "version": idx + 1, "sha": target.sha256}
+        if target.sha256 == cur:
+            return {**out, "changed": False, "new_version": None}
+        obj = history_store(project)
+
+        def put_back(p: Path, _old: Path | None) -> None:
+            with obj.lock():  # refuses a corrupt object, writes atomically
+                obj.copy_out(target.sha256, p)
+
+        # an undo is a person's edit: 'edited', unless the version brought back is unusable
+        vid, touched = replace_mask(project, rel, put_back, "revert", status="edited")
+        n = len(store.mask_versions(rel))
     row = store.image(touched) if touched else None
     if row is not None:
         rescore_image(project, row.id)  # from the stored prediction: no model run
     store.add_event("mask", {"image": image, "mask": rel, "source": "revert",
                              "from_version": idx + 1, "version_id": vid})
-    return {**out, "changed": True, "new_version": len(store.mask_versions(rel))}
+    return {**out, "changed": True, "new_version": n}

@@ -20,7 +20,7 @@ from .imageio import sha256_file
 from .index_pair import (ScanReport, duplicate_names, evaluate, hidden_mask_dirs,
                          mask_out_of_sight, moved_here, still_an_image)
 from .project import Project
-from .versions import save_mask_version
+from .versions import keep_current
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +35,8 @@ def _record_version(project: Project, rel_mask: str, sha: str, image_id: int | N
     versions = project.store.mask_versions(rel_mask)
     if versions and versions[-1].sha256 == sha:
         return
-    # first sight of a mask is its 'scan' version; a later change on disk is a person's edit
-    source = "editor" if versions else "scan"
-    try:
-        save_mask_version(project, rel_mask, source=source, image_id=image_id)
+    try:  # first sight of a mask is its 'scan' version, a later change a person's edit
+        keep_current(project, rel_mask, image_id)
     except Exception as e:  # noqa: BLE001 - destination full/missing/another project's
         # no row without its bytes (revert and verify would find it missing): the next
         # scan's catch-up stores this content once the destination takes it

@@ -5,13 +5,23 @@ version before it) plus the file's bytes stored once under their sha256 in the d
 destination. Anything that replaces a mask keeps the old content here first (history.py); if
 that cannot be done (the destination is full or missing) the mask is not replaced.
 
-Sources: scan (content found on disk that history had not seen yet), editor, prediction,
-segment, restore, revert. No torch or fastai here: clients import this module.
+Sources: scan (the first content of a mask history sees), editor (a person's edit: also a later
+content found on disk that history had not seen yet, see keep_current), prediction, segment,
+demo, restore, revert. No torch or fastai here: clients import this module.
+
+Writers of one mask are serialised by ``mask_lock`` (an exclusive lock per mask); the whole
+keep-old, write, keep-new sequence is history.replace_mask's.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
+import os
+import threading
 import weakref
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 
@@ -99,11 +109,55 @@ def _compare(obj: ObjectStore, codes: list[str], prev_sha: str, sha: str
     return mask_diff(a, b)
 
 
-def save_version(project: Project, rel_mask: str, source: str,
+# lock files held by this thread: (path → depth), so a holder may take its own lock again
+_HELD = threading.local()
+
+
+@contextmanager
+def mask_lock(project: Project, rel_mask: str) -> Iterator[None]:
+    """Hold the exclusive lock of one mask (``<state dir>/locks/<sha1 of its path>``): what
+    replaces a mask keeps the old content, writes and keeps the new one under it, so another
+    writer's content cannot slip in between (the destination's lock is shared by all writers).
+    Re-entrant within a thread; other threads and processes wait."""
+    d = project.state / "locks"
+    f = d / hashlib.sha1(rel_mask.encode("utf-8", "surrogateescape")).hexdigest()
+    held = _HELD.__dict__.setdefault("held", {})
+    key = str(f)
+    if held.get(key):
+        held[key] += 1
+        try:
+            yield
+        finally:
+            held[key] -= 1
+        return
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held[key] = 1
+        try:
+            yield
+        finally:
+            del held[key]
+    finally:
+        os.close(fd)  # closing releases the flock
+
+
+def keep_current(project: Project, rel_mask: str, image_id: int | None = None) -> int | None:
+    """Keep the content of ``rel_mask`` on disk now in its history, labelled by the one rule
+    for content history has not seen: ``scan`` the first time a mask is seen, ``editor`` for
+    a later change made outside segtriage. Returns the new version's id, or None when the
+    newest version already has this content. Raises like ``save_version``."""
+    with mask_lock(project, rel_mask):
+        return save_version(project, rel_mask, None, image_id)[0]
+
+
+def save_version(project: Project, rel_mask: str, source: str | None,
                  image_id: int | None = None) -> tuple[int | None, str]:
     """Store the current bytes of ``rel_mask`` and add a version row: (its id, or None when
-    the newest version already has this content; the content's sha256). Raises BackupError
-    when the store cannot be written and OSError when the mask cannot be read."""
+    the newest version already has this content; the content's sha256). ``source`` None: the
+    rule of keep_current. Raises BackupError when the store cannot be written and OSError
+    when the mask cannot be read."""
     store = project.store
     obj = history_store(project)
     with obj.lock():
@@ -112,6 +166,8 @@ def save_version(project: Project, rel_mask: str, source: str,
         prev = versions[-1] if versions else None
         if prev is not None and prev.sha256 == sha:
             return None, sha
+        if source is None:  # first sight of a mask is its 'scan'; a later change a person's
+            source = "editor" if prev is not None else "scan"
         pixels, dice = (_compare(obj, project.cfg.project.codes, prev.sha256, sha)
                         if prev else (None, None))
         if image_id is None:

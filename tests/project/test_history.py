@@ -167,14 +167,14 @@ def test_revert_and_undo_round_trip(project):
 
 def test_revert_keeps_an_unseen_edit(project):
     """An edit made outside segtriage, never versioned, is versioned before a revert replaces
-    it, so it can be brought back."""
+    it, so it can be brought back; it is a person's edit ('editor'), as a scan labels it."""
     root, cfg, store = project
     save_mask_version(Project(root, cfg, store), "cells_mask.png", "scan")
     _save(root / "cells_mask.png", np.ones((8, 8), np.uint8))
     unseen = (root / "cells_mask.png").read_bytes()
     revert(Project(root, cfg, store), "cells.png")
     h = history(Project(root, cfg, store), "cells.png")
-    assert [v["source"] for v in h] == ["scan", "scan", "revert"]
+    assert [v["source"] for v in h] == ["scan", "editor", "revert"]
     assert h[1]["pixels_changed"] == 48
     revert(Project(root, cfg, store), "cells.png")
     assert (root / "cells_mask.png").read_bytes() == unseen

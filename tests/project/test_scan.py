@@ -205,13 +205,13 @@ def test_a_history_that_cannot_be_written_is_caught_up_later(root, cfg, store, m
     def full(*a, **kw):
         raise OSError("backup destination is full")
 
-    monkeypatch.setattr(index, "save_mask_version", full)
+    monkeypatch.setattr(index, "keep_current", full)
     img(root / "a.png"); msk(root / "a_mask.png")
     rep = index.scan(Project(root, cfg, store))
     assert store.mask_versions("a_mask.png") == []
     assert rep.warnings == ["a_mask.png: mask history not kept yet (backup destination is "
                             "full)"]
-    monkeypatch.setattr(index, "save_mask_version", versions.save_mask_version)
+    monkeypatch.setattr(index, "keep_current", versions.keep_current)
     rep = index.scan(Project(root, cfg, store))           # nothing changed on disk
     (v,) = store.mask_versions("a_mask.png")
     assert rep.warnings == [] and v.sha256 == store.image("a.png").mask_sha256
