@@ -16,6 +16,8 @@ corrupted and how; per-mask Dice of the given mask against the truth).
 
 Same arguments → byte-identical files: one numpy PCG64 stream per image (seeded from
 (seed, index)), PNGs written by PIL without metadata, JSON with sorted keys.
+Regenerating over a folder that is a project keeps the masks it replaces or removes in the
+mask history (source ``demo`` for the new ones): they may hold a person's edits.
 No torch here: the CLI imports this module.
 """
 from __future__ import annotations
@@ -33,8 +35,12 @@ from PIL import Image
 from scipy import ndimage as ndi
 from skimage import morphology
 
+from ..store import StoreError
+from . import history
 from .imageio import atomic_write_bytes
+from .project import Project
 from .segment import threshold_mask
+from .versions import HistoryError, keep_current
 
 GENERATOR = "segtriage-demo/1"
 CORRUPTIONS = ("object_removed", "false_object", "eroded", "dilated", "shifted")
@@ -323,6 +329,7 @@ def make_demo(
     corrupt_frac: float = 0.25,
     corruption_mix: Mapping[str, float] | Sequence[str] | str | None = None,
     overwrite: bool = False,
+    project: Project | None = None,
 ) -> dict[str, Any]:
     """Write the demo data set to `root` and its truth to `<root>-truth/`; return a summary.
 
@@ -331,7 +338,10 @@ def make_demo(
     (kinds that alter existing foreground go to masks that have some; if too few have any,
     the rest become 'false_object').
     `root` must be absent or hold only hidden entries unless `overwrite`; with `overwrite`, earlier demo files
-    (img_*.png, the truth folder) are replaced and nothing else in `root` is touched.
+    (img_*.png, the truth folder) are replaced and nothing else in `root` is touched. When
+    `root` is a project (`project`, else the state found in `root`), the masks replaced or
+    removed are kept in its mask history first (HistoryError, a ValueError, and nothing
+    changed when they cannot be); the caller indexes the folder afterwards.
     """
     root = Path(root)
     if count < 1 or size < 16:
@@ -346,16 +356,56 @@ def make_demo(
     if root.exists() and any(not p.name.startswith(".") for p in root.iterdir()) and not overwrite:
         raise FileExistsError(f"{root}: folder is not empty (pass overwrite to regenerate the demo there)")
     root.mkdir(parents=True, exist_ok=True)
-    if overwrite:
-        for p in root.iterdir():
-            if p.is_file() and _NAME_RE.match(p.name):
-                p.unlink()
-        if tdir.is_dir():
-            shutil.rmtree(tdir)
-    (tdir / "masks").mkdir(parents=True, exist_ok=True)
-
     width = max(3, len(str(count - 1)))
     names = [f"img_{i:0{width}d}" for i in range(count)]
+    opened = None
+    if overwrite and project is None:
+        project = opened = _project_of(root)
+    try:
+        if overwrite:
+            _clear(root, project, {f"{n}_mask.png" for n in names})
+            if tdir.is_dir():
+                shutil.rmtree(tdir)
+        return _make(root, tdir, names, size, seed, corrupt_frac, mix, project)
+    finally:
+        if opened is not None:
+            opened.close()
+
+
+def _project_of(root: Path) -> Project | None:
+    """The project whose state is in ``root``, or None (a new folder, a bare demo)."""
+    try:
+        return Project.open(root, create=False)
+    except StoreError:
+        return None
+
+
+def _clear(root: Path, project: Project | None, rewritten: set[str]) -> None:
+    """Remove the earlier demo files, but the masks about to be rewritten; in a project, every
+    earlier mask is kept in its history first, before anything changes."""
+    old = sorted(p.name for p in root.iterdir() if p.is_file() and _NAME_RE.match(p.name))
+    masks = [n for n in old if n.endswith("_mask.png")]
+    if project is not None:
+        try:
+            for n in masks:
+                keep_current(project, n)
+            for n in masks:
+                if n not in rewritten:
+                    history.remove_mask(project, n)
+        except (OSError, ValueError, RuntimeError) as e:  # BackupError is a RuntimeError
+            raise HistoryError(f"{root}: the demo was not regenerated: its masks could not be "
+                               f"kept in the mask history ({e})") from None
+    for n in old:
+        if project is not None and n.endswith("_mask.png"):
+            continue  # removed above, or replaced through the history below
+        (root / n).unlink()
+
+
+def _make(root: Path, tdir: Path, names: list[str], size: int, seed: int, corrupt_frac: float,
+          mix: dict[str, float], project: Project | None) -> dict[str, Any]:
+    """Render the frames, write them, their masks and the truth; the summary."""
+    count = len(names)
+    (tdir / "masks").mkdir(parents=True, exist_ok=True)
     images, truths, givens, nobj = [], [], [], []
     for i in range(count):
         rng = np.random.Generator(np.random.PCG64([seed, i]))
@@ -384,7 +434,11 @@ def make_demo(
 
     for name, img, given, truth in zip(names, images, givens, truths):
         atomic_write_bytes(root / f"{name}.png", _png_bytes(img))
-        atomic_write_bytes(root / f"{name}_mask.png", _png_bytes(given.astype(np.uint8) * 255))
+        mask = _png_bytes(given.astype(np.uint8) * 255)
+        if project is not None:  # the mask there now is kept in history first
+            history.replace_mask(project, f"{name}_mask.png", mask, "demo", recheck=False)
+        else:
+            atomic_write_bytes(root / f"{name}_mask.png", mask)
         atomic_write_bytes(tdir / "masks" / f"{name}_mask.png", _png_bytes(truth.astype(np.uint8) * 255))
 
     by_kind = {k: 0 for k in mix}

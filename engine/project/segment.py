@@ -22,10 +22,10 @@ import numpy as np
 from scipy import ndimage as ndi
 from skimage import filters, morphology
 
+from .history import replace_mask
 from .imageio import ImageError, read_image, read_image_raw, write_mask
 from .layout import discover
 from .project import Project
-from .versions import save_mask_version
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,9 @@ def segment_folder(
 
     An existing mask is never replaced unless `overwrite`; then its old content is kept in
     mask history first (and if that fails the mask is left alone and the failure is
-    reported). Every mask written is recorded in history with source 'segment'. A bad image
-    is reported and skipped; the run goes on.
+    reported). Every mask written is recorded in history with source 'segment'
+    (history.replace_mask); the image rows are left to the scan the caller runs next. A bad
+    image is reported and skipped; the run goes on.
 
     Returns {"method", "written": [mask relpaths], "skipped_existing": [mask relpaths],
     "empty": [mask relpaths written with no foreground], "errors": [(relpath, message)]}.
@@ -191,26 +192,31 @@ def segment_folder(
         except (ImageError, OSError, ValueError) as e:
             summary["errors"].append((pair.image, _message(e)))
             continue
-        if exists:
-            try:  # keep what is there now before replacing it
-                save_mask_version(project, rel, source="scan")
-            except Exception as e:  # noqa: BLE001 - BackupError, OSError: do not overwrite
-                summary["errors"].append((rel, f"not replaced: could not keep the old mask in history ({_message(e)})"))
+        stage = ["keep"]  # how far replace_mask got: what a failure means
+
+        def write(path: Path, old: Path | None, mask: np.ndarray = mask,
+                  stage: list[str] = stage) -> None:
+            stage[0] = "write"
+            write_mask(path, mask, like=old, n_codes=n_codes)  # keeps the old convention
+            stage[0] = "record"
+
+        try:  # the old content is kept in history first; the caller scans the folder after
+            replace_mask(project, rel, write, "segment", recheck=False)
+        except Exception as e:  # noqa: BLE001 - BackupError, OSError, MaskError: reported
+            if stage[0] == "keep":  # nothing was written
+                summary["errors"].append((rel, "not replaced: could not keep the old mask in "
+                                               f"history ({_message(e)})"))
                 continue
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_mask(target, mask, like=target if exists else None, n_codes=n_codes)
-        except (OSError, ValueError) as e:
-            summary["errors"].append((rel, _message(e)))
-            continue
+            if stage[0] == "write":
+                if not isinstance(e, (OSError, ValueError)):
+                    raise
+                summary["errors"].append((rel, _message(e)))
+                continue
+            summary["errors"].append(
+                (rel, f"written, but not recorded in history ({_message(e)})"))
         summary["written"].append(rel)
         if not mask.any():
             summary["empty"].append(rel)
-        try:
-            save_mask_version(project, rel, source="segment")
-        except Exception as e:  # noqa: BLE001 - the mask is written; say history missed it
-            summary["errors"].append(
-                (rel, f"written, but not recorded in history ({_message(e)})"))
     if progress is not None:
         progress(len(pairs), len(pairs))
     return summary

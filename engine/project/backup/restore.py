@@ -9,9 +9,10 @@ from pathlib import Path
 from ...store import Store
 from ..config import CONFIG_NAME, ConfigError, load_config
 from ..imageio import sha256_file
+from ..history import replace_mask
 from ..index import scan
 from ..project import Project
-from ..versions import save_mask_version
+from ..versions import keep_current
 from ..objectstore import (MANIFEST_FORMAT, BackupError, ObjectStore, Progress, new_snapshot_id,
                       open_destination, safe_rel, utc_iso)
 from .snapshot import resolve_snapshot
@@ -60,15 +61,17 @@ def restore(project: Project, snapshot_id: str, *, to: Path | str | None = None,
         kept: list[dict] = []
         for label, path, _sha in todo:
             if path.is_file():
-                if in_place and label in masks:
-                    save_mask_version(project, label, "scan")
+                if in_place and label in masks:  # raises before anything is written
+                    keep_current(project, label)
                 old_sha, _n = obj.put_file(path)
                 kept.append({"path": label, "sha": old_sha})
         undo = _write_kept(obj, store, kept, masks, m["id"], target) if kept else None
         for i, (label, path, sha) in enumerate(todo):
-            obj.copy_out(sha, path)
-            if in_place and label in masks:
-                save_mask_version(project, label, "restore")
+            if in_place and label in masks:  # under the mask's lock, kept before and after
+                replace_mask(project, label, lambda p, _old, sha=sha: obj.copy_out(sha, p),
+                             "restore", recheck=False)  # indexed below, in one scan
+            else:
+                obj.copy_out(sha, path)
             report((i + 1) / max(1, len(todo)), f"restored {label}")
     out = {"snapshot": m["id"], "target": str(target), "files": len(entries),
            "restored": len(todo), "unchanged": unchanged, "kept": kept, "undo": undo}
