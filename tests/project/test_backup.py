@@ -133,6 +133,10 @@ def test_snapshot_progress_and_model_files(project):
     meta = json.loads(ObjectStore(dest).get(m["models"]["meta"]).read_bytes())
     assert meta["current"] == mid and meta["models"][0]["weights"] == ["model_1.pth"]
     assert m["models"]["meta"] == hashlib.sha256(_meta_bytes(store)).hexdigest()
+    # a restore writes data files only: the weights stay as they are (docs/safety.md)
+    weights.write_bytes(b"retrained")
+    res = backup.restore(Project(root, cfg, store), snap["id"])
+    assert res["restored"] == 0 and weights.read_bytes() == b"retrained"
 
 
 def test_vanished_file_is_reported_not_fatal(project):

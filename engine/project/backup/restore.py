@@ -20,14 +20,14 @@ from .snapshot import resolve_snapshot
 log = logging.getLogger(__name__)
 
 def restore(project: Project, snapshot_id: str, *, to: Path | str | None = None,
-            dest: Path | str | None = None, progress: Progress | None = None,
-            include_models: bool = False) -> dict:
+            dest: Path | str | None = None, progress: Progress | None = None) -> dict:
     """Restore a snapshot byte-identically into ``root`` (or into ``to``).
 
     Every object needed is re-hashed before anything is written: one corrupt object and the
     restore refuses, naming the file. A file that differs is stored first (and, for a mask
     restored in place, versioned in the mask history) before it is replaced. Files present now
-    but absent from the snapshot are left alone.
+    but absent from the snapshot are left alone. Data files only: the model weights a
+    snapshot holds are not written.
     """
     root, cfg, store = project.root, project.cfg, project.store
     target = Path(to) if to is not None else root
@@ -40,10 +40,6 @@ def restore(project: Project, snapshot_id: str, *, to: Path | str | None = None,
         todo: list[tuple[str, Path, str]] = []  # (label, target path, sha)
         unchanged = 0
         entries = [(rel, target / safe_rel(rel), e["sha"]) for rel, e in m["files"].items()]
-        if include_models:
-            mdir = cfg.state_path(target) / "models"
-            entries += [(f"models/{rel}", mdir / safe_rel(rel), e["sha"])
-                        for rel, e in m.get("models", {}).get("files", {}).items()]
         for label, path, sha in entries:
             if path.is_file() and sha256_file(path) == sha:
                 unchanged += 1
@@ -78,8 +74,7 @@ def restore(project: Project, snapshot_id: str, *, to: Path | str | None = None,
     if in_place:
         store.add_event("restore", {"snapshot": m["id"], "restored": len(todo), "kept": kept})
         if todo:
-            data = {label for label, _p, _s in todo if not label.startswith("models/")}
-            out["index_error"] = _index_restored(project, data)
+            out["index_error"] = _index_restored(project, {label for label, _p, _s in todo})
     return out
 
 
@@ -113,14 +108,11 @@ def _write_kept(obj: ObjectStore, store: Store, kept: list[dict], masks: set[str
     snap_id = new_snapshot_id(ts)
     note = f"before restoring {restoring}"
     files = {k["path"]: {"sha": k["sha"], "size": obj.path(k["sha"]).stat().st_size}
-             for k in kept if not k["path"].startswith("models/")}
-    models = {k["path"][len("models/"):]: {"sha": k["sha"],
-                                           "size": obj.path(k["sha"]).stat().st_size}
-              for k in kept if k["path"].startswith("models/")}
+             for k in kept}
     obj.write_manifest(snap_id, {
         "format": MANIFEST_FORMAT, "id": snap_id, "created_ts": ts, "created_at": utc_iso(ts),
         "root": str(target.resolve()), "note": note, "job_id": None, "files": files,
-        "masks": sorted(p for p in files if p in masks), "models": {"files": models},
+        "masks": sorted(p for p in files if p in masks), "models": {"files": {}},
         "bytes_added": 0, "masks_changed": 0, "previous": None, "skipped": [],
         "partial": True})
     store.add_backup(destination=str(obj.dest), snapshot=snap_id, files=len(kept),
