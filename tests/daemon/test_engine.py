@@ -51,7 +51,7 @@ def test_second_engine_refuses_and_first_keeps_running(tiny_demo):
         out = subprocess.run([sys.executable, "-m", "segtriage.engine", "run", str(tiny_demo)],
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 1
-        assert f"already runs" in out.stderr and str(pid) in out.stderr
+        assert "already runs" in out.stderr and str(pid) in out.stderr
         assert engine_pid(tiny_demo) == pid
     assert engine_pid(tiny_demo) is None
 
@@ -330,6 +330,7 @@ def fake_training(tmp_path, monkeypatch):
     from types import SimpleNamespace
 
     from segtriage.engine.daemon.jobs import train as train_jobs
+    from segtriage.engine.ml.train import TrainResult
     from segtriage.engine.project import index
     from segtriage.engine.daemon import jobs
 
@@ -355,9 +356,10 @@ def fake_training(tmp_path, monkeypatch):
             ctx.check()
         if kind == "fail":
             raise RuntimeError("CUDA out of memory")
-        return SimpleNamespace(weights=out, arch="resnet18", epochs=1, train_loss=0.1,
-                               valid_loss=0.2, valid_dice=0.5, n_train=len(rows), n_valid=1,
-                               device="cpu", history=[], valid_items=[], skipped=[])
+        # the real result type: the jobs read its fields as attributes (no fastai imported)
+        return TrainResult(weights=out, arch="resnet18", epochs=1, train_loss=0.1,
+                           valid_loss=0.2, valid_dice=0.5, n_train=len(rows), n_valid=1,
+                           valid_items=[], history=[], device="cpu", seconds=0.1)
 
     monkeypatch.setattr(train_jobs, "_train_one", train_one)
 
