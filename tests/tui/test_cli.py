@@ -335,7 +335,8 @@ def test_review_decisions_and_use_prediction_work_headless(project, capsys, monk
     assert "segtriage revert" in out and (project / "alpha_mask.png").read_bytes() != before
     assert [v.source for v in store.mask_versions("alpha_mask.png")] == ["scan", "prediction"]
     rc, out, err = run(capsys, "use-prediction", project, "echo.png")  # never predicted
-    assert rc == 1 and "echo.png: no prediction yet" in err
+    assert rc == 1 and ("no current prediction for echo.png: no prediction of model v1 yet "
+                        "(predict it first)") in err
 
 
 def test_a_follower_restarts_an_engine_that_died_and_follows_the_resumed_job(
