@@ -63,8 +63,8 @@ def engine_process(root: Path):
 
         st = Project.open(root).store
         # ready = scanned and watching (the pid appears as soon as the lock is taken)
-        wait_for(lambda: st.engine_state().get("pid") == p.pid
-                 and st.engine_state().get("state") != "scanning", 60, what="engine ready")
+        wait_for(lambda: st.engine_state().pid == p.pid
+                 and st.engine_state().state != "scanning", 60, what="engine ready")
         yield p
     finally:
         if p.poll() is None:

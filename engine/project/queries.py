@@ -1,6 +1,6 @@
 """What clients ask of a project, answered once for all of them: the status facts (engine,
-images, jobs, model, edits, backup) the CLI's `status` and the app's status pane show, and the
-report's rows. No torch, no textual: the CLI and the app both call these."""
+images, jobs, model, edits, backup) the CLI's `status` and the app's status pane show, which
+job a cancel means, and the report's rows. No torch, no textual: the CLI and the app both call these."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..store import Job, Store
-from ..store.rows import BackupRow, ModelRow
+from ..store.rows import BackupRow, EngineState, ModelRow
 from .project import Project
 
 
@@ -16,7 +16,7 @@ from .project import Project
 class StatusFacts:
     """The project's state as a person checks it: is the engine at work, on what, with which
     model, and how much was edited since the last training and the last backup."""
-    engine: dict                  # the engine's own report: state, device, watcher, job
+    engine: EngineState           # the engine's own report: state, device, watcher, job
     images: dict[str, int]        # status → rows
     problems: int                 # files that are not image rows (orphan masks, ...)
     running: Job | None
@@ -60,6 +60,14 @@ def status_facts(store: Store, *, curve: bool = False) -> StatusFacts:
         edits_since_backup=store.mask_edits_since(backup.created_at if backup else None),
         curve=epochs, checkpoint=store.model(min(shown)) if shown else None,
         checkpoint_rows=sum(shown.values()))
+
+
+def job_to_cancel(store: Store) -> Job | None:
+    """The job a cancel that names none means, for the app and `segtriage cancel` alike: the
+    running one, else the queued one the engine would run next (the oldest); None when no
+    job is running or queued."""
+    active = store.active_jobs()  # newest first
+    return next((j for j in active if j.state == "running"), active[-1] if active else None)
 
 
 # the columns of a report row, before the score's figures; the review row's own fields that

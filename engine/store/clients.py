@@ -8,6 +8,7 @@ from typing import Any
 
 from . import db
 from .db import Database
+from .rows import EngineState
 
 class ClientsTable(Database):
     # -- clients and engine heartbeat --------------------------------------------------------
@@ -37,5 +38,6 @@ class ClientsTable(Database):
         cur["heartbeat"] = db.now()
         self.set_meta("engine", cur)
 
-    def engine_state(self) -> dict:
-        return self.get_meta("engine", {}) or {}
+    def engine_state(self) -> EngineState:
+        """The engine's last report of itself (every field None when none ran yet)."""
+        return EngineState.from_meta(self.get_meta("engine", {}))

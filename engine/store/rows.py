@@ -305,3 +305,27 @@ class Event:
         return cls(id=r["id"], ts=r["ts"], job_id=r["job_id"], kind=r["kind"],
                    data=_loads(r["data"]))
 
+@dataclass(frozen=True, slots=True)
+class EngineState:
+    """The engine's report of itself for clients (``set_engine_state``): its pid and host, its
+    state ("scanning", "idle", "running job N", "stopped"), the job it runs, the file
+    watcher's state and last event, the device, when it started and its last heartbeat; None
+    where it has not said (yet)."""
+    pid: int | None = None
+    host: str | None = None
+    state: str | None = None
+    job: int | None = None
+    device: str | None = None
+    watcher: str | None = None
+    last_event: str | None = None
+    started_at: float | None = None
+    heartbeat: float | None = None
+
+    @classmethod
+    def from_meta(cls, d: dict | None) -> "EngineState":
+        """From the stored report (keys it does not have: None; others: ignored)."""
+        d = d or {}
+        return cls(**{name: d.get(name) for name in _ENGINE_FIELDS})
+
+
+_ENGINE_FIELDS = _fields_of(EngineState)

@@ -98,6 +98,12 @@ def test_a_bad_model_value_does_not_lock_anyone_out_of_the_running_engine(projec
         out = capsys.readouterr().out
         assert f"engine running (pid {eng.pid}), running job 1" in out
         assert "None" not in out  # the device is not probed yet: left out
+        probed = Store(root / "state" / "state.db")
+        probed.set_engine_state(device="cpu")
+        probed.close()
+        assert cli.main(["engine", "status", str(root)]) == 0
+        out = capsys.readouterr().out
+        assert f"engine running (pid {eng.pid}), running job 1, device cpu" in out
         assert cli.main(["status", str(root)]) == 0
         out = capsys.readouterr().out
         assert f"pid {eng.pid}, running job 1" in out and "None" not in out

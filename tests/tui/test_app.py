@@ -445,6 +445,24 @@ async def test_cancel_with_nothing_to_cancel(project):
         assert any("no job" in n.message for n in app._notifications)
 
 
+async def test_cancel_says_so_when_the_jobs_cannot_be_read(project, monkeypatch):
+    import sqlite3
+
+    app = make_app(project)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+
+        def locked():
+            raise sqlite3.OperationalError("database is locked")
+
+        monkeypatch.setattr(app.store, "active_jobs", locked)
+        await pilot.press("c")
+        await settle(pilot)
+        assert not app.screen.is_modal and app.is_running
+        assert any(n.message == "cannot read the jobs: database is locked"
+                   for n in app._notifications)
+
+
 async def test_help_lists_every_action_with_its_key(project):
     from segtriage.tui.app.actions import ACTIONS
     from segtriage.tui.app.screens.help import help_rows

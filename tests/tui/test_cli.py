@@ -291,6 +291,25 @@ def test_the_arch_choices_are_the_configs(project, capsys):
     assert "one of resnet18, resnet34, resnet50;" in capsys.readouterr().out
 
 
+def test_cancel_without_an_id_takes_the_running_job_else_the_next_queued_one(project,
+                                                                            capsys):
+    store = Project.open(project).store
+    first, second = store.submit_job("predict"), store.submit_job("backup")
+    rc, out, _ = run(capsys, "cancel", project)  # nothing runs: the job that would run next
+    assert rc == 0 and out == f"cancel requested for job {first}\n"
+    assert [(j.id, j.state) for j in store.jobs()] == [(second, "queued"),
+                                                      (first, "cancelled")]
+    third = store.submit_job("rescore")
+    assert store.claim_job(os.getpid()).id == second  # running now; third waits behind it
+    rc, out, _ = run(capsys, "cancel", project)
+    assert rc == 0 and out == f"cancel requested for job {second}\n"
+    assert store.job(second).cancel_requested and store.job(third).state == "queued"
+    store.finish_job(second, "cancelled")
+    store.request_cancel(third)
+    rc, _, err = run(capsys, "cancel", project)
+    assert rc == 2 and "no job is running or queued" in err
+
+
 def test_review_decisions_and_use_prediction_work_headless(project, capsys, monkeypatch):
     # the app's a, x (and x on a flagged row) and P, from the command line
 

@@ -6,6 +6,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from segtriage.engine.store.rows import EngineState
 from segtriage.tui.paint.view import Layers, Scene, Viewport
 from segtriage.tui.app.widgets.result_list import COLUMNS, fmt_num, layout_columns
 from segtriage.tui.app.widgets.sparkline import bars, spark
@@ -107,8 +108,8 @@ class _Job:
 
 
 def test_status_lines():
-    info = {"pid": 4242, "engine": {"device": "cpu", "state": "idle", "watcher": "native",
-                                    "heartbeat": 1000.0},
+    info = {"pid": 4242, "engine": EngineState(device="cpu", state="idle", watcher="native",
+                                               heartbeat=1000.0),
             "running": _Job(), "queued": [], "curve": [
                 {"train_loss": 0.9, "valid_dice": 0.2}, {"train_loss": 0.5, "valid_dice": 0.6}],
             "model": SimpleNamespace(id=3, created_at=1000.0 - 7200, n_train=40,

@@ -12,6 +12,7 @@ from typing import Callable
 
 from textual import work
 
+from ...engine.project.queries import job_to_cancel
 from .data import gather_status
 from .screens.confirm import ConfirmScreen
 from .screens.retrain import RetrainScreen
@@ -152,8 +153,11 @@ class JobActions:
         self._submit("backup", {}, "backup")
 
     def action_cancel_job(self) -> None:
-        active = self.store.active_jobs()  # newest first
-        job = next((j for j in active if j.state == "running"), active[-1] if active else None)
+        try:
+            job = job_to_cancel(self.store)  # the one `segtriage cancel` means too
+        except Exception as e:  # noqa: BLE001 - a busy or damaged database: say so, go on
+            self.notify(f"cannot read the jobs: {e}", severity="error", timeout=8)
+            return
         if job is None:
             self.notify("no job is running or queued")
             return

@@ -6,6 +6,7 @@ from __future__ import annotations
 from textual.markup import escape
 from textual.widgets import Static
 
+from ....engine.store.rows import EngineState
 from .sparkline import spark
 
 
@@ -45,7 +46,7 @@ def _num(v, fmt: str = ".3f") -> str:
 
 def engine_line(info: dict, now: float) -> str:
     pid = info.get("pid")
-    eng = info.get("engine") or {}
+    eng = info.get("engine") or EngineState()
     if pid is None:
         if info.get("engine_starting"):
             return "[$warning]◌ starting the engine…[/]"
@@ -53,17 +54,16 @@ def engine_line(info: dict, now: float) -> str:
         tail = f" ({escape(why)})" if why else " — queued jobs wait until it runs"
         return f"[$error]○ engine offline[/]{tail}"
     parts = [f"[$success]● engine[/] {pid}"]
-    if eng.get("device"):
-        parts.append(escape(str(eng["device"])))
-    if eng.get("state"):
-        parts.append(escape(str(eng["state"])))
-    hb = eng.get("heartbeat")
-    if hb is not None and now - hb > 30:
-        parts.append(f"[$warning]no heartbeat for {age(now - hb)}[/]")
-    if eng.get("watcher"):
-        parts.append(f"watch {escape(str(eng['watcher']))}")
-    if eng.get("last_event"):
-        parts.append(f"last: {escape(str(eng['last_event']))}")
+    if eng.device:
+        parts.append(escape(str(eng.device)))
+    if eng.state:
+        parts.append(escape(str(eng.state)))
+    if eng.heartbeat is not None and now - eng.heartbeat > 30:
+        parts.append(f"[$warning]no heartbeat for {age(now - eng.heartbeat)}[/]")
+    if eng.watcher:
+        parts.append(f"watch {escape(str(eng.watcher))}")
+    if eng.last_event:
+        parts.append(f"last: {escape(str(eng.last_event))}")
     return " · ".join(parts)
 
 

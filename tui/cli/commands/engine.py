@@ -70,8 +70,8 @@ def run_engine(a) -> int:
         return 3
     st = open_store(root).engine_state()
     # the device is known once the engine has probed it (torch loads in the background)
-    print(f"engine running (pid {pid}), {st.get('state') or '?'}"
-          + (f", device {st['device']}" if st.get("device") else ""))
+    print(f"engine running (pid {pid}), {st.state or '?'}"
+          + (f", device {st.device}" if st.device else ""))
     return 0
 
 

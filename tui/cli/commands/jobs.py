@@ -152,17 +152,20 @@ def run_jobs(a) -> int:
 
 def cancel_arguments(p: argparse.ArgumentParser) -> None:
     dir_arg(p)
-    p.add_argument("job", type=int, nargs="?", help="job id (default: the running one)")
+    p.add_argument("job", type=int, nargs="?", help="job id (default: the running one, else "
+                   "the queued one that runs next)")
 
 
 def run_cancel(a) -> int:
+    from ....engine.project.queries import job_to_cancel
+
     store = open_store(folder(a.dir), create=False)
     job_id = a.job
     if job_id is None:
-        running = [j for j in store.active_jobs() if j.state == "running"]
-        if not running:
-            return err("no running job")
-        job_id = running[0].id
+        job = job_to_cancel(store)  # the one the app's cancel means too
+        if job is None:
+            return err("no job is running or queued")
+        job_id = job.id
     if not store.request_cancel(job_id):
         return err(f"job {job_id} is not queued or running")
     print(f"cancel requested for job {job_id}")

@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from ....engine.store.rows import EngineState
 from ..common import folder, open_project, open_store
 from ..output import ago, err, escape, fmt, new_console
 from . import Command, dir_arg
@@ -144,13 +145,13 @@ def status_dict(root: Path) -> dict:
 
     st = status_facts(open_store(root, create=False))  # a bad state_dir is reported here
     pid = engine_pid(root)
-    eng = st.engine if pid else {}
+    eng = st.engine if pid else EngineState()
     m, b = st.model, st.last_backup
     return {
         "folder": str(root),
-        "engine": {"running": pid is not None, "pid": pid, "state": eng.get("state"),
-                   "device": eng.get("device"), "watcher": eng.get("watcher"),
-                   "last_event": eng.get("last_event")},
+        "engine": {"running": pid is not None, "pid": pid, "state": eng.state,
+                   "device": eng.device, "watcher": eng.watcher,
+                   "last_event": eng.last_event},
         "images": st.images,
         "problems": st.problems,
         "model": None if m is None else {
