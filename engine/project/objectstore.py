@@ -404,14 +404,42 @@ class ObjectStore:
         for f in self.snapshots_dir.glob("*.json"):
             try:
                 m = json.loads(f.read_text(encoding="utf-8"))
-                if not isinstance(m, dict) or not isinstance(m.get("files"), dict):
-                    raise ValueError("not a segtriage snapshot manifest")
+                _check_manifest(m)
                 m["id"] = f.stem
                 good.append(m)
             except (OSError, ValueError) as e:
                 bad.append({"file": str(f), "error": str(e)})
         good.sort(key=lambda m: (m.get("created_ts", 0.0), m["id"]))
         return good, bad
+
+
+def _is_sha(v: Any) -> bool:
+    return isinstance(v, str) and bool(_SHA_RE.match(v))
+
+
+def _check_manifest(m: Any) -> None:
+    """Raise ValueError naming what is wrong with a parsed manifest: verify, prune, restore
+    and snapshot read every field below without further checks."""
+    if not isinstance(m, dict) or not isinstance(m.get("files"), dict):
+        raise ValueError("not a segtriage snapshot manifest")
+    ts = m.get("created_ts")
+    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
+        raise ValueError(f"damaged manifest: created_ts is {ts!r}, not a time")
+    if not isinstance(m.get("root"), (str, type(None))):
+        raise ValueError(f"damaged manifest: root is {m['root']!r}, not a folder")
+    masks = m.get("masks", [])
+    if not isinstance(masks, list) or not all(isinstance(p, str) for p in masks):
+        raise ValueError("damaged manifest: masks is not a list of paths")
+    models = m.get("models", {})
+    if not isinstance(models, dict) or not isinstance(models.get("files", {}), dict):
+        raise ValueError("damaged manifest: models is not {meta, files}")
+    if models.get("meta") is not None and not _is_sha(models["meta"]):
+        raise ValueError(f"damaged manifest: models.meta is {models['meta']!r}, not a sha256")
+    for where, files in (("files", m["files"]), ("models.files", models.get("files", {}))):
+        for rel, e in files.items():
+            if not isinstance(e, dict) or not _is_sha(e.get("sha")):
+                raise ValueError(f"damaged manifest: {where} entry {rel!r} is {e!r}, not "
+                                 "{sha: <sha256>, size}")
 
 
 # -- destination and owner -------------------------------------------------------------------

@@ -342,6 +342,33 @@ def test_unreadable_manifest_is_reported(project):
         backup.prune(Project(root, cfg, store), keep=1)
 
 
+@pytest.mark.parametrize("damage, says", [
+    (lambda m: m.pop("created_ts"), "created_ts is None, not a time"),
+    (lambda m: m.update(masks="a_mask.png"), "masks is not a list of paths"),
+    (lambda m: m["files"].update({"x.png": {"size": 3}}), "files entry 'x.png'"),
+    (lambda m: m["files"].update({"x.png": {"sha": "../../etc", "size": 3}}),
+     "files entry 'x.png'"),
+    (lambda m: m.update(models={"meta": 7, "files": {}}), "models.meta is 7, not a sha256"),
+])
+def test_a_manifest_with_a_damaged_field_is_reported_not_read(project, damage, says):
+    """Valid JSON with a field verify, prune, restore and snapshot read without checking:
+    it is listed as unreadable, naming the field, instead of a KeyError or a path outside
+    the object store later."""
+    root, cfg, store = project
+    snap = backup.snapshot(Project(root, cfg, store))
+    dest = backup.default_destination(root, cfg)
+    m = json.loads((dest / "snapshots" / f"{snap['id']}.json").read_text())
+    damage(m)
+    (dest / "snapshots" / "20000101T000000Z-dead.json").write_text(json.dumps(m))
+    listed = {s["id"]: s.get("error") for s in backup.list_snapshots(root, cfg)}
+    assert listed[snap["id"]] is None
+    assert "damaged manifest" in listed["20000101T000000Z-dead"]
+    assert says in listed["20000101T000000Z-dead"]
+    assert not backup.verify(root, cfg).ok
+    with pytest.raises(BackupError, match="unreadable manifests"):
+        backup.prune(Project(root, cfg, store), keep=1)
+
+
 # -- restore ---------------------------------------------------------------------------------
 
 def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
