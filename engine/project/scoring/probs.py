@@ -138,9 +138,9 @@ class ProbWriter:
 
 
 def load_prob_png(path: Path) -> np.ndarray:
-    """P(object) float32 in [0, 1] (multiples of 1/255) from a stored PNG."""
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"), dtype=np.float32) / np.float32(255.0)
+    """P(object) float32 in [0, 1] (multiples of 1/255) from a stored PNG, read as
+    ``read_prob_u8`` reads it (ImageError names the file)."""
+    return read_prob_u8(path).astype(np.float32) / np.float32(255.0)
 
 
 def load_prob(state: Path, prob_rel: str) -> np.ndarray:

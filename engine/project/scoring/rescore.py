@@ -76,7 +76,7 @@ def rescore_image(project: Project, image_id: int, *, force: bool = False) -> bo
         return True  # already current
     try:
         prob = load_prob(project.state, sc.prob_path)
-    except OSError:
+    except (imageio.ImageError, OSError):   # missing or damaged: predict it again
         return False
     score_and_store(project, row, model_id=sc.model_id, fold=sc.fold, prob=prob,
                     precision=sc.precision or "", prob_rel=sc.prob_path)
