@@ -142,6 +142,21 @@ async def test_save_in_a_project_goes_through_history_and_rescores(project):
     assert (project / "alpha_mask.png").read_bytes() == original
 
 
+async def test_a_save_into_a_lost_project_state_keeps_the_edits_and_says_why(project):
+    doc = open_document(project / "alpha_mask.png")
+    app = PaintApp(doc)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.query_one(PaintView).set_cursor(20, 20)
+        await pilot.press("space")
+        for p in (project / ".segtriage").glob("state.db*"):
+            p.unlink()                                  # the state deleted meanwhile
+        await pilot.press("w")
+        await pilot.pause()
+        assert app.is_running and app.history.dirty    # nothing lost, still unsaved
+        assert "alpha_mask.png: not saved: cannot open the project state" in _status(app)
+
+
 async def test_quit_asks_when_there_are_unsaved_changes(tmp_path):
     mask, image = _plain_pair(tmp_path)
     before = mask.read_bytes()

@@ -2,11 +2,15 @@
 
 Opening: the mask (required), its image (``--image``; inside a project the image row's file;
 else the mask itself is shown), P(object) (``--prob``; inside a project the current model's
-stored 8-bit map of that image, engine/project/scoring/probs.py's files).
+stored 8-bit map of the image as it is now, engine/project/scoring/probs.py's files; one of
+another size than the mask is left out and ``note`` says why).
 
 Which project: ``--project DIR``, else the nearest folder above the mask holding
 segtriage.toml or a ``.segtriage/`` state folder. The mask belongs to it when the project's
-state knows it as the mask of one of its images; otherwise it is edited as a plain file.
+state knows it as the mask of one of its images. A mask inside a project's folder that the
+project does not know yet (or a folder with no state yet) can be looked at and painted, but
+not saved: a plain save would write outside the mask history and leave a copy of the old file
+in the data folder that the next scan takes for an image; the message says to scan first.
 
 Saving inside a project: through ``engine.project.history.write_mask`` (the old content is kept as a
 version first, the write is atomic, the row turns 'edited'; ``u`` in the app and
@@ -15,7 +19,7 @@ probabilities (``engine.project.scoring.rescore``: numpy only, milliseconds), so
 scores are current whether an engine runs or not (a running engine's watcher then finds the
 score current and does nothing more).
 
-Saving a plain file (outside a project): the first save of a session keeps the file as it was
+Saving a plain file (outside any project's folder): the first save of a session keeps the file as it was
 opened next to it as ``NAME.orig-<n>.SUFFIX`` (n: the first number not taken), then the new
 mask replaces the file atomically (temp file + os.replace), keeping its convention (0/1,
 0/255, palette). Later saves of the same session replace it again (the session's undo covers
@@ -48,6 +52,7 @@ class Document:
     cfg: object = None
     image_id: int | None = None
     note: str = ""                   # shown once at start (e.g. why not a project mask)
+    refused: str = ""                # why a save is refused (a mask the project does not know)
     _backed_up: bool = field(default=False, repr=False)
 
     @property
@@ -69,30 +74,51 @@ class Document:
         m = (np.asarray(mask) > 0).astype(np.uint8)
         if self.in_project:
             return self._save_project(m)
+        if self.refused:
+            raise DocumentError(self.refused)
         return self._save_plain(m)
 
     def _save_project(self, m: np.ndarray) -> str:
+        """Every failure is a DocumentError naming the file (the app shows it and keeps the
+        edits); one after the mask was written says so: "saved, not re-scored"."""
         from ...engine.project import history
-        from ...engine.project.backup import BackupError
-        from ...engine.project.imageio import MaskError
-        from ...engine.project.project import Project
         from ...engine.project.scoring import rescore
 
-        project = Project.open(self.root, cfg=self.cfg, create=False)
+        project = _open_project(self.root, self.cfg, f"{self.name}: not saved: ")
         try:
-            row = project.store.image(self.image_id)
+            try:
+                row = project.store.image(self.image_id)
+            except Exception as e:  # noqa: BLE001 - a damaged state (sqlite3.Error, ...)
+                raise DocumentError(f"{self.name}: not saved: cannot read the project state "
+                                    f"of {self.root}: {_text(e)}") from None
             if row is None:
-                raise DocumentError(f"{self.name}: its image is no longer in the project "
-                                    f"{self.root}")
-            try:  # re-scores it from its stored prediction too
+                raise DocumentError(f"{self.name}: not saved: its image is no longer in the "
+                                    f"project {self.root}")
+            try:  # writes the mask, then re-scores it from its stored prediction
                 history.write_mask(project, row, m, source="editor")
-            except (BackupError, MaskError, OSError) as e:
-                raise DocumentError(f"{self.name}: not saved: {e}") from None
-            scored = rescore.rescore_image(project, self.image_id)  # True: it is current
+            except Exception as e:  # noqa: BLE001 - a save must never lose the edits to a crash
+                if self._holds(m):
+                    raise DocumentError(f"{self.name}: saved, not re-scored: {_text(e)}"
+                                        ) from None
+                raise DocumentError(f"{self.name}: not saved: {_text(e)}") from None
+            try:
+                scored = rescore.rescore_image(project, self.image_id)  # True: it is current
+            except Exception as e:  # noqa: BLE001 - the mask is saved: say so, and why not scored
+                raise DocumentError(f"{self.name}: saved, not re-scored: {_text(e)}") from None
         finally:
             project.close()
         return (f"saved {self.name} (a new version; u in the app undoes it)"
                 + ("; re-scored" if scored else "; scored at the next prediction"))
+
+    def _holds(self, m: np.ndarray) -> bool:
+        """Whether the mask file now holds ``m`` (a failure after the write, or before it)."""
+        from ...engine.project import imageio
+
+        try:
+            codes = self.cfg.project.codes
+            return bool(np.array_equal(imageio.read_mask(self.mask_path, codes) > 0, m > 0))
+        except Exception:  # noqa: BLE001 - unreadable: not what was meant to be saved
+            return False
 
     def _save_plain(self, m: np.ndarray) -> str:
         import shutil
@@ -119,6 +145,25 @@ class Document:
         return f"saved {path}{kept}"
 
 
+def _text(e: BaseException) -> str:
+    return str(e) or type(e).__name__
+
+
+def _open_project(root: Path, cfg, prefix: str = ""):
+    """The project of ``root`` (its state must exist); DocumentError when its state cannot be
+    opened (missing, damaged, unreadable)."""
+    import sqlite3
+
+    from ...engine.project.project import Project
+    from ...engine.store import StoreError
+
+    try:
+        return Project.open(root, cfg=cfg, create=False)
+    except (StoreError, OSError, sqlite3.Error) as e:
+        raise DocumentError(f"{prefix}cannot open the project state of {root}: {_text(e)}"
+                            ) from None
+
+
 def find_project(start: Path) -> Path | None:
     """The nearest folder at or above ``start`` with segtriage.toml or .segtriage/."""
     start = start.resolve()
@@ -129,19 +174,48 @@ def find_project(start: Path) -> Path | None:
 
 
 def _read_prob(path: Path, shape) -> np.ndarray:
-    from PIL import Image
+    """P(object) × 255 of ``path`` through the project's guarded reader; a map of another
+    size than ``shape`` is a DocumentError (a painted mask is never resized)."""
+    from ...engine.project.imageio import ImageError
+    from ...engine.project.scoring.probs import read_prob_u8
 
+    if not path.exists():
+        raise DocumentError(f"{path}: no such file")
     try:
-        with Image.open(path) as im:
-            im = im.convert("L")
-            if im.size != (shape[1], shape[0]):
-                raise DocumentError(f"{path}: the probability map is {im.size[0]}×{im.size[1]}"
-                                    f" but the mask is {shape[1]}×{shape[0]}")
-            return np.asarray(im).copy()
-    except FileNotFoundError:
-        raise DocumentError(f"{path}: no such file") from None
-    except OSError as e:
-        raise DocumentError(f"{path}: cannot read the probability map: {e}") from None
+        a = read_prob_u8(path)
+    except ImageError as e:
+        raise DocumentError(f"cannot read the probability map: {e}") from None
+    if a.shape != tuple(shape[:2]):
+        raise DocumentError(f"{path}: the probability map is {a.shape[1]}×{a.shape[0]}"
+                            f" but the mask is {shape[1]}×{shape[0]}")
+    return a
+
+
+def _project_state(root: Path, cfg, rel: str, shown: str) -> tuple:
+    """(image row or None, the current prediction's map path or None, note, why a save is
+    refused) of the mask ``rel`` in the project of ``root``."""
+    from ...engine.project.scoring.current import NoPrediction, prediction_for
+
+    refused = (f"{shown} is not in the project {root} yet: run `segtriage scan {root}` "
+               "first (not saved)")
+    if not (cfg.state_path(root) / "state.db").exists():
+        return None, None, f"{root} has no project state yet: saving is refused", refused
+    project = _open_project(root, cfg)
+    try:
+        try:
+            row = project.store.image_by_mask(rel)
+            if row is None:
+                return (None, None, f"not a mask of the project {root} yet: saving is refused",
+                        refused)
+            try:
+                return row, prediction_for(project, row).path, "", ""
+            except NoPrediction as e:
+                return row, None, str(e), ""
+        except Exception as e:  # noqa: BLE001 - a damaged state (sqlite3.Error, ...)
+            raise DocumentError(f"cannot open the project state of {root}: {_text(e)}"
+                                ) from None
+    finally:
+        project.close()
 
 
 def open_document(mask: Path | str, image: Path | str | None = None,
@@ -158,34 +232,18 @@ def open_document(mask: Path | str, image: Path | str | None = None,
     root = Path(project) if project is not None else find_project(mask.parent)
     if project is not None and not root.is_dir():
         raise DocumentError(f"{root}: not a folder (--project)")
-    cfg, row, prob_rel, note = None, None, None, ""
+    cfg, row, stored_prob, note, refused = None, None, None, "", ""
     if root is not None:
         try:
             cfg = load_config(root)
         except ConfigError as e:
             raise DocumentError(str(e)) from None
-        db = cfg.state_path(root) / "state.db"
-        try:
-            rel = mask.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            rel = None
+        rel = _inside(mask, root)
         if rel is None:
             note = f"not inside the project {root}: saved as a plain file"
-        elif not db.exists():
-            note = f"{root} has no project state yet: saved as a plain file"
         else:
-            from ...engine.store import Store
-
-            store = Store(db, create=False)
-            try:
-                row = store.image_by_mask(rel)
-                if row is not None:
-                    sc = store.score(row.id)
-                    prob_rel = sc.prob_path if sc else None
-            finally:
-                store.close()
-            if row is None:
-                note = f"not a mask of the project {root}: saved as a plain file"
+            shown = (_inside(Path(image), root) if image is not None else None) or rel
+            row, stored_prob, note, refused = _project_state(root, cfg, rel, shown)
     codes = cfg.project.codes if cfg is not None else default_config().project.codes
     img_path = Path(image) if image is not None else (
         root / row.path if row is not None else None)
@@ -207,13 +265,22 @@ def open_document(mask: Path | str, image: Path | str | None = None,
     if picture is None:
         picture = np.where(m, 160, 40).astype(np.uint8)
     prob_arr = prob_path = None
-    if prob is not None:
+    if prob is not None:                 # asked for: a problem with it is an error
         prob_path = Path(prob)
-    elif prob_rel and cfg is not None:
-        p = cfg.state_path(root) / prob_rel
-        prob_path = p if p.exists() else None
-    if prob_path is not None:
         prob_arr = _read_prob(prob_path, m.shape)
+    elif stored_prob is not None and stored_prob.exists():
+        try:                             # the project's: opened without it, and why
+            prob_arr, prob_path = _read_prob(stored_prob, m.shape), stored_prob
+        except DocumentError as e:
+            note = f"the prediction is not shown: {e}"
     return Document(mask_path=mask, image=picture, mask=m, prob=prob_arr, image_path=img_path,
                     prob_path=prob_path, root=root if row is not None else None, cfg=cfg,
-                    image_id=row.id if row is not None else None, note=note)
+                    image_id=row.id if row is not None else None, note=note,
+                    refused=refused)
+
+
+def _inside(path: Path, root: Path) -> str | None:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return None

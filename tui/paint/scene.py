@@ -21,6 +21,11 @@ from textual.strip import Strip
 
 from .viewport import Viewport
 
+# P(object) > 0.5 on the 8-bit map: engine/project/scoring/probs.py's PRED_CUT (the one cut
+# every reader of a stored map uses). Not imported: that package pulls scipy, ~0.4 s the app's
+# preview does not need; tests/paint/test_document.py keeps the two equal.
+PRED_CUT = 127
+
 DEFAULT_COLORS = {
     "seg-mask": (0, 230, 0), "seg-pred": (255, 0, 255), "seg-uncertain": (255, 160, 0),
     "split": (0, 200, 255), "cursor": (255, 255, 0), "cursor-erase": (255, 60, 60),
@@ -108,7 +113,7 @@ class Scene:
         if prob is not None and prob.dtype != np.uint8:
             prob = np.clip(np.asarray(prob, np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
         self.prob = prob
-        self.pred = None if prob is None else prob > 127
+        self.pred = None if prob is None else prob > PRED_CUT
         self.version += 1
 
     def set_labels(self, labels: np.ndarray | None, origin: tuple[int, int] = (0, 0)) -> None:
