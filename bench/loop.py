@@ -33,6 +33,7 @@ steps cost about 90 s at 64² with one core free (mostly the data pipeline and p
 overheads, so 96 images cost hardly more than 48), about 1.8 s a step at 128².
 
   .venv/bin/python bench/loop.py --work W --keep --png loop.png --json loop.json
+  .venv/bin/python bench/loop.py --report a.json b.json   # replicates run in two sittings
   .venv/bin/python bench/loop.py --quick     # smoke test: 24 images, 30 steps, 2 orders
   .venv/bin/python bench/loop.py --corrupt-frac 0.25 --corrupt-mix   # the demo's default mix
 """
@@ -412,6 +413,31 @@ def plot_terminal(recs: list[dict]) -> None:
         plt.show()
 
 
+def report_saved(a, setting: str) -> int:
+    """--report: the records of earlier runs, one replicate in one file only, reported as a
+    run would report them; the time is what the rounds took, without set-up between them."""
+    recs: list[dict] = []
+    seen: dict[tuple, Path] = {}
+    for path in a.report:
+        got = json.loads(path.read_text())
+        for key in sorted({(r["seed"], r["train_seed"]) for r in got}):
+            if key in seen:
+                raise SystemExit(f"{path}: replicate seed {key[0]}, training seed {key[1]} "
+                                 f"is also in {seen[key]}")
+            seen[key] = path
+        recs += got
+    loads = [r["load"] for r in recs if r.get("load") is not None]
+    total = sum(r["seconds"] for r in recs)
+    print(f"## Loop benchmark, records of {', '.join(map(str, a.report))}; machine: "
+          f"{machine()}\n{setting}; rounds' time in all {total / 60:.1f} min\n\n{table(recs)}"
+          f"\n\n{verdicts(recs, a, total, (min(loads, default=0), max(loads, default=0)))}\n",
+          flush=True)
+    plot_png(recs, a.png, setting)
+    print(f"plot: {a.png}", file=sys.stderr)
+    plot_terminal(recs)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -439,6 +465,10 @@ def main(argv=None) -> int:
     ap.add_argument("--png", type=Path, default=Path("loop.png"))
     ap.add_argument("--json", type=Path)
     ap.add_argument("--job-timeout", type=float, default=3600)
+    ap.add_argument("--report", type=Path, nargs="+", metavar="JSON",
+                    help="no training: print the table, verdicts and plots of the records in "
+                         "these --json files (runs of the same setting, e.g. replicates run "
+                         "in two sittings); the total time is the sum of the rounds' times")
     a = ap.parse_args(argv)
     if a.quick:
         a.seeds, a.train_seeds, a.count, a.test_count = a.seeds[:1], a.train_seeds[:1], 24, 12
@@ -460,6 +490,8 @@ def main(argv=None) -> int:
           f"{a.rounds} rounds{' + ceiling' if a.ceiling else ''}) = {n_train} trainings; "
           f"expected about {est / 60:.0f} min on the 2-core CPU with one core free",
           file=sys.stderr, flush=True)
+    if a.report:
+        return report_saved(a, setting)
     work = a.work or Path(tempfile.mkdtemp(prefix="segtriage-loop-"))
     work.mkdir(parents=True, exist_ok=True)
     started = _dt.datetime.now().astimezone()

@@ -153,3 +153,23 @@ def test_verdicts_compare_means_against_the_larger_sd_and_the_ceiling():
     # best order after 24 fixes: priority, +0.200 over round 0 (0.62 ± 0.028)
     assert "at most +0.200 (priority; round 0 0.620 ± 0.028)" in text
     assert "beyond the spread" in text and "50.0 min: met by 10.0 min" in text
+
+
+def test_report_joins_the_replicates_of_two_sittings_and_refuses_one_twice(tmp_path, capsys):
+    import json
+
+    def sitting(seed, r0, p2, c):
+        return [rec(seed, "round0", 0, 0, r0), rec(seed, "ceiling", None, 96, c),
+                rec(seed, "priority", 1, 12, r0), rec(seed, "priority", 2, 24, p2)]
+
+    (tmp_path / "a.json").write_text(json.dumps(sitting(0, 0.60, 0.80, 0.85)))
+    (tmp_path / "b.json").write_text(json.dumps(sitting(1, 0.64, 0.84, 0.87)))
+    args = ["--orders", "priority", "--png", str(tmp_path / "p.png"), "--report"]
+    assert loop.main([*args, str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| priority | 24 | 0.820 ± 0.028 |" in out and "| 2 |" in out  # both seeds' mean
+    assert "rounds' time in all 8.0 min" in out            # 8 rounds of 60 s
+    assert (tmp_path / "p.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match=r"b.json: replicate seed 1, training seed 42 is "
+                                         r"also in .*b.json"):
+        loop.main([*args, str(tmp_path / "b.json"), str(tmp_path / "b.json")])
