@@ -526,18 +526,6 @@ def test_prune_collects_leftovers_of_a_failed_snapshot(project, monkeypatch):
     assert [p.name for p in (dest / "snapshots").iterdir() if p.name.startswith(".")] == []
 
 
-def test_backup_status(project):
-    root, cfg, store = project
-    assert backup.backup_status(store)["last_snapshot"] is None
-    snap = backup.snapshot(Project(root, cfg, store))
-    st = backup.backup_status(store)
-    assert st["last_snapshot"] == snap["id"] and st["masks_changed_since"] == 0
-    save_mask_version(Project(root, cfg, store), "plain_mask.png", "scan")
-    _flip(root / "plain_mask.png")
-    save_mask_version(Project(root, cfg, store), "plain_mask.png", "editor")
-    assert backup.backup_status(store)["masks_changed_since"] == 1
-
-
 def test_verify_of_another_destination_ignores_the_history(project, tmp_path):
     """History objects live in the configured destination only; a snapshot store elsewhere
     must not report them missing."""
@@ -555,6 +543,32 @@ def test_verify_of_another_destination_ignores_the_history(project, tmp_path):
     rep = backup.verify(root, cfg)
     assert [m["refs"] for m in rep.missing] == [
         [f"history:plain_mask.png#{store.mask_versions('plain_mask.png')[0].id}"]]
+
+
+def test_verify_closes_the_history_store_it_opened_and_not_one_it_was_given(project,
+                                                                          monkeypatch):
+    import importlib
+
+    verify_mod = importlib.import_module("segtriage.engine.project.backup.verify")
+    root, cfg, store = project
+    backup.snapshot(Project(root, cfg, store))
+    opened: list[Store] = []
+
+    class Recording(Store):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.closed = False
+            opened.append(self)
+
+        def close(self):
+            self.closed = True
+            super().close()
+
+    monkeypatch.setattr(verify_mod, "Store", Recording)
+    assert backup.verify(root, cfg).ok
+    assert [s.closed for s in opened] == [True]
+    assert backup.verify(root, cfg, store=store).ok and len(opened) == 1
+    assert store.last_backup() is not None          # the caller's store is still open
 
 
 # -- repository-wide safety rule -----------------------------------------------------------

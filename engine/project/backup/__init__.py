@@ -12,9 +12,8 @@ from ..objectstore import (BackupError, ObjectStore, Owner, default_destination,
                       utc_iso)
 from .prune import prune
 from .restore import restore
-from .snapshot import backup_status, list_snapshots, resolve_snapshot, snapshot
+from .snapshot import list_snapshots, resolve_snapshot, snapshot
 from .verify import VerifyReport, verify
 
-__all__ = ["BackupError", "ObjectStore", "Owner", "VerifyReport", "backup_status",
-           "default_destination", "list_snapshots", "open_destination", "prune",
-           "resolve_snapshot", "restore", "snapshot", "utc_iso", "verify"]
+__all__ = ["BackupError", "ObjectStore", "Owner", "VerifyReport", "default_destination",
+           "list_snapshots", "open_destination", "prune", "resolve_snapshot", "restore", "snapshot", "utc_iso", "verify"]

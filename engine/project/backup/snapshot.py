@@ -53,8 +53,7 @@ def _model_files(project: Project) -> list[tuple[str, Path]]:
 
 def snapshot(project: Project, *, dest: Path | str | None = None,
              note: str | None = None, progress: Progress | None = None,
-             job_id: int | None = None, include_models: bool = True,
-             take_over: bool = False) -> dict:
+             job_id: int | None = None, take_over: bool = False) -> dict:
     """Store every image, mask, ``segtriage.toml`` and the model metadata (and the weights of
     every model version: all of ``models/`` but the files of trainings that did not finish);
     write the manifest last; record the snapshot in ``backups``. Returns the manifest summary.
@@ -69,7 +68,7 @@ def snapshot(project: Project, *, dest: Path | str | None = None,
     rels, mask_set = _data_files(project)
     if (root / CONFIG_NAME).is_file():
         rels.append(CONFIG_NAME)
-    model_files = _model_files(project) if include_models else []
+    model_files = _model_files(project)
     total = len(rels) + len(model_files) + 1
     files: dict[str, dict] = {}
     model_entries: dict[str, dict] = {}
@@ -160,16 +159,6 @@ def list_snapshots(root: Path | str, cfg, dest: Path | str | None = None, *,
     out += [{"id": Path(b["file"]).stem, "error": b["error"], "destination": str(obj.dest)}
             for b in bad]
     return out
-
-
-def backup_status(store: Store) -> dict:
-    """For `status` and the TUI's status pane: the last snapshot and masks changed since."""
-    last = store.last_backup()
-    since = last.created_at if last is not None else None
-    return {"last_snapshot": last.snapshot if last is not None else None,
-            "last_time": utc_iso(since) if since is not None else None,
-            "last_ts": since, "destination": last.destination if last is not None else None,
-            "masks_changed_since": store.mask_edits_since(since)}
 
 
 def resolve_snapshot(obj: ObjectStore, snapshot_id: str) -> dict:

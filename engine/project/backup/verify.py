@@ -83,7 +83,12 @@ def verify(root: Path | str, cfg: Config, dest: Path | str | None = None, *,
     obj = open_destination(root, cfg, dest, store)
     good, bad = obj.manifests()
     rep = VerifyReport(destination=obj.dest, snapshots=len(good), bad_manifests=bad)
-    refs = references(good, _history_store_of(root, cfg, obj, store))
+    history = _history_store_of(root, cfg, obj, store)
+    try:
+        refs = references(good, history)
+    finally:
+        if history is not None and history is not store:  # opened here: closed here
+            history.close()
     present = list(obj.iter_objects())
     for i, sha in enumerate(present):
         rep.objects += 1

@@ -184,12 +184,6 @@ def label_stats(labels: np.ndarray, n: int, areas: np.ndarray, suffix: str,
     return out
 
 
-def side_stats(mask_bool, suffix: str = "pred") -> dict:
-    """Object statistics of one binary image alone (for an image without a mask)."""
-    lab, n = label(mask_bool)
-    return label_stats(lab, n, object_areas(lab, n), suffix)
-
-
 def matching_stats(m: Matching) -> dict:
     """The flat, JSON-ready dict of a Matching (see match_objects)."""
     k = len(m.pairs)
