@@ -8,6 +8,7 @@ lock it keeps the old content as a version (versions.py), writes, keeps the new 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Union
 
@@ -115,7 +116,22 @@ def _resolve(project: Project, path: str | Path) -> tuple[str, str | None]:
     return rel, (row.path if row is not None else None)
 
 
-def history(project: Project, path: str | Path) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One version of a mask as `segtriage history` and the app show it."""
+    version: int                 # 1..n, oldest first
+    id: int                      # the mask_versions row
+    path: str                    # the mask, relative to the project folder
+    time: str                    # created_at, UTC ISO 8601
+    created_at: float
+    source: str                  # scan, editor, prediction, segment, revert, restore, ...
+    pixels_changed: int | None   # against the version before (None for the first)
+    dice_prev: float | None      # Dice to the version before
+    sha: str                     # the content's sha256 (its object in the history store)
+    current: bool                # the newest version whose content is the file now
+
+
+def history(project: Project, path: str | Path) -> list[HistoryEntry]:
     """Versions of the mask of ``path`` (an image or its mask), oldest first, numbered 1..n.
     ``current`` marks the newest version whose content is the file on disk now."""
     rel, _image = _resolve(project, path)
@@ -125,10 +141,10 @@ def history(project: Project, path: str | Path) -> list[dict]:
     except OSError:
         cur = None
     current_idx = max((i for i, v in enumerate(versions) if v.sha256 == cur), default=None)
-    return [{"version": i + 1, "id": v.id, "path": rel, "time": utc_iso(v.created_at),
-             "created_at": v.created_at, "source": v.source,
-             "pixels_changed": v.pixels_changed, "dice_prev": v.dice_prev,
-             "sha": v.sha256, "current": i == current_idx}
+    return [HistoryEntry(version=i + 1, id=v.id, path=rel, time=utc_iso(v.created_at),
+                         created_at=v.created_at, source=v.source,
+                         pixels_changed=v.pixels_changed, dice_prev=v.dice_prev,
+                         sha=v.sha256, current=i == current_idx)
             for i, v in enumerate(versions)]
 
 

@@ -393,9 +393,9 @@ def test_restore_is_byte_identical_and_keeps_what_it_replaces(project):
     assert obj.get(kept["plain_mask.png"]).read_bytes() == changed_mask
     assert obj.get(kept["with space.png"]).read_bytes() == changed_image
     h = history(Project(root, cfg, store), "plain.png")
-    assert [v["source"] for v in h] == ["scan", "restore"]
-    assert h[0]["sha"] == kept["plain_mask.png"] and h[1]["current"]
-    assert h[1]["pixels_changed"] == 5
+    assert [v.source for v in h] == ["scan", "restore"]
+    assert h[0].sha == kept["plain_mask.png"] and h[1].current
+    assert h[1].pixels_changed == 5
     # the image row follows the restored mask
     assert store.image("plain.png").mask_sha256 == sha256_file(root / "plain_mask.png")
     # restoring again changes nothing ("latest" is the newest whole snapshot)
@@ -471,7 +471,7 @@ def test_weird_names_backup_and_restore(tmp_path):
     assert _data_bytes(root) == original
     assert not (root / "pwned").exists() and not (Path.cwd() / "pwned").exists()
     for name in WEIRD:
-        assert [v["source"] for v in history(Project(root, cfg, store), f"{name}.png")] == \
+        assert [v.source for v in history(Project(root, cfg, store), f"{name}.png")] == \
             ["scan", "restore"]
     assert backup.verify(root, cfg, store=store).ok
 
@@ -498,7 +498,7 @@ def test_prune_keeps_newest_and_history_objects(project):
     # gone: only the old image (v1 and v2 of the mask are history, the rest is in s3)
     assert res["objects_deleted"] == 1 and res["bytes_freed"] == len(old_image)
     obj = ObjectStore(backup.default_destination(root, cfg))
-    assert {obj.get(v["sha"]).read_bytes() for v in history(Project(root, cfg, store), "plain.png")} \
+    assert {obj.get(v.sha).read_bytes() for v in history(Project(root, cfg, store), "plain.png")} \
         == {v1, v2}
     assert [r.snapshot for r in store.backups()] == [s3["id"]]
     assert [s["id"] for s in backup.list_snapshots(root, cfg)] == [s3["id"]]
@@ -539,7 +539,7 @@ def test_verify_of_another_destination_ignores_the_history(project, tmp_path):
     assert backup.verify(root, cfg).ok
     # the first mask version is in the history only: deleting it is found
     ObjectStore(backup.default_destination(root, cfg)).get(
-        history(Project(root, cfg, store), "plain.png")[0]["sha"]).unlink()
+        history(Project(root, cfg, store), "plain.png")[0].sha).unlink()
     rep = backup.verify(root, cfg)
     assert [m["refs"] for m in rep.missing] == [
         [f"history:plain_mask.png#{store.mask_versions('plain_mask.png')[0].id}"]]

@@ -92,12 +92,12 @@ def test_write_mask_versions_old_and_new(project):
     assert np.array(Image.open(root / rel)).max() == 255
     assert np.array_equal(read_mask(root / rel, cfg.project.codes), new)
     h = history(Project(root, cfg, store), "cells.png")
-    assert [(v["version"], v["source"], v["pixels_changed"]) for v in h] == [
+    assert [(v.version, v.source, v.pixels_changed) for v in h] == [
         (1, "scan", None), (2, "prediction", 1)]
-    assert h[1]["dice_prev"] == pytest.approx(2 * 16 / (16 + 17))
-    assert [v["current"] for v in h] == [False, True]
+    assert h[1].dice_prev == pytest.approx(2 * 16 / (16 + 17))
+    assert [v.current for v in h] == [False, True]
     obj = hist.history_store(Project(root, cfg, store))
-    assert obj.get(h[0]["sha"]).read_bytes() == old_bytes
+    assert obj.get(h[0].sha).read_bytes() == old_bytes
     row = store.image("cells.png")
     assert row.status == "edited" and row.mask_sha256 == sha256_file(root / rel)
     assert row.mask_size == (root / rel).stat().st_size
@@ -115,7 +115,7 @@ def test_write_mask_for_an_image_without_one(project):
     # status=None: the scan's rules, as for a mask appearing for a known image ('no-mask'
     # with a mask on disk is a state no scan leaves)
     assert row.mask_path == rel and row.status == "unreviewed" and row.error is None
-    assert [v["source"] for v in history(Project(root, cfg, store), "bare_mask.png")] == ["segment"]
+    assert [v.source for v in history(Project(root, cfg, store), "bare_mask.png")] == ["segment"]
 
 
 def test_write_mask_refuses_when_the_old_mask_cannot_be_kept(project, monkeypatch):
@@ -154,9 +154,9 @@ def test_revert_and_undo_round_trip(project):
     r = revert(Project(root, cfg, store), "cells.png", 1)
     assert (root / "cells_mask.png").read_bytes() == a
     h = history(Project(root, cfg, store), "cells.png")
-    assert [v["source"] for v in h] == ["scan", "editor", "revert", "revert", "revert"]
-    assert [v["pixels_changed"] for v in h] == [None, 4, 4, 4, 4]  # row 5 gains 4 pixels
-    assert h[-1]["current"] and not any(v["current"] for v in h[:-1])
+    assert [v.source for v in h] == ["scan", "editor", "revert", "revert", "revert"]
+    assert [v.pixels_changed for v in h] == [None, 4, 4, 4, 4]  # row 5 gains 4 pixels
+    assert h[-1].current and not any(v.current for v in h[:-1])
     # reverting to what is already there changes nothing
     r = revert(Project(root, cfg, store), "cells.png", 5)
     assert r["changed"] is False and len(store.mask_versions("cells_mask.png")) == 5
@@ -174,8 +174,8 @@ def test_revert_keeps_an_unseen_edit(project):
     unseen = (root / "cells_mask.png").read_bytes()
     revert(Project(root, cfg, store), "cells.png")
     h = history(Project(root, cfg, store), "cells.png")
-    assert [v["source"] for v in h] == ["scan", "editor", "revert"]
-    assert h[1]["pixels_changed"] == 48
+    assert [v.source for v in h] == ["scan", "editor", "revert"]
+    assert h[1].pixels_changed == 48
     revert(Project(root, cfg, store), "cells.png")
     assert (root / "cells_mask.png").read_bytes() == unseen
 
@@ -196,7 +196,7 @@ def test_revert_refuses_a_corrupt_version(project):
                "editor")
     current = (root / "cells_mask.png").read_bytes()
     obj = hist.history_store(Project(root, cfg, store))
-    p = obj.get(history(Project(root, cfg, store), "cells.png")[0]["sha"])
+    p = obj.get(history(Project(root, cfg, store), "cells.png")[0].sha)
     p.chmod(0o644)
     p.write_bytes(p.read_bytes()[:-4] + b"XXXX")
     with pytest.raises(BackupError, match="corrupt"):
@@ -226,7 +226,7 @@ def test_weird_names_through_history(project, name):
     a = (root / f"{name}_mask.png").read_bytes()
     write_mask(Project(root, cfg, store), store.image(f"{name}.png"), 1 - SQUARE, "editor")
     h = history(Project(root, cfg, store), f"{name}.png")
-    assert [(v["source"], v["pixels_changed"]) for v in h] == [("scan", None), ("editor", 64)]
+    assert [(v.source, v.pixels_changed) for v in h] == [("scan", None), ("editor", 64)]
     assert h == history(Project(root, cfg, store), str(root / f"{name}_mask.png"))  # absolute path
     revert(Project(root, cfg, store), f"{name}_mask.png")
     assert (root / f"{name}_mask.png").read_bytes() == a

@@ -455,3 +455,22 @@ def test_idle_exit_takes_a_number_of_seconds(tmp_path, capsys, bad):
         cli.main(["engine", "run", str(tmp_path), "--idle-exit", bad])
     assert e.value.code == 2
     assert f"{bad!r} is not a number of seconds >= 0" in capsys.readouterr().err
+
+
+def test_history_lists_the_versions_and_marks_the_one_on_disk(project, capsys):
+    import numpy as np
+    from PIL import Image
+
+    mask = project / "bravo_mask.png"
+    before = np.asarray(Image.open(mask))
+    Image.fromarray(np.where(before > 0, 0, 255).astype(np.uint8)).save(mask)  # an outside edit
+    assert run(capsys, "revert", project, "bravo.png")[0] == 0  # back to the scanned mask
+    rc, out, _ = run(capsys, "history", project, "bravo.png", "--json")
+    versions = json.loads(out)
+    assert rc == 0 and [(v["version"], v["source"], v["current"]) for v in versions] == [
+        (1, "scan", False), (2, "editor", False), (3, "revert", True)]
+    assert versions[0]["sha"] == versions[2]["sha"] and versions[0]["path"] == "bravo_mask.png"
+    rc, out, _ = run(capsys, "history", project, "bravo.png")
+    rows = [line for line in out.splitlines() if "│" in line and "revert" in line]
+    assert rc == 0 and len(rows) == 1 and "◀" in rows[0]
+    assert sum("◀" in line for line in out.splitlines()) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 
 from ..common import folder, image_paths, open_project, open_store
 from ..output import ago, err, escape, fmt, new_console
@@ -29,17 +30,18 @@ def run_history(a) -> int:
     except (BackupError, KeyError, ValueError, FileNotFoundError) as e:
         return err(str(e))
     if a.json:
-        print(json.dumps(versions, indent=2, default=str))
+        print(json.dumps([asdict(v) for v in versions], indent=2))
         return 0
     from rich.table import Table
 
-    t = Table(title=f"mask history of {a.path}", show_header=True)
-    for c in ("version", "time", "source", "pixels changed", "Dice to previous", "sha256"):
+    t = Table(title=f"mask history of {a.path}", show_header=True,
+              caption="on disk: the version the mask file holds now" if versions else None)
+    for c in ("version", "time", "source", "pixels changed", "Dice to previous", "sha256",
+              "on disk"):
         t.add_column(c)
     for v in versions:
-        t.add_row(str(v.get("version")), ago(v.get("created_at") or v.get("time")),
-                  escape(str(v.get("source"))), fmt(v.get("pixels_changed")),
-                  fmt(v.get("dice_prev")), str(v.get("sha256") or v.get("sha") or "")[:12])
+        t.add_row(str(v.version), ago(v.created_at), escape(v.source), fmt(v.pixels_changed),
+                  fmt(v.dice_prev), v.sha[:12], "◀" if v.current else "")
     new_console().print(t)
     return 0
 
