@@ -113,10 +113,9 @@ def prepare_edit(project: Project, image_id: int) -> tuple[Path, Path]:
             mask = _read_prediction(pred, row)
             source = "prediction"
         else:
-            # segment.py's reading: it should become public (read_for_threshold)
-            from .segment import _read_for_threshold, threshold_mask
+            from .segment import read_for_threshold, threshold_mask
 
-            mask = threshold_mask(_read_for_threshold(root / row.path), "otsu")
+            mask = threshold_mask(read_for_threshold(root / row.path), "otsu")
             source = "segment"
         history.write_mask(project, row, mask, source=source)
         row = _image_row(store, image_id)

@@ -141,7 +141,7 @@ def edge_step(smooth: np.ndarray, fg: np.ndarray) -> float:
     return float(np.median(smooth[band]) - np.median(smooth[ring]))
 
 
-def _read_for_threshold(path: Path) -> np.ndarray:
+def read_for_threshold(path: Path) -> np.ndarray:
     """Single-channel images at their native depth (16-bit keeps its precision); anything
     with colour or a palette as the RGB the rest of segtriage sees."""
     raw = read_image_raw(path)
@@ -188,7 +188,7 @@ def segment_folder(
             summary["skipped_existing"].append(rel)
             continue
         try:
-            mask = threshold_mask(_read_for_threshold(root / pair.image), method, **threshold_kw)
+            mask = threshold_mask(read_for_threshold(root / pair.image), method, **threshold_kw)
         except (ImageError, OSError, ValueError) as e:
             summary["errors"].append((pair.image, _message(e)))
             continue
