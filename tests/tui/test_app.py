@@ -505,6 +505,21 @@ async def test_keymap_from_config_rebinds_and_help_follows(project):
         assert re.search(r"█  A +mark the mask as correct", screen_text(app))
 
 
+async def test_messages_name_the_keys_as_bound(project):
+    """A message that says which key to press names the key the keymap gave the action."""
+    (project / "segtriage.toml").write_text('[keymap]\npredict = "F"\nbackup = "ctrl+b"\n')
+    app = make_app(project)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        assert app.key_of("predict") == "F" and app.key_of("undo") == "u"
+        await pilot.press("G", "P")                  # a row with no prediction
+        await settle(pilot)
+        assert any(n.message.endswith("no prediction yet (F predicts)")
+                   for n in app._notifications)
+        assert app.key_of("backup") == "^b"          # as the help screen shows it
+        assert "(^b backs up)" in screen_text(app)   # the fixture has no backup yet
+
+
 async def test_command_palette_runs_actions(project):
     app = make_app(project)
     async with app.run_test(size=(120, 36)) as pilot:

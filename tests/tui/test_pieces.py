@@ -135,6 +135,8 @@ def test_status_lines():
     assert "no model yet (train #7 makes one)" in format_status(info, 1030.0).splitlines()[2]
     info["queued"] = []
     assert "no model yet (r trains one)" in format_status(info, 1030.0).splitlines()[2]
+    rebound = format_status(info, 1030.0, {"retrain": "T", "backup": "^b"}.get).splitlines()
+    assert "no model yet (T trains one)" in rebound[2] and "(^b backs up)" in rebound[3]
 
 
 def test_status_names_the_checkpoint_an_early_ranking_comes_from():

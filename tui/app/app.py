@@ -34,6 +34,7 @@ from .feed import DataFeed
 from .jobs import EngineControl, JobActions
 from .palette import ActionCommands
 from .review_actions import ReviewActions
+from .screens.help import key_text
 from .themes import load_themes, preview_colors
 from .view_actions import ViewActions
 from .widgets.metrics import MetricsPane
@@ -113,6 +114,11 @@ class SegtriageApp(DataFeed, ReviewActions, JobActions, ViewActions, StoreWrites
         self.theme = wanted
 
     # -- composition -----------------------------------------------------------------------
+    def key_of(self, action_id: str) -> str:
+        """The key that runs an action now (its first one, [keymap] applied), as the help
+        screen shows keys: what messages name when they say which key to press."""
+        return key_text(self, self.keymap[action_id].split(",")[0])
+
     def compose(self) -> ComposeResult:
         # kept as attributes: timers and workers may still report while the app shuts down,
         # when a query would no longer find them

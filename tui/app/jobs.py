@@ -97,7 +97,7 @@ class JobActions:
         self._restart_a_dead_engine(info.get("running"))
         info["engine_starting"] = self.engine_starting
         self._status_info = info
-        self.status_pane.show(info, self.clock())
+        self.status_pane.show(info, self.clock(), self.key_of)
 
     def _restart_a_dead_engine(self, running) -> None:
         """Start the engine again when it died in a job (the rule: DeadEngineRule), as the

@@ -120,17 +120,17 @@ class ReviewActions:
         if row is None:
             return
         if not row.prob_path:
-            self.notify(f"{row.name}: no prediction yet (p predicts)", severity="warning")
+            self.notify(f"{row.name}: no prediction yet ({self.key_of('predict')} predicts)", severity="warning")
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
                 self._write(partial(review.replace_with_prediction, self.project, row.id),
-                            done="{} (u undoes)")
+                            done="{} (" + self.key_of("undo") + " undoes)")
 
         self.push_screen(ConfirmScreen(
             f"Replace the mask of {escape(row.name)} with the model's prediction?",
-            "The current mask is kept in the history: u undoes it.", yes="Replace"), answer)
+            f"The current mask is kept in the history: {self.key_of('undo')} undoes it.", yes="Replace"), answer)
 
     def action_undo(self) -> None:
         row = self._need_row()

@@ -3,11 +3,21 @@ edits and backups. ``format_status`` is pure (facts + clock → markup) so it is
 
 from __future__ import annotations
 
+from typing import Callable
+
 from textual.markup import escape
 from textual.widgets import Static
 
 from ....engine.store.rows import EngineState
+from ..actions import BY_ID
 from .sparkline import spark
+
+KeyOf = Callable[[str], str]
+
+
+def default_key(action_id: str) -> str:
+    """An action's first default key, as the registry writes it."""
+    return BY_ID[action_id].keys.split(",")[0]
 
 
 def age(seconds: float | None) -> str:
@@ -114,7 +124,7 @@ def checkpoint_text(ck) -> str:
     return f"checkpoint (step {info.get('step', '?')} of {info.get('steps', '?')})"
 
 
-def model_line(info: dict, now: float) -> str:
+def model_line(info: dict, now: float, key: KeyOf = default_key) -> str:
     """The model the ranking comes from: a model version, or an early ranking's checkpoint
     (the rows it scored are marked c in the list) until the final model has scored them."""
     m = info.get("model")
@@ -128,7 +138,7 @@ def model_line(info: dict, now: float) -> str:
                     else "no training running")
             return (f"[$warning]c[/] ranking from {checkpoint_text(ck)} · valid Dice "
                     f"{_num(ck.valid_dice)} · {then} · {_edits(edits)}")
-        hint = f"{training[0].kind} #{training[0].id} makes one" if training else "r trains one"
+        hint = f"{training[0].kind} #{training[0].id} makes one" if training else f"{key('retrain')} trains one"
         return f"[$foreground-muted]no model yet ({hint})[/] · {_edits(edits)}"
     kind = " crossval" if m.kind == "crossval" else ""
     text = (f"model [b]v{m.id}[/b]{kind} · {age(now - m.created_at)} ago · "
@@ -139,11 +149,11 @@ def model_line(info: dict, now: float) -> str:
     return text + f" · [{colour}]{_edits(edits)} since[/]"
 
 
-def backup_line(info: dict, now: float) -> str:
+def backup_line(info: dict, now: float, key: KeyOf = default_key) -> str:
     at = info.get("backup_at")
     edits = info.get("edits_since_backup", 0)
     if at is None:
-        return f"[$warning]no backup yet[/] (b backs up) · {_edits(edits)}"
+        return f"[$warning]no backup yet[/] ({key('backup')} backs up) · {_edits(edits)}"
     colour = "$warning" if edits else "$foreground-muted"
     return f"backup {age(now - at)} ago · [{colour}]{_edits(edits)} since[/]"
 
@@ -152,13 +162,15 @@ def _edits(n: int) -> str:
     return f"{n} mask edit" + ("" if n == 1 else "s")
 
 
-def format_status(info: dict, now: float) -> str:
-    return "\n".join([engine_line(info, now), job_line(info, now), model_line(info, now),
-                      backup_line(info, now)])
+def format_status(info: dict, now: float, key: KeyOf = default_key) -> str:
+    """The four lines; ``key(action_id)`` names the key that runs an action (the app's own
+    keymap: a rebound key is named as bound)."""
+    return "\n".join([engine_line(info, now), job_line(info, now), model_line(info, now, key),
+                      backup_line(info, now, key)])
 
 
 class StatusPane(Static):
     """Four lines at the bottom of the screen."""
 
-    def show(self, info: dict, now: float) -> None:
-        self.update(format_status(info, now), layout=False)  # four fixed lines
+    def show(self, info: dict, now: float, key: KeyOf = default_key) -> None:
+        self.update(format_status(info, now, key), layout=False)  # four fixed lines
