@@ -68,7 +68,7 @@ class HistoryTables(Database):
         return None if r is None else BackupRow.from_row(r)
 
     # -- backup/history helpers --------------------------------------------------------------
-    # (owned by engine/backup.py and engine/history.py)
+    # (owned by engine/project/backup/ and engine/project/history.py)
     def mask_version_refs(self) -> list[tuple[int, str, str]]:
         """(id, path, sha256) of every mask version: objects prune must never delete."""
         return [tuple(r) for r in self.conn.execute(

@@ -11,7 +11,7 @@ R being the app's image renderer, so the painter draws as the preview did).
 ``$VISUAL`` and ``$EDITOR`` name text editors and are not used for masks: a default SSH
 set-up (``EDITOR=vim``) gets the painter, and a GIMP user sets ``[editor] command = "gimp
 {mask}"`` (with ``mode = "gui"``) or ``SEGTRIAGE_EDITOR=gimp``. The placeholders and their
-expansion live in engine/config.py, which validates the template. The result is always a list
+expansion live in engine/project/config/checks.py, which validates the template. The result is always a list
 handed to the OS directly, never to a shell, so odd file names are safe.
 """
 

@@ -82,7 +82,7 @@ def unit(v: Any) -> str:
     return v.strip()
 
 
-# -- the [editor] command template (tui/editor.py expands it with the same function) ---------
+# -- the [editor] command template (tui/app/editor.py expands it with the same function) ---------
 
 EDITOR_PLACEHOLDERS = ("mask", "image")  # {mask}: the mask to edit, {image}: its image
 EDITOR_BRACES = ("a command line whose only placeholders are "
