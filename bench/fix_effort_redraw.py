@@ -19,7 +19,8 @@ drawing cost matters) and timed in a fresh process that has imported what the pa
 (tui/paint/app.py), so the garbage collector walks a heap like the painter's: a full
 (generation 2) collection during a frame costs time in proportion to every live object (with
 torch imported it is several times longer).
-Each setting runs twice: the collector as is, and after `gc.freeze()` at start-up.
+Each setting runs twice: after `gc.freeze()` at start-up, as the painter runs
+(tui/run.py, run_frozen), and with the collector as is, to show what the freeze buys.
 
   .venv/bin/python bench/fix_effort.py --no-oracle       # the table, with machine and date
   .venv/bin/python bench/fix_effort_redraw.py FOLDER --gc freeze   # (the timing process)
