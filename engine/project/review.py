@@ -92,7 +92,7 @@ def undo(project: Project, image_id: int) -> str:
 
     row = _image_row(project.store, image_id)
     result = history.revert(project, row.mask_path or row.path)  # re-indexes
-    return f"{result['path']}: back to version {result['version']} (u again undoes the undo)"
+    return f"{result['path']}: back to version {result['version']}"
 
 
 def prepare_edit(project: Project, image_id: int) -> tuple[Path, Path]:

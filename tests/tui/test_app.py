@@ -311,7 +311,8 @@ async def test_replace_with_prediction_confirms_and_undo_restores(project):
         await settle(pilot)
         assert (project / "alpha_mask.png").read_bytes() == original
         assert store.mask_versions("alpha_mask.png")[-1].source == "revert"
-        assert any("back to version 1" in n.message for n in app._notifications)
+        assert any(n.message == "alpha_mask.png: back to version 1 (u again undoes the undo)"
+                   for n in app._notifications)
 
 
 async def test_undo_with_nothing_to_undo_says_so(project):

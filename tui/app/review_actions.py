@@ -135,4 +135,5 @@ class ReviewActions:
     def action_undo(self) -> None:
         row = self._need_row()
         if row is not None:
-            self._write(partial(review.undo, self.project, row.id), done="{}")
+            self._write(partial(review.undo, self.project, row.id),
+                        done="{} (" + self.key_of("undo") + " again undoes the undo)")
