@@ -107,7 +107,7 @@ class Document:
                 raise DocumentError(f"{self.name}: saved, not re-scored: {_text(e)}") from None
         finally:
             project.close()
-        return (f"saved {self.name} (a new version; u in the app undoes it)"
+        return (f"saved {self.name} (a new version: undo in the app brings the old one back)"
                 + ("; re-scored" if scored else "; scored at the next prediction"))
 
     def _holds(self, m: np.ndarray) -> bool:
