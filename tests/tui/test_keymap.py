@@ -6,7 +6,8 @@ import pytest
 
 from segtriage.engine.store import Store
 from segtriage.engine.project.config import load_config
-from segtriage.tui.app.actions import ACTIONS, check_keymap, normalize_key, KeyStringError
+from segtriage.tui.app.actions import ACTIONS, check_keymap
+from segtriage.tui.keymap import KeyStringError, normalize_key
 
 from .conftest import make_app, screen_text, settle
 

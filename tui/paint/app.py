@@ -6,13 +6,17 @@ current mask (the keys call exactly what ``segtriage fix`` and the benchmark cal
 in an ``ops.History`` (undo and redo without limit). Saving goes through ``Document.save``
 (document.py: the project's mask history, or a plain atomic write with the old file kept).
 
-Every binding has an id (``paint.<name>``): ``PaintApp(keymap={"paint.save": "ctrl+s"})``
-rebinds through ``App.set_keymap``. The keys are listed by ``?`` and in README.md.
+Every binding has an id (``paint.<name>``). A project's ``[keymap]`` rebinds them with those
+ids (``"paint.save" = "ctrl+w"``: quoted, as TOML needs for a dot), checked by the rules the
+app's keymap follows (tui/keymap.py); ``PaintApp(keymap=...)`` gives the entries directly.
+The keys are listed by ``?``, in the hint line as bound, and in README.md.
 """
 
 from __future__ import annotations
 
 import threading
+
+from typing import Callable
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -21,6 +25,7 @@ from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ..keymap import PAINT_PREFIX, resolve
 from . import ops
 from .disagree import Disagreements
 from .document import Document, DocumentError
@@ -62,8 +67,29 @@ PAINT_BINDINGS = [
     _b("question_mark", "help", "this help", "help"),
 ]
 
-HINT = "? help  space paint  x erase  [ ] size  d delete  a add pred  n next  u undo  w save  q quit"
-HINT_SHORT = "? help  space paint  x erase  [ ] size  d del  a add  n next  u undo  w save  q"
+# the hint line: (binding ids, what it says, what it says at 80 columns)
+HINT_ITEMS = (("help", "help", "help"), ("brush", "paint", "paint"), ("erase", "erase", "erase"),
+              ("brush_smaller brush_bigger", "size", "size"), ("delete_object", "delete", "del"),
+              ("add_predicted", "add pred", "add"), ("next_disagreement", "next", "next"),
+              ("undo", "undo", "undo"), ("save", "save", "save"), ("quit", "quit", ""))
+
+
+def hint_line(key: Callable[[str], str], short: bool = False) -> str:
+    """The keys most fixes need, named as bound (``key``: a binding id's key as shown)."""
+    return "  ".join(" ".join([*(key(i) for i in ids.split()), (brief if short else long)]
+                              ).rstrip() for ids, long, brief in HINT_ITEMS)
+
+
+def check_paint_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """The ``paint.*`` entries of a project's ``[keymap]`` (the app's own entries are the
+    app's) against the painter's bindings, by the app's rules (tui/keymap.py): the overrides
+    for ``App.set_keymap`` and one message per problem (an unknown id among them)."""
+    ours = {b.id: b.key for b in VIEW_BINDINGS + PAINT_BINDINGS}
+    asked = {k: v for k, v in keymap.items() if k.startswith(PAINT_PREFIX)}
+    problems = [f"keymap.{k}: no such painter key (known: {', '.join(ours)})"
+                for k in asked if k not in ours]
+    overrides, found = resolve({k: v for k, v in asked.items() if k in ours}, ours)
+    return overrides, problems + found
 
 
 def shown_name(name: str, limit: int = 28) -> str:
@@ -97,9 +123,12 @@ class HelpScreen(ModalScreen[None]):
             for b in group:
                 keys = ", ".join(self.app.get_key_display(Binding(k.strip(), ""))
                                  for k in self.keymap.get(b.id, b.key).split(","))
-                lines.append(f"  [b]{escape(keys):<22}[/b] {escape(b.description)}")
+                lines.append(f"  [b]{escape(keys):<22}[/b] {escape(b.description)}  "
+                             f"[dim]{b.id}[/dim]")
         lines += ["", "Mouse: left drag paints (erase mode: erases), right drag erases, "
-                  "middle or ctrl drag pans, the wheel pans (shift: sideways)."]
+                  "middle or ctrl drag pans, the wheel pans (shift: sideways).", "",
+                  "Rebind a key in the project's segtriage.toml by its id: [keymap] "
+                  '"paint.save" = "ctrl+w"']
         with Vertical(id="paint-help"):
             yield Static("\n".join(lines))
 
@@ -133,7 +162,8 @@ class PaintApp(App[int]):
     def __init__(self, doc: Document, *, keymap: dict[str, str] | None = None,
                  renderer=None) -> None:
         """``renderer``: a ``renderers.Renderer`` chosen before the app runs (None:
-        half-cell blocks)."""
+        half-cell blocks). ``keymap``: binding id → keys (None: the ``paint.*`` entries of
+        the document's project config, checked; a problem is shown at start)."""
         super().__init__()
         self.doc = doc
         self.renderer = renderer
@@ -149,6 +179,9 @@ class PaintApp(App[int]):
         self._disagreements_lock = threading.Lock()
         self._last_cursor: tuple[int, int] | None = None
         self._message = doc.note
+        self.keymap_problems: list[str] = []
+        if keymap is None and doc.cfg is not None:
+            keymap, self.keymap_problems = check_paint_keymap(doc.cfg.keymap)
         self.user_keymap = dict(keymap or {})
         self.title = f"paint {doc.mask_path.name}"
 
@@ -158,19 +191,36 @@ class PaintApp(App[int]):
         yield make_view(self.renderer, scene=self.scene, editable=True, layers=layers,
                         id="paint-view")
         yield Static("", id="paint-status", markup=False)
-        yield Static(HINT_SHORT, id="paint-hint", markup=False)
+        yield Static(self.hint(short=True), id="paint-hint", markup=False)
 
     @property
     def view(self) -> PaintView:
         return self.query_one(PaintView)
 
+    def key_of(self, binding_id: str) -> str:
+        """A binding's key as bound now, shown as the help shows keys (a plain key first:
+        the hint line says ``w save`` rather than ``^s save``)."""
+        keys = self.current_keys()[f"{PAINT_PREFIX}{binding_id}"].split(",")
+        plain = [k for k in keys if "+" not in k]
+        return self.get_key_display(Binding((plain or keys)[0].strip(), ""))
+
+    def current_keys(self) -> dict[str, str]:
+        """Every binding id → its keys, the keymap applied."""
+        return {b.id: b.key for b in VIEW_BINDINGS + PAINT_BINDINGS} | self.user_keymap
+
+    def hint(self, short: bool = False) -> str:
+        return hint_line(self.key_of, short)
+
     def on_resize(self) -> None:
-        hint = HINT if self.size.width >= len(HINT) else HINT_SHORT
+        long = self.hint()
+        hint = long if self.size.width >= len(long) else self.hint(short=True)
         self.query_one("#paint-hint", Static).update(hint)
 
     def on_mount(self) -> None:
         if self.user_keymap:
             self.set_keymap(self.user_keymap)
+        for problem in self.keymap_problems:
+            self.notify(problem, severity="warning", timeout=10)
         v = self.view
         v.find_regions = self._regions
         v.split_settings = split_settings(self.doc.cfg)
@@ -378,8 +428,7 @@ class PaintApp(App[int]):
         self.save()
 
     def action_help(self) -> None:
-        keymap = {b.id: b.key for b in VIEW_BINDINGS + PAINT_BINDINGS} | self.user_keymap
-        self.push_screen(HelpScreen(keymap))
+        self.push_screen(HelpScreen(self.current_keys()))
 
     async def action_quit(self) -> None:
         if not self.history.dirty:

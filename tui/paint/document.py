@@ -30,8 +30,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ...engine.project.config import Config
 
 STATE_MARKERS = ("segtriage.toml", ".segtriage")
 
@@ -49,7 +53,7 @@ class Document:
     image_path: Path | None = None
     prob_path: Path | None = None
     root: Path | None = None         # the project, when the mask is one of its masks
-    cfg: object = None
+    cfg: Config | None = None         # the project's config (None: a plain file)
     image_id: int | None = None
     note: str = ""                   # shown once at start (e.g. why not a project mask)
     refused: str = ""                # why a save is refused (a mask the project does not know)

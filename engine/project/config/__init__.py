@@ -194,7 +194,9 @@ def template() -> str:
             lines.append(f"{key} = {_toml_value(default)}")
         lines.append("")
     lines += ["[keymap]", "# rebind an action: action id = \"key\" (see `?` in the app for ids)",
-              "# edit = \"ctrl+e\"", ""]
+              "# edit = \"ctrl+e\"",
+              "# a painter key: its id from `?` in the painter, quoted (TOML keys with a dot)",
+              "# \"paint.save\" = \"ctrl+w\"", ""]
     return "\n".join(lines)
 
 

@@ -30,8 +30,7 @@ def renderer_name(args: argparse.Namespace, doc) -> str:
     """``--renderer``, else the project's ``[tui] image_renderer``, else half-cell."""
     if args.renderer:
         return args.renderer
-    tui = getattr(doc.cfg, "tui", None)
-    return getattr(tui, "image_renderer", None) or "halfcell"
+    return (doc.cfg.tui.image_renderer if doc.cfg is not None else None) or "halfcell"
 
 
 def run(args: argparse.Namespace) -> int:
