@@ -5,7 +5,8 @@ leaves those entries to the painter."""
 from __future__ import annotations
 
 from segtriage.tui.app.actions import check_keymap
-from segtriage.tui.paint.app import PaintApp, check_paint_keymap
+from segtriage.tui.paint.app import PaintApp
+from segtriage.tui.paint.keys import check_paint_keymap
 from segtriage.tui.paint.document import open_document
 from segtriage.tui.paint.view import PaintView
 
