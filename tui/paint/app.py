@@ -6,7 +6,8 @@ current mask (the keys call exactly what ``segtriage fix`` and the benchmark cal
 in an ``ops.History`` (undo and redo without limit). Saving goes through ``Document.save``
 (document.py: the project's mask history, or a plain atomic write with the old file kept).
 
-Every binding has an id (``paint.<name>``). A project's ``[keymap]`` rebinds them with those
+Every binding (keys.py; the viewer's in view.py) has an id (``paint.<name>``). A project's
+``[keymap]`` rebinds them with those
 ids (``"paint.save" = "ctrl+w"``: quoted, as TOML needs for a dot), checked by the rules the
 app's keymap follows (tui/keymap.py); ``PaintApp(keymap=...)`` gives the entries directly.
 The keys are listed by ``?``, in the hint line as bound, and in README.md.
