@@ -15,7 +15,7 @@ class ActionCommands(Provider):
 
     def _entries(self):
         app = self.app
-        keymap = getattr(app, "keymap", {})
+        keymap = app.keymap
         for a in actions.ACTIONS:
             if a.palette:
                 keys = key_text(app, keymap.get(a.id, a.keys))

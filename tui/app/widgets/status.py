@@ -120,7 +120,7 @@ def job_line(info: dict, now: float, width: int = 80) -> str:
 
 def checkpoint_text(ck) -> str:
     """Which checkpoint an early ranking comes from: "checkpoint (step 40 of 200)"."""
-    info = getattr(ck, "info", None) or {}
+    info = ck.info  # a ModelRow of kind checkpoint: info holds step and steps
     return f"checkpoint (step {info.get('step', '?')} of {info.get('steps', '?')})"
 
 
