@@ -83,9 +83,20 @@ def wait_job(store, job_id: int, timeout: float = 300.0):
     return store.job(job_id)
 
 
+def _copy_file(src: str, dst: str) -> None:
+    """shutil.copy2, but a SQLite -wal or -shm file that vanished mid-copy is skipped: a
+    reader's connection closing elsewhere removes them, and a reader's WAL holds no data."""
+    try:
+        shutil.copy2(src, dst)
+    except FileNotFoundError:
+        if not src.endswith(("-wal", "-shm")):
+            raise
+
+
 def copy_project(root: Path, dst: Path) -> Path:
     """A copy of a project folder (and its demo truth) to write in; no lock or pid file."""
-    shutil.copytree(root, dst, ignore=shutil.ignore_patterns("engine.lock", "engine.pid"))
+    shutil.copytree(root, dst, ignore=shutil.ignore_patterns("engine.lock", "engine.pid"),
+                    copy_function=_copy_file)
     truth = Path(str(root) + "-truth")
     if truth.exists():
         shutil.copytree(truth, Path(str(dst) + "-truth"))

@@ -56,8 +56,18 @@ def test_second_engine_refuses_and_first_keeps_running(tiny_demo):
     assert engine_pid(tiny_demo) is None
 
 
-def test_train_writes_a_versioned_model_and_scores_everything(trained):
+@pytest.fixture
+def trained_store(trained):
+    """The shared folder's store, read only, closed when the test ends: a connection left to
+    the garbage collector removes the WAL files whenever it is collected, which once broke a
+    later test's copy of the folder mid-copy."""
     store = Project.open(trained).store
+    yield store
+    store.close()
+
+
+def test_train_writes_a_versioned_model_and_scores_everything(trained, trained_store):
+    store = trained_store
     (m,) = store.models()
     assert m.id == 1 and store.current_model_id() == 1 and m.kind == "plain"
     weights = load_config(trained).state_path(trained) / "models" / m.weights[0]
@@ -90,10 +100,10 @@ def test_report_json_has_every_column(trained):
     assert prios == sorted(prios, reverse=True)  # the default review order
 
 
-def test_stored_probabilities_match_a_reloaded_model(trained):
+def test_stored_probabilities_match_a_reloaded_model(trained, trained_store):
     from segtriage.engine.ml import infer
 
-    store = Project.open(trained).store
+    store = trained_store
     cfg = load_config(trained)
     m = store.current_model()
     state = cfg.state_path(trained)

@@ -173,7 +173,8 @@ def check_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     has focus its keys shadow the app's, so a shared key would run only the list's action. The
     preview's bindings are a scope of their own: while its viewer has the keys they shadow the
     app's on purpose (``n`` is the next row to review in the list, the next disagreement in the
-    preview), so a key may be an app action's and a preview action's at once.
+    preview), so a key may be an app action's and a preview action's at once. Entries whose
+    id starts with ``paint.`` are the painter's (tui/paint/keys.py checks them) and left out.
     """
     problems = [f"keymap.{k}: no such action (known: {', '.join(BY_ID)})"
                 for k in keymap if k not in BY_ID and not k.startswith(PAINT_PREFIX)]
