@@ -64,3 +64,4 @@ async def test_a_projects_paint_keys_rebind_the_painter(project):
         text = str(app.screen.query_one("#paint-help Static").render())
         assert "  p                      paint (or erase, in erase mode) the brush at the " \
                "cursor  paint.brush" in text
+        assert 'by its id: [keymap] "paint.save" = "ctrl+w"' in text

@@ -68,8 +68,8 @@ class HelpScreen(ModalScreen[None]):
                              f"[dim]{b.id}[/dim]")
         lines += ["", "Mouse: left drag paints (erase mode: erases), right drag erases, "
                   "middle or ctrl drag pans, the wheel pans (shift: sideways).", "",
-                  "Rebind a key in the project's segtriage.toml by its id: [keymap] "
-                  '"paint.save" = "ctrl+w"']
+                  escape("Rebind a key in the project's segtriage.toml by its id: [keymap] "
+                         '"paint.save" = "ctrl+w"')]
         with Vertical(id="paint-help"):
             yield Static("\n".join(lines))
 
