@@ -428,11 +428,18 @@ def report_saved(a, setting: str) -> int:
         recs += got
     loads = [r["load"] for r in recs if r.get("load") is not None]
     total = sum(r["seconds"] for r in recs)
-    print(f"## Loop benchmark, records of {', '.join(map(str, a.report))}; machine: "
-          f"{machine()}\n{setting}; rounds' time in all {total / 60:.1f} min\n\n{table(recs)}"
-          f"\n\n{verdicts(recs, a, total, (min(loads, default=0), max(loads, default=0)))}\n",
-          flush=True)
-    plot_png(recs, a.png, setting)
+    files = ", ".join(map(str, a.report))
+    return print_results(recs, a, f"## Loop benchmark, records of {files}; machine: "
+                         f"{machine()}\n{setting}; rounds' time in all {total / 60:.1f} min",
+                         total, (min(loads, default=0), max(loads, default=0)), setting)
+
+
+def print_results(recs: list[dict], a, head: str, total: float,
+                  loads: tuple[float, float], title: str) -> int:
+    """What a run prints and draws: ``head``, the table, the verdicts, the PNG (``title``)
+    and the terminal plot."""
+    print(f"{head}\n\n{table(recs)}\n\n{verdicts(recs, a, total, loads)}\n", flush=True)
+    plot_png(recs, a.png, title)
     print(f"plot: {a.png}", file=sys.stderr)
     plot_terminal(recs)
     return 0
@@ -507,14 +514,10 @@ def main(argv=None) -> int:
         if not a.keep and not a.work:
             shutil.rmtree(work, ignore_errors=True)
     total = time.monotonic() - t0
-    print(f"## Loop benchmark, {started:%Y-%m-%d %H:%M %Z}; machine: {machine()}\n"
-          f"command: {' '.join(['bench/loop.py', *(argv if argv is not None else sys.argv[1:])])}"
-          f"\n{setting}; total {total / 60:.1f} min\n\n{table(recs)}\n\n"
-          f"{verdicts(recs, a, total, (load0, os.getloadavg()[0]))}\n", flush=True)
-    plot_png(recs, a.png, f"{setting}, {started:%Y-%m-%d}")
-    print(f"plot: {a.png}", file=sys.stderr)
-    plot_terminal(recs)
-    return 0
+    command = " ".join(["bench/loop.py", *(argv if argv is not None else sys.argv[1:])])
+    return print_results(recs, a, f"## Loop benchmark, {started:%Y-%m-%d %H:%M %Z}; machine: "
+                         f"{machine()}\ncommand: {command}\n{setting}; total {total / 60:.1f} min",
+                         total, (load0, os.getloadavg()[0]), f"{setting}, {started:%Y-%m-%d}")
 
 
 if __name__ == "__main__":
