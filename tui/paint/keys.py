@@ -10,10 +10,7 @@ from textual.binding import Binding
 
 from ..keymap import PAINT_PREFIX, resolve
 from .view import VIEW_BINDINGS
-
-
-def _b(key: str, action: str, description: str, id: str) -> Binding:
-    return Binding(key, action, description, show=False, id=f"paint.{id}")
+from .view import paint_binding as _b
 
 
 PAINT_BINDINGS = [
@@ -45,6 +42,9 @@ PAINT_BINDINGS = [
     _b("question_mark", "help", "this help", "help"),
 ]
 
+# every painter binding id → its default keys
+DEFAULT_KEYS = {b.id: b.key for b in VIEW_BINDINGS + PAINT_BINDINGS}
+
 # the hint line: (binding ids, what it says, what it says at 80 columns)
 HINT_ITEMS = (("help", "help", "help"), ("brush", "paint", "paint"), ("erase", "erase", "erase"),
               ("brush_smaller brush_bigger", "size", "size"), ("delete_object", "delete", "del"),
@@ -62,11 +62,11 @@ def check_paint_keymap(keymap: dict[str, str]) -> tuple[dict[str, str], list[str
     """The ``paint.*`` entries of a project's ``[keymap]`` (the app's own entries are the
     app's) against the painter's bindings, by the app's rules (tui/keymap.py): the overrides
     for ``App.set_keymap`` and one message per problem (an unknown id among them)."""
-    ours = {b.id: b.key for b in VIEW_BINDINGS + PAINT_BINDINGS}
     asked = {k: v for k, v in keymap.items() if k.startswith(PAINT_PREFIX)}
-    problems = [f"keymap.{k}: no such painter key (known: {', '.join(ours)})"
-                for k in asked if k not in ours]
-    overrides, found = resolve({k: v for k, v in asked.items() if k in ours}, ours)
+    problems = [f"keymap.{k}: no such painter key (known: {', '.join(DEFAULT_KEYS)})"
+                for k in asked if k not in DEFAULT_KEYS]
+    overrides, found = resolve({k: v for k, v in asked.items() if k in DEFAULT_KEYS},
+                               DEFAULT_KEYS)
     return overrides, problems + found
 
 
@@ -84,7 +84,7 @@ class PainterKeys:
 
     def current_keys(self) -> dict[str, str]:
         """Every binding id → its keys, the keymap applied."""
-        return {b.id: b.key for b in VIEW_BINDINGS + PAINT_BINDINGS} | self.user_keymap
+        return DEFAULT_KEYS | self.user_keymap
 
     def hint(self, short: bool = False) -> str:
         return hint_line(self.key_of, short)

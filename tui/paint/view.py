@@ -31,6 +31,7 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widget import Widget
 
+from ..keymap import PAINT_PREFIX
 from .mouse import ViewMouse
 from .scene import Layers, Marks, Scene  # noqa: F401 (re-exported)
 from .viewport import ZOOM_MAX, Viewport  # noqa: F401 (re-exported)
@@ -38,8 +39,12 @@ from .viewport import ZOOM_MAX, Viewport  # noqa: F401 (re-exported)
 
 # -- the widget ----------------------------------------------------------------------------
 
-def _b(key: str, action: str, description: str, id: str, show: bool = False) -> Binding:
-    return Binding(key, action, description, show=show, id=f"paint.{id}")
+def paint_binding(key: str, action: str, description: str, id: str) -> Binding:
+    """A painter binding, hidden from the footer, with its keymap id ``paint.<id>``."""
+    return Binding(key, action, description, show=False, id=f"{PAINT_PREFIX}{id}")
+
+
+_b = paint_binding
 
 
 VIEW_BINDINGS = [
